@@ -1,0 +1,299 @@
+//! From a file to checked rows: open it, pick the platform, map the header, check every row
+//! against the field dictionary (in parallel, in chunks that keep memory flat), and find keys
+//! that name the same user on more than one row.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::engine::StartError;
+use crate::platform::{self, Edit, Options, Platform, Record};
+use crate::read::{self, Layout, Row, Sheet};
+use crate::report::Columns;
+use crate::validate::FieldError;
+
+/// Rows handed to the validators at once: big enough to keep both cores busy, small enough
+/// that a million-row file never sits in memory.
+pub const CHUNK: usize = 4096;
+
+/// An input file opened for one platform.
+pub struct Input {
+    pub sheet: Sheet,
+    pub layout: Layout,
+    pub platform: Box<dyn Platform>,
+}
+
+impl Input {
+    pub fn columns(&self) -> Columns {
+        Columns {
+            headers: self.layout.headers.clone(),
+            input_cols: self.layout.output_cols.clone(),
+            masked: self
+                .platform
+                .masked_fields()
+                .iter()
+                .filter_map(|&f| self.layout.field_col[f])
+                .collect(),
+        }
+    }
+}
+
+/// Opens `path` and maps its header onto the platform (named, or detected from the header).
+pub fn open_input(
+    path: &Path,
+    platform_name: Option<&str>,
+    sheet: Option<&str>,
+    options: &Options,
+) -> Result<Input, StartError> {
+    let opened = read::open(path, sheet).map_err(|e| StartError::usage(e.to_string()))?;
+    let platform = match platform_name {
+        Some(name) => platform::by_name(name, options).ok_or_else(|| {
+            StartError::usage(format!(
+                "unknown platform '{name}' (use {})",
+                platform::NAMES.join(", ")
+            ))
+        })?,
+        None => platform::detect(&opened.headers, options)
+            .map_err(|m| StartError::usage(format!("{}: {m}", path.display())))?,
+    };
+    let layout = read::headers::map_headers(&opened.headers, platform.fields());
+    let mut errors = layout.errors.clone();
+    errors.extend(platform.check_layout(&layout));
+    if !platform.key_fields().iter().any(|&k| layout.has(k)) {
+        let keys: Vec<&str> = platform
+            .key_fields()
+            .iter()
+            .map(|&k| platform.fields()[k].name)
+            .collect();
+        errors.push(format!(
+            "the header (row {}) has no {} column, so no row says which user it is about; \
+             the {} header needs {}",
+            opened.header_line,
+            keys.join(" or "),
+            platform.name(),
+            keys.join(" or ")
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(StartError::usage(format!(
+            "{}: {}",
+            path.display(),
+            errors.join("; ")
+        )));
+    }
+    Ok(Input {
+        sheet: opened,
+        layout,
+        platform,
+    })
+}
+
+/// Checks one row: unreadable cells, cells past the last header, then the field dictionary.
+pub fn check_row(
+    platform: &dyn Platform,
+    layout: &Layout,
+    row: &Row,
+) -> Result<Edit, Vec<FieldError>> {
+    let mut errors: Vec<FieldError> = row
+        .bad_cells
+        .iter()
+        .map(|(col, why)| {
+            let name = layout
+                .headers
+                .get(*col)
+                .cloned()
+                .unwrap_or_else(|| format!("column {}", col + 1));
+            FieldError::new(
+                Some(*col).filter(|c| *c < layout.headers.len()),
+                name,
+                why.clone(),
+            )
+        })
+        .collect();
+    let extra = row
+        .cells
+        .iter()
+        .skip(layout.headers.len())
+        .filter(|c| !c.is_empty())
+        .count();
+    if extra > 0 {
+        errors.push(FieldError::new(
+            None,
+            "row",
+            format!(
+                "has {} cells but the header has {} columns (remove the extra cells or add headers)",
+                row.cells.len(),
+                layout.headers.len()
+            ),
+        ));
+    }
+    let record = Record { row, layout };
+    match platform.validate(&record) {
+        Ok(edit) if errors.is_empty() => Ok(edit),
+        Ok(_) => Err(errors),
+        Err(mut field_errors) => {
+            // A cell that could not be read is reported once, as unreadable.
+            field_errors.retain(|e| !row.bad_cells.iter().any(|(c, _)| e.col == Some(*c)));
+            errors.extend(field_errors);
+            Err(errors)
+        }
+    }
+}
+
+/// Checks a chunk of rows on every core, keeping their order.
+pub fn check_chunk(
+    platform: &dyn Platform,
+    layout: &Layout,
+    rows: &[Row],
+) -> Vec<Result<Edit, Vec<FieldError>>> {
+    rows.par_iter()
+        .with_min_len(256)
+        .map(|row| check_row(platform, layout, row))
+        .collect()
+}
+
+/// Reads the rest of a sheet in chunks of non-blank rows.
+pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, read::ReadError>> {
+    let mut rows = rows.filter(|r| !matches!(r, Ok(row) if row.is_blank()));
+    std::iter::from_fn(move || {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for r in rows.by_ref() {
+            match r {
+                Ok(row) => {
+                    chunk.push(row);
+                    if chunk.len() == CHUNK {
+                        break;
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        (!chunk.is_empty()).then_some(Ok(chunk))
+    })
+}
+
+fn key_hash(normalized: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    normalized.hash(&mut h);
+    h.finish()
+}
+
+/// Collects the keys of valid rows as 16 bytes a row, then finds the rows whose keys collide.
+#[derive(Default)]
+pub struct KeyCollector {
+    keys: Vec<(u64, u64)>,
+}
+
+/// Rows that name a user another row names too, with the error to report on each.
+#[derive(Default, Debug)]
+pub struct Duplicates {
+    pub by_line: HashMap<u64, FieldError>,
+}
+
+impl Duplicates {
+    pub fn get(&self, line: u64) -> Option<&FieldError> {
+        self.by_line.get(&line)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_line.is_empty()
+    }
+}
+
+impl KeyCollector {
+    pub fn add(&mut self, line: u64, edit: &Edit) {
+        self.keys.push((key_hash(&edit.key.normalized()), line));
+    }
+
+    /// Finds the rows whose keys are equal. Equal hashes are only candidates: `reread` reads
+    /// the file again and the exact keys of those rows decide.
+    pub fn duplicates(
+        mut self,
+        reread: impl FnOnce(
+            &dyn Fn(u64) -> bool,
+        ) -> Result<Vec<(u64, Edit, Vec<(usize, String)>)>, StartError>,
+    ) -> Result<Duplicates, StartError> {
+        self.keys.sort_unstable();
+        let mut candidates: Vec<u64> = Vec::new();
+        for group in self.keys.chunk_by(|a, b| a.0 == b.0) {
+            if group.len() > 1 {
+                candidates.extend(group.iter().map(|(_, line)| *line));
+            }
+        }
+        drop(self.keys);
+        if candidates.is_empty() {
+            return Ok(Duplicates::default());
+        }
+        candidates.sort_unstable();
+        let wanted = |line: u64| candidates.binary_search(&line).is_ok();
+        let rows = reread(&wanted)?;
+        let mut groups: HashMap<String, Vec<(u64, &Edit, Option<&(usize, String)>)>> =
+            HashMap::new();
+        for (line, edit, key_col) in &rows {
+            groups
+                .entry(edit.key.normalized())
+                .or_default()
+                .push((*line, edit, key_col.first()));
+        }
+        let mut dups = Duplicates::default();
+        for members in groups.values().filter(|m| m.len() > 1) {
+            for (line, edit, col) in members {
+                let others: Vec<u64> = members.iter().map(|m| m.0).filter(|l| l != line).collect();
+                let shown: Vec<String> = others.iter().take(5).map(u64::to_string).collect();
+                let more = others.len().saturating_sub(5);
+                let rows_text = if more > 0 {
+                    format!("{} and {more} more", shown.join(", "))
+                } else {
+                    shown.join(", ")
+                };
+                let column = col
+                    .map(|c| c.1.clone())
+                    .unwrap_or_else(|| edit.key.field.to_string());
+                dups.by_line.insert(
+                    *line,
+                    FieldError::new(
+                        col.map(|c| c.0),
+                        column,
+                        format!(
+                            "the same user is also on row{} {rows_text} (nothing is sent for a user named twice; keep one row)",
+                            if others.len() == 1 { "" } else { "s" }
+                        ),
+                    ),
+                );
+            }
+        }
+        Ok(dups)
+    }
+}
+
+/// Reads `path` again and returns the valid rows among `wanted`, with their edits and the
+/// column (index and header) that holds their key.
+pub fn reread_keys(
+    path: &Path,
+    platform_name: &str,
+    sheet: Option<&str>,
+    options: &Options,
+    wanted: &dyn Fn(u64) -> bool,
+) -> Result<Vec<(u64, Edit, Vec<(usize, String)>)>, StartError> {
+    let input = open_input(path, Some(platform_name), sheet, options)?;
+    let mut out = Vec::new();
+    for row in input.sheet.rows {
+        let row = row.map_err(|e| StartError::usage(e.to_string()))?;
+        if row.is_blank() || !wanted(row.line) {
+            continue;
+        }
+        if let Ok(edit) = check_row(input.platform.as_ref(), &input.layout, &row) {
+            let key_col = input
+                .platform
+                .fields()
+                .iter()
+                .position(|f| f.name == edit.key.field)
+                .and_then(|f| input.layout.field_col[f])
+                .map(|c| (c, input.layout.headers[c].clone()));
+            out.push((row.line, edit, key_col.into_iter().collect()));
+        }
+    }
+    Ok(out)
+}

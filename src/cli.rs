@@ -1,0 +1,338 @@
+//! The command line: clap definitions, help texts, and the mapping from outcomes to exit codes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{
+    self, apply::ApplyArgs, template::TemplateArgs, validate::ValidateArgs, Console,
+};
+use crate::engine::Rate;
+use crate::platform::Options;
+use crate::sandbox::{Faults, Sandbox, SandboxConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulkedit",
+    version,
+    about = "Apply a spreadsheet of user-account changes to UiPath Automation Hub, UiPath Identity \
+             Server or Automation Anywhere Control Room: validate it, dry-run it, send it, and \
+             get a per-row report you can fix and feed back in.",
+    after_help = "Secrets come from the environment (BULKEDIT_TOKEN, BULKEDIT_APP_KEY, BULKEDIT_CLIENT_ID, \
+                  BULKEDIT_CLIENT_SECRET, BULKEDIT_USERNAME, BULKEDIT_PASSWORD, BULKEDIT_API_KEY) or \
+                  --token-file, never from the command line.\n\nExit codes: 0 all rows fine, 1 some rows \
+                  invalid/not-found/failed, 2 could not start, 3 stopped early, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check every row offline and write a report; never touches the network.
+    Validate(ValidateCli),
+    /// Send the rows to the platform (or rehearse with --dry-run or --sandbox).
+    Apply(ApplyCli),
+    /// Write a header row and an example row to start a sheet from.
+    Template(TemplateCli),
+    /// Serve all three vendor APIs on one loopback address, for rehearsals and tests.
+    Sandbox(SandboxCli),
+}
+
+#[derive(Args, Debug)]
+struct InputCli {
+    /// The spreadsheet: .csv/.tsv/.txt, .xlsx/.xlsm/.xlsb/.xls or .ods.
+    file: PathBuf,
+    /// hub, identity or control-room; detected from the headers when they are unambiguous.
+    #[arg(long, value_parser = ["hub", "identity", "control-room"])]
+    platform: Option<String>,
+    /// The sheet to read (default: the first visible one).
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
+    /// Where the report goes (default: <input name>-report.csv beside the input; .xlsx for a workbook).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+    /// Admit a custom Automation Hub role id (repeatable).
+    #[arg(long = "allow-role", value_name = "ID")]
+    allow_role: Vec<u32>,
+}
+
+impl InputCli {
+    fn options(&self) -> Options {
+        Options {
+            allowed_roles: self.allow_role.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct ValidateCli {
+    #[command(flatten)]
+    input: InputCli,
+}
+
+#[derive(Args, Debug)]
+struct ApplyCli {
+    #[command(flatten)]
+    input: InputCli,
+    /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
+    #[arg(long, value_name = "URL", required_unless_present = "sandbox")]
+    url: Option<String>,
+    /// Run against the built-in sandbox, started in-process on a loopback port.
+    #[arg(long, conflicts_with = "url")]
+    sandbox: bool,
+    /// Read current records and say what would change; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Skip rows the report already shows as updated or unchanged.
+    #[arg(long)]
+    resume: bool,
+    /// Workers sending at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// Requests per second, minute or hour shared by all workers: 10/s, 600/min, 150/5min is 30/min. Default per platform.
+    #[arg(long, value_name = "R")]
+    rate: Option<Rate>,
+    /// Further tries for 408, 429, 502, 503, 504 and dropped connections.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    retries: u32,
+    /// Stop after this many failed or not-found rows (0: never).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    max_errors: u64,
+    /// Read the token from this file instead of BULKEDIT_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Identity: the organization's partition id, when the token has no prt_id claim
+    /// (or BULKEDIT_PARTITION).
+    #[arg(long, value_name = "ID")]
+    partition: Option<String>,
+    /// Allow http:// to hosts other than loopback (an 11.x Control Room without TLS).
+    #[arg(long)]
+    allow_http: bool,
+    /// Trust this CA certificate (PEM) beside the system's.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+    /// Seconds to wait for an answer before counting the request as failed.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
+    /// Log one line per request (secrets redacted).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Only warnings, errors and the summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct TemplateCli {
+    #[arg(long, value_parser = ["hub", "identity", "control-room"])]
+    platform: String,
+    /// Write a workbook with drop-down lists.
+    #[arg(long)]
+    xlsx: bool,
+    /// Where to write it (default: stdout for CSV, <platform>-template.xlsx for --xlsx).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SandboxCli {
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Seeded users per platform.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    users: usize,
+    /// Milliseconds added to every call.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    latency: u64,
+    /// A server-side rate limit, answered with 429 and Retry-After.
+    #[arg(long, value_name = "R")]
+    rate: Option<Rate>,
+    /// Makes the choice of faulty requests repeatable.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    seed: u64,
+    /// Fraction of calls answered 502, 503 or 504.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    fail_rate: f64,
+    /// Fraction of calls answered 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    throttle_rate: f64,
+    /// Seconds in the Retry-After of --throttle-rate answers.
+    #[arg(long, default_value_t = 1, value_name = "SECONDS")]
+    retry_after: u64,
+    /// Send Retry-After as an HTTP date instead of seconds.
+    #[arg(long)]
+    retry_after_date: bool,
+    /// Fraction of calls whose connection drops before the answer (after the change is made).
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    reset_rate: f64,
+    /// Fraction of calls answered only after --slow-ms.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    slow_rate: f64,
+    #[arg(long, default_value_t = 35_000, value_name = "MS")]
+    slow_ms: u64,
+    /// Enforce Identity's published limits: 160 PUT and 300 GET per 5 minutes.
+    #[arg(long)]
+    identity_limits: bool,
+    /// Seconds Control Room and Identity client-credential tokens live.
+    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
+    token_lifetime: u64,
+    /// Require this x-ah-openapi-app-key on Open API calls.
+    #[arg(long, value_name = "KEY")]
+    hub_app_key: Option<String>,
+}
+
+impl SandboxCli {
+    fn config(&self) -> SandboxConfig {
+        SandboxConfig {
+            listen: self.listen,
+            users: self.users,
+            token_lifetime: Duration::from_secs(self.token_lifetime),
+            hub_app_key: self.hub_app_key.clone(),
+            faults: Faults {
+                seed: self.seed,
+                latency: Duration::from_millis(self.latency),
+                rate: self.rate.and_then(|r| r.per_second),
+                retry_after_date: self.retry_after_date,
+                fail_rate: self.fail_rate,
+                throttle_rate: self.throttle_rate,
+                retry_after: Duration::from_secs(self.retry_after),
+                reset_rate: self.reset_rate,
+                slow_rate: self.slow_rate,
+                slow: Duration::from_millis(self.slow_ms),
+                identity_limits: self.identity_limits,
+            },
+        }
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn on_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the journal already holds every finished row.
+            std::process::exit(130);
+        }
+        eprintln!("bulkedit: interrupted: finishing the rows in flight (Ctrl-C again to quit now)");
+    });
+}
+
+/// Runs the command line and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Validate(v) => {
+            let console = Console::new(false);
+            let args = ValidateArgs {
+                file: v.input.file.clone(),
+                platform: v.input.platform.clone(),
+                sheet: v.input.sheet.clone(),
+                report: v.input.report.clone(),
+                options: v.input.options(),
+            };
+            exit_with(commands::validate::run(&args, &console))
+        }
+        Command::Apply(a) => {
+            on_ctrl_c();
+            let console = Console::new(a.quiet);
+            if !(a.timeout.is_finite() && a.timeout > 0.0) {
+                eprintln!("bulkedit: error: --timeout must be a number of seconds above zero");
+                return 2;
+            }
+            let args = ApplyArgs {
+                file: a.input.file.clone(),
+                platform: a.input.platform.clone(),
+                sheet: a.input.sheet.clone(),
+                report: a.input.report.clone(),
+                options: a.input.options(),
+                url: a.url.clone(),
+                sandbox: a.sandbox,
+                dry_run: a.dry_run,
+                resume: a.resume,
+                concurrency: a.concurrency,
+                rate: a.rate,
+                retries: a.retries,
+                max_errors: a.max_errors,
+                token_file: a.token_file.clone(),
+                partition: a.partition.clone(),
+                allow_http: a.allow_http,
+                ca_cert: a.ca_cert.clone(),
+                verbose: a.verbose,
+                timeout: Duration::from_secs_f64(a.timeout),
+            };
+            exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
+        }
+        Command::Template(t) => {
+            let args = TemplateArgs {
+                platform: t.platform,
+                xlsx: t.xlsx,
+                output: t.output,
+            };
+            match commands::template::run(&args) {
+                Ok(Some(path)) => {
+                    eprintln!("bulkedit: wrote {}", path.display());
+                    0
+                }
+                Ok(None) => 0,
+                Err(e) => exit_with(Err(e)),
+            }
+        }
+        Command::Sandbox(s) => {
+            on_ctrl_c();
+            let config = s.config();
+            let users = config.users;
+            let sandbox = match Sandbox::start(config) {
+                Ok(sb) => sb,
+                Err(e) => {
+                    eprintln!("bulkedit: error: cannot listen on {}: {e}", s.listen);
+                    return 2;
+                }
+            };
+            println!("{}", sandbox_banner(&sandbox, users));
+            while !INTERRUPTED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            drop(sandbox);
+            0
+        }
+    }
+}
+
+fn exit_with(result: Result<i32, crate::engine::StartError>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bulkedit: error: {e}");
+            e.exit_code
+        }
+    }
+}
+
+/// What `bulkedit sandbox` prints: the `--url` and credentials for each platform.
+pub fn sandbox_banner(sb: &Sandbox, users: usize) -> String {
+    use crate::sandbox::*;
+    let base = sb.base_url();
+    format!(
+        "bulkedit sandbox listening on {base} ({users} users per platform; Ctrl-C stops it)\n\
+         \n\
+         hub:\n  --url {hub}\n  BULKEDIT_TOKEN={HUB_TOKEN}    (Open API token)\n  BULKEDIT_TOKEN={HUB_CLOUD_TOKEN}    (cloud access token)\n\
+         identity:\n  --url {identity}\n  BULKEDIT_CLIENT_ID={CLIENT_ID} BULKEDIT_CLIENT_SECRET={CLIENT_SECRET}\n  or BULKEDIT_TOKEN={IDENTITY_TOKEN} with --partition {PARTITION}\n\
+         control-room:\n  --url {cr}\n  BULKEDIT_USERNAME={CR_USERNAME} BULKEDIT_PASSWORD={CR_PASSWORD}    (or BULKEDIT_API_KEY={CR_API_KEY})\n\
+         \n\
+         state: {base}/_sandbox/state   stats: {base}/_sandbox/stats   requests: {base}/_sandbox/requests",
+        hub = sb.url_for("hub"),
+        identity = sb.url_for("identity"),
+        cr = sb.url_for("control-room").as_str().trim_end_matches('/'),
+    )
+}

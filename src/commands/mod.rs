@@ -1,0 +1,69 @@
+//! The commands behind the command line, as library functions that tests and benches call.
+
+pub mod apply;
+pub mod template;
+pub mod validate;
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::read::{self, ReadError, Row};
+
+/// Where messages for a person go: stderr, quiet or not, around a progress bar if one shows.
+pub struct Console {
+    pub quiet: bool,
+    bar: Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl Console {
+    pub fn new(quiet: bool) -> Self {
+        Console {
+            quiet,
+            bar: Mutex::new(None),
+        }
+    }
+
+    pub fn set_bar(&self, bar: Option<indicatif::ProgressBar>) {
+        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = bar;
+    }
+
+    /// A line that must not tear the progress bar.
+    pub fn line(&self, text: &str) {
+        let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        match bar.as_ref() {
+            Some(b) if !b.is_hidden() => b.println(text),
+            _ => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    pub fn info(&self, text: &str) {
+        if !self.quiet {
+            self.line(&format!("bulkedit: {text}"));
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        self.line(&format!("bulkedit: warning: {text}"));
+    }
+
+    /// The end-of-run summary is shown even with `--quiet`: it is the answer.
+    pub fn summary(&self, text: &str) {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+/// Reads rows on a thread of their own, a chunk ahead, so parsing overlaps checking.
+pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, ReadError>> {
+    let (tx, rx) = crossbeam_channel::bounded(2);
+    std::thread::spawn(move || {
+        for chunk in crate::check::chunks(rows) {
+            let stop = chunk.is_err();
+            if tx.send(chunk).is_err() || stop {
+                break;
+            }
+        }
+    });
+    rx.into_iter()
+}

@@ -1,0 +1,81 @@
+//! `bulkedit template`: a header row and one example row to start a sheet from; the workbook
+//! version offers drop-down lists for yes/no fields and role ids.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rust_xlsxwriter::{DataValidation, Format, Workbook};
+
+use crate::engine::StartError;
+use crate::platform::{self, Options};
+
+pub struct TemplateArgs {
+    pub platform: String,
+    pub xlsx: bool,
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, StartError> {
+    let p = platform::by_name(&args.platform, &Options::default()).ok_or_else(|| {
+        StartError::usage(format!(
+            "unknown platform '{}' (use {})",
+            args.platform,
+            platform::NAMES.join(", ")
+        ))
+    })?;
+    let t = p.template();
+    let wants_xlsx = args.xlsx || args.output.as_deref().is_some_and(crate::report::is_xlsx);
+    if wants_xlsx {
+        let path = args
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", p.name())));
+        write_xlsx(&path, &t).map_err(|e| StartError::usage(format!("{}: {e}", path.display())))?;
+        return Ok(Some(path));
+    }
+    let mut bytes = Vec::new();
+    {
+        let mut w = csv::Writer::from_writer(&mut bytes);
+        let io = |e: csv::Error| StartError::usage(e.to_string());
+        w.write_record(&t.headers).map_err(io)?;
+        w.write_record(&t.example).map_err(io)?;
+        w.flush().map_err(|e| StartError::usage(e.to_string()))?;
+    }
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .map_err(|e| StartError::usage(format!("{}: {e}", path.display())))?;
+            Ok(Some(path.clone()))
+        }
+        None => {
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| StartError::usage(e.to_string()))?;
+            Ok(None)
+        }
+    }
+}
+
+fn write_xlsx(path: &Path, t: &platform::Template) -> Result<(), rust_xlsxwriter::XlsxError> {
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+    let sheet = wb.add_worksheet();
+    sheet.set_name("Users")?;
+    for (c, (h, example)) in t.headers.iter().zip(&t.example).enumerate() {
+        let c = c as u16;
+        sheet.write_string_with_format(0, c, *h, &bold)?;
+        if !example.is_empty() {
+            sheet.write_string(1, c, *example)?;
+        }
+        sheet.set_column_width(c, (h.len().max(example.len()) + 2).min(40) as f64)?;
+        if let Some((_, choices)) = t.choices.iter().find(|(name, _)| name == h) {
+            let list = DataValidation::new()
+                .allow_list_strings(choices)?
+                // Role lists hold several ids ("8; 6"): offer the list, accept other text.
+                .show_error_message(false);
+            sheet.add_data_validation(1, c, 10_000, c, &list)?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    wb.save(path)
+}

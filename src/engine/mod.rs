@@ -1,0 +1,162 @@
+//! The vendor-neutral machinery that sends rows: the retrying, rate-limited HTTP transport
+//! shared by every worker, and the worker pool that turns rows into outcomes.
+
+pub mod http;
+pub mod rate;
+
+use std::fmt;
+
+pub use http::{Auth, CallError, Http, HttpSettings, Reply, Request};
+pub use rate::Rate;
+
+/// What became of one input row; the report's `status` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Valid,
+    Invalid,
+    Updated,
+    Unchanged,
+    WouldUpdate,
+    NotFound,
+    Failed,
+    Skipped,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Valid,
+        Status::Invalid,
+        Status::Updated,
+        Status::Unchanged,
+        Status::WouldUpdate,
+        Status::NotFound,
+        Status::Failed,
+        Status::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::Invalid => "invalid",
+            Status::Updated => "updated",
+            Status::Unchanged => "unchanged",
+            Status::WouldUpdate => "would-update",
+            Status::NotFound => "not-found",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Rows in these states go to the failures file, to be fixed and run again.
+    pub fn needs_attention(self) -> bool {
+        matches!(
+            self,
+            Status::Invalid | Status::NotFound | Status::Failed | Status::Skipped
+        )
+    }
+
+    /// `--resume` does not send these again.
+    pub fn is_done(self) -> bool {
+        matches!(self, Status::Updated | Status::Unchanged)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row's result, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    pub error: String,
+    pub http_status: Option<u16>,
+    /// HTTP requests sent for this row, reads and retries included.
+    pub attempts: u32,
+    /// Set when the run must stop after this row (a second 401).
+    pub stop_run: bool,
+}
+
+impl Outcome {
+    pub fn new(status: Status) -> Self {
+        Outcome {
+            status,
+            error: String::new(),
+            http_status: None,
+            attempts: 0,
+            stop_run: false,
+        }
+    }
+
+    pub fn with_error(status: Status, error: impl Into<String>) -> Self {
+        Outcome {
+            error: error.into(),
+            ..Outcome::new(status)
+        }
+    }
+
+    /// The last HTTP status seen for this row; none when no request was needed (a user found
+    /// in the list read up front).
+    pub fn http(mut self, status: u16, attempts: u32) -> Self {
+        if attempts > 0 {
+            self.http_status = Some(status);
+        }
+        self.attempts = attempts;
+        self
+    }
+
+    /// A transport call that did not produce a usable answer.
+    pub fn from_call_error(e: CallError, attempts_before: u32) -> Self {
+        match e {
+            CallError::Transport { message, attempts } => Outcome {
+                attempts: attempts_before + attempts,
+                ..Outcome::with_error(Status::Failed, message)
+            },
+            CallError::Unauthorized { message, attempts } => Outcome {
+                attempts: attempts_before + attempts,
+                http_status: Some(401),
+                stop_run: true,
+                ..Outcome::with_error(Status::Failed, message)
+            },
+            CallError::Stopped => {
+                Outcome::with_error(Status::Skipped, "the run stopped before this row was sent")
+            }
+        }
+    }
+}
+
+/// The command could not start (exit 2), or stopped before sending anything (exit 3).
+#[derive(Debug, Clone)]
+pub struct StartError {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+impl StartError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        StartError {
+            message: message.into(),
+            exit_code: 2,
+        }
+    }
+    pub fn auth(message: impl Into<String>) -> Self {
+        StartError {
+            message: message.into(),
+            exit_code: 3,
+        }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartError {}

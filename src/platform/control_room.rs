@@ -1,0 +1,605 @@
+//! Automation Anywhere Control Room: `PUT {url}/v1/usermanagement/users/{id}` replaces the whole
+//! user, so every change is a read, a merge and a write of the full object with its `version`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use super::token::{RenewingToken, Token};
+use super::{
+    describe_changes, endpoint, server_message, Checker, Connect, Edit, Field, Plan, Platform,
+    Record, Session, Template, UserKey,
+};
+use crate::engine::http::NoAuth;
+use crate::engine::{Auth, CallError, Http, Outcome, Request, StartError, Status};
+use crate::validate::{self, FieldError, MAX_TEXT};
+
+pub const ID: usize = 0;
+pub const USERNAME: usize = 1;
+pub const EMAIL: usize = 2;
+pub const FIRST_NAME: usize = 3;
+pub const LAST_NAME: usize = 4;
+pub const DESCRIPTION: usize = 5;
+pub const DOMAIN: usize = 6;
+pub const ROLES: usize = 7;
+pub const DISABLED: usize = 8;
+
+static FIELDS: [Field; 9] = [
+    Field::new("id", &["User Id"]),
+    Field::new("username", &[]),
+    Field::new("email", &[]),
+    Field::new("firstName", &[]),
+    Field::new("lastName", &[]),
+    Field::new("description", &[]),
+    Field::new("domain", &[]),
+    Field::new("roles", &[]),
+    Field::new("disabled", &[]),
+];
+
+/// The fields a row can change, compared to tell `unchanged` from a change.
+const COMPARED: [&str; 8] = [
+    "username",
+    "email",
+    "firstName",
+    "lastName",
+    "description",
+    "domain",
+    "disabled",
+    "roles",
+];
+
+pub struct ControlRoom;
+
+impl Platform for ControlRoom {
+    fn name(&self) -> &'static str {
+        "control-room"
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        &FIELDS
+    }
+
+    fn key_fields(&self) -> &'static [usize] {
+        &[ID, USERNAME]
+    }
+
+    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
+        let mut c = Checker::new(record);
+        let username_change = |c: &mut Checker| {
+            if let Some(cell) = record.get(USERNAME) {
+                if cell.value.eq_ignore_ascii_case(super::CLEAR) {
+                    c.fail(
+                        cell,
+                        "a user must keep a username (leave the cell empty to keep it)",
+                    );
+                } else {
+                    c.text(USERNAME, "username");
+                }
+            }
+        };
+        let key = match (record.get(ID), record.get(USERNAME)) {
+            (Some(id), _) => {
+                username_change(&mut c);
+                match validate::parse_whole(id.value) {
+                    Some(n) if n > 0 => Some(UserKey {
+                        field: "id",
+                        value: n.to_string(),
+                    }),
+                    _ => {
+                        c.fail(
+                            id,
+                            "must be a positive whole number (the user's id in the Control Room)",
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(name)) => match validate::check_text(name.value, MAX_TEXT) {
+                Ok(()) if !name.value.eq_ignore_ascii_case(super::CLEAR) => Some(UserKey {
+                    field: "username",
+                    value: name.value.to_string(),
+                }),
+                Ok(()) => {
+                    c.fail(name, "the username names the user and cannot be cleared");
+                    None
+                }
+                Err(m) => {
+                    c.fail(name, m);
+                    None
+                }
+            },
+            (None, None) => {
+                let col = record.layout.field_col[ID]
+                    .or(record.layout.field_col[USERNAME])
+                    .unwrap_or(0);
+                c.errors
+                    .push(record.error(col, "required: an id, or a username to look the user up"));
+                None
+            }
+        };
+        c.email(EMAIL, "email");
+        c.text(FIRST_NAME, "firstName");
+        c.text(LAST_NAME, "lastName");
+        c.text(DESCRIPTION, "description");
+        c.text(DOMAIN, "domain");
+        c.boolean(DISABLED, "disabled");
+        if let Some(cell) = record.get(ROLES) {
+            if cell.value.eq_ignore_ascii_case(super::CLEAR) {
+                c.fail(
+                    cell,
+                    "a user must keep at least one role (list the roles to keep)",
+                );
+            } else if let Some((_, roles)) = c.list(ROLES, |r| {
+                validate::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
+            }) {
+                c.changes.insert("roles".into(), json!(roles));
+            }
+        }
+        c.finish(key)
+    }
+
+    fn template(&self) -> Template {
+        Template {
+            headers: vec![
+                "id",
+                "username",
+                "email",
+                "firstName",
+                "lastName",
+                "description",
+                "domain",
+                "roles",
+                "disabled",
+            ],
+            example: vec![
+                "1",
+                "",
+                "user00001@example.com",
+                "First00001",
+                "Last00001",
+                "Finance bot runner",
+                "",
+                "AAE_Basic; Bot Runner",
+                "false",
+            ],
+            choices: vec![("disabled", vec!["true", "false"])],
+        }
+    }
+
+    fn default_rate(&self) -> f64 {
+        // Nothing is published and on-premises Control Rooms are often small.
+        5.0
+    }
+
+    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, StartError> {
+        let secrets = settings.secrets;
+        let login = match (&secrets.username, &secrets.password, &secrets.api_key) {
+            (Some(u), Some(p), _) => Some(json!({"username": u, "password": p})),
+            (Some(u), None, Some(k)) => Some(json!({"username": u, "apiKey": k})),
+            (Some(_), None, None) => {
+                return Err(StartError::usage(
+                    "BULKEDIT_USERNAME needs BULKEDIT_PASSWORD or BULKEDIT_API_KEY",
+                ))
+            }
+            _ => None,
+        };
+        let auth_url = endpoint(settings.url, &["v1", "authentication"]);
+        let first = match (&login, &secrets.token) {
+            (Some(body), _) => log_in(&settings.http, &auth_url, body).map_err(|e| match e {
+                LoginError::Refused(m) => {
+                    StartError::auth(format!("the Control Room refused the login: {m}"))
+                }
+                LoginError::Unreachable(m) => {
+                    StartError::usage(format!("cannot reach {}: {m}", settings.url))
+                }
+            })?,
+            (None, Some(t)) => Token::from_jwt(t.clone()),
+            (None, None) => return Err(StartError::usage(
+                "control-room needs BULKEDIT_USERNAME with BULKEDIT_PASSWORD or BULKEDIT_API_KEY, \
+                     or a token in BULKEDIT_TOKEN or --token-file",
+            )),
+        };
+        Ok(Box::new(ControlRoomSession {
+            http: Arc::clone(&settings.http),
+            auth: ControlRoomAuth {
+                token: RenewingToken::new(first),
+                login,
+                auth_url,
+            },
+            base: settings.url.clone(),
+            cache: OnceLock::new(),
+            roles: OnceLock::new(),
+        }))
+    }
+}
+
+enum LoginError {
+    Refused(String),
+    Unreachable(String),
+}
+
+fn log_in(http: &Http, auth_url: &url::Url, body: &Value) -> Result<Token, LoginError> {
+    let reply = http
+        .send(
+            &Request::new(Method::POST, auth_url.clone()).json(body),
+            &NoAuth,
+        )
+        .map_err(|e| match e {
+            CallError::Transport { message, .. } => LoginError::Unreachable(message),
+            CallError::Unauthorized { message, .. } => LoginError::Refused(message),
+            CallError::Stopped => LoginError::Refused("interrupted".into()),
+        })?;
+    match reply.json().as_ref().and_then(|b| b["token"].as_str()) {
+        Some(t) if reply.is_success() => Ok(Token::from_jwt(t.to_string())),
+        _ => Err(LoginError::Refused(server_message(&reply))),
+    }
+}
+
+struct ControlRoomAuth {
+    token: RenewingToken,
+    login: Option<Value>,
+    auth_url: url::Url,
+}
+
+impl ControlRoomAuth {
+    fn fresh_token(&self, http: &Http, old: &str) -> Result<Token, String> {
+        // Renew the live token first; log in again when that is refused.
+        let refresh = Request::new(Method::POST, endpoint(&self.auth_url, &["token"]))
+            .json(&json!({"token": old}));
+        if let Ok(reply) = http.send(&refresh, &NoAuth) {
+            if let Some(t) = reply
+                .json()
+                .as_ref()
+                .and_then(|b| b["token"].as_str())
+                .filter(|_| reply.is_success())
+            {
+                return Ok(Token::from_jwt(t.to_string()));
+            }
+        }
+        match &self.login {
+            Some(body) => log_in(http, &self.auth_url, body).map_err(|e| match e {
+                LoginError::Refused(m) | LoginError::Unreachable(m) => m,
+            }),
+            None => Err("the token expired and no credentials were given to log in again".into()),
+        }
+    }
+}
+
+impl Auth for ControlRoomAuth {
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        vec![("x-authorization", self.token.value())]
+    }
+
+    fn generation(&self) -> u64 {
+        self.token.generation()
+    }
+
+    fn renew(&self, http: &Http, seen: u64) -> Result<bool, String> {
+        if self.login.is_none() {
+            return Ok(false);
+        }
+        self.token.renew(seen, |_| match &self.login {
+            Some(body) => log_in(http, &self.auth_url, body).map_err(|e| match e {
+                LoginError::Refused(m) | LoginError::Unreachable(m) => m,
+            }),
+            None => Err("no credentials".into()),
+        })
+    }
+
+    fn before_request(&self, http: &Http) {
+        if self.token.expiring_soon() {
+            let _ = self
+                .token
+                .renew(self.token.generation(), |old| self.fresh_token(http, old));
+        }
+    }
+}
+
+type Users = HashMap<String, Map<String, Value>>;
+
+struct ControlRoomSession {
+    http: Arc<Http>,
+    auth: ControlRoomAuth,
+    base: url::Url,
+    /// Users by id and by lower-case username, when reading the whole list took fewer calls.
+    cache: OnceLock<(Users, HashMap<String, String>)>,
+    /// The Control Room's roles by lower-case name and by id, read once when a row needs them.
+    roles: OnceLock<Result<Vec<Value>, String>>,
+}
+
+const PAGE: usize = 1000;
+
+impl ControlRoomSession {
+    fn list(
+        &self,
+        filter: Option<Value>,
+        offset: usize,
+        length: usize,
+    ) -> Result<(Vec<Map<String, Value>>, usize, u32), Outcome> {
+        let mut body = json!({"page": {"offset": offset, "length": length}});
+        if let Some(f) = filter {
+            body["filter"] = f;
+        }
+        let req = Request::new(
+            Method::POST,
+            endpoint(&self.base, &["v1", "usermanagement", "users", "list"]),
+        )
+        .json(&body);
+        let reply = self
+            .http
+            .send(&req, &self.auth)
+            .map_err(|e| Outcome::from_call_error(e, 0))?;
+        if !reply.is_success() {
+            return Err(Outcome::with_error(
+                Status::Failed,
+                format!("listing users: {}", server_message(&reply)),
+            )
+            .http(reply.status, reply.attempts));
+        }
+        let b = reply.json().unwrap_or(Value::Null);
+        let users = b["list"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|u| u.as_object().cloned()).collect())
+            .unwrap_or_default();
+        let total = b["page"]["totalFilter"]
+            .as_u64()
+            .or(b["page"]["total"].as_u64())
+            .unwrap_or(0) as usize;
+        Ok((users, total, reply.attempts))
+    }
+
+    fn get(&self, id: &str) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
+        let url = endpoint(&self.base, &["v1", "usermanagement", "users", id]);
+        let reply = self
+            .http
+            .send(&Request::get(url), &self.auth)
+            .map_err(|e| Outcome::from_call_error(e, 0))?;
+        match reply.status {
+            200 => Ok((
+                reply.json().and_then(|v| v.as_object().cloned()),
+                reply.attempts,
+            )),
+            404 => Ok((None, reply.attempts)),
+            _ => Err(Outcome::with_error(
+                Status::Failed,
+                format!("reading the user: {}", server_message(&reply)),
+            )
+            .http(reply.status, reply.attempts)),
+        }
+    }
+
+    fn find(&self, key: &UserKey) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
+        let wanted = validate::normalize_key(&key.value);
+        if let Some((by_id, by_name)) = self.cache.get() {
+            let id = if key.field == "id" {
+                Some(&wanted)
+            } else {
+                by_name.get(&wanted)
+            };
+            return Ok((id.and_then(|id| by_id.get(id)).cloned(), 0));
+        }
+        if key.field == "id" {
+            return self.get(&key.value);
+        }
+        let filter = json!({"operator": "eq", "field": "username", "value": key.value});
+        let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
+        let user = users.into_iter().find(|u| {
+            u.get("username")
+                .and_then(Value::as_str)
+                .is_some_and(|n| validate::normalize_key(n) == wanted)
+        });
+        Ok((user, attempts))
+    }
+
+    fn role_catalog(&self) -> Result<&Vec<Value>, String> {
+        self.roles
+            .get_or_init(|| {
+                let req = Request::new(
+                    Method::POST,
+                    endpoint(&self.base, &["v1", "usermanagement", "roles", "list"]),
+                )
+                .json(&json!({"page": {"offset": 0, "length": 10000}}));
+                let reply = self
+                    .http
+                    .send(&req, &self.auth)
+                    .map_err(|e| Outcome::from_call_error(e, 0).error)?;
+                if !reply.is_success() {
+                    return Err(format!("reading the roles: {}", server_message(&reply)));
+                }
+                Ok(reply
+                    .json()
+                    .and_then(|b| b["list"].as_array().cloned())
+                    .unwrap_or_default())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Role names or ids as the role objects the Control Room expects.
+    fn resolve_roles(&self, wanted: &Value) -> Result<Value, String> {
+        let catalog = self.role_catalog()?;
+        let mut out = Vec::new();
+        for w in wanted
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let by_id = validate::parse_whole(w).filter(|n| *n > 0);
+            let role = catalog.iter().find(|r| {
+                by_id.is_some_and(|n| r["id"].as_i64() == Some(n))
+                    || r["name"]
+                        .as_str()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(w))
+            });
+            match role {
+                Some(r) => out.push(json!({"id": r["id"], "name": r["name"], "version": r.get("version").cloned().unwrap_or(json!(0))})),
+                None => return Err(format!("the Control Room has no role '{w}'")),
+            }
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// What a PUT would send: the record as read, with the row's changes applied.
+    fn merge(
+        &self,
+        current: &Map<String, Value>,
+        edit: &Edit,
+    ) -> Result<Map<String, Value>, String> {
+        let mut desired = current.clone();
+        for (k, v) in &edit.changes {
+            let v = if k == "roles" {
+                self.resolve_roles(v)?
+            } else {
+                v.clone()
+            };
+            desired.insert(k.clone(), v);
+        }
+        Ok(desired)
+    }
+}
+
+/// Two records alike in every field a row can change; roles compare as sets of ids.
+fn comparable(user: &Map<String, Value>) -> Map<String, Value> {
+    COMPARED
+        .iter()
+        .map(|k| {
+            let v = user.get(*k).cloned().unwrap_or(Value::Null);
+            let v = match (*k, v) {
+                ("roles", Value::Array(roles)) => {
+                    let mut ids: Vec<i64> = roles.iter().filter_map(|r| r["id"].as_i64()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    json!(ids)
+                }
+                // The vendor's own example sends `""` for a domain it answers as null.
+                (_, Value::String(s)) if s.is_empty() => Value::Null,
+                (_, v) => v,
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+impl Session for ControlRoomSession {
+    fn prepare(&self, plan: &Plan) -> Result<(), StartError> {
+        if plan.rows < 2 {
+            return Ok(());
+        }
+        let fail = |o: Outcome| StartError::auth(format!("cannot list the users: {}", o.error));
+        let (mut users, total, _) = self.list(None, 0, PAGE).map_err(fail)?;
+        if total.div_ceil(PAGE).max(1) >= plan.rows {
+            return Ok(());
+        }
+        while users.len() < total {
+            let (more, _, _) = self.list(None, users.len(), PAGE).map_err(fail)?;
+            if more.is_empty() {
+                break;
+            }
+            users.extend(more);
+        }
+        let mut by_id = HashMap::new();
+        let mut by_name = HashMap::new();
+        for u in users {
+            let Some(id) = u.get("id").and_then(Value::as_i64).map(|i| i.to_string()) else {
+                continue;
+            };
+            if let Some(n) = u.get("username").and_then(Value::as_str) {
+                by_name.insert(validate::normalize_key(n), id.clone());
+            }
+            by_id.insert(id, u);
+        }
+        let _ = self.cache.set((by_id, by_name));
+        Ok(())
+    }
+
+    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
+        let (current, mut attempts) = match self.find(&edit.key) {
+            Ok(found) => found,
+            Err(o) => return o,
+        };
+        let Some(mut current) = current else {
+            let what = if edit.key.field == "id" {
+                "id"
+            } else {
+                "username"
+            };
+            return Outcome::with_error(
+                Status::NotFound,
+                format!("no Control Room user has this {what}"),
+            )
+            .http(200, attempts);
+        };
+        let Some(id) = current
+            .get("id")
+            .and_then(Value::as_i64)
+            .map(|i| i.to_string())
+        else {
+            return Outcome::with_error(Status::Failed, "the server's user record has no id");
+        };
+        let mut wrote = false;
+        // One write, and one more after re-reading on a version conflict.
+        for round in 0..2 {
+            let desired = match self.merge(&current, edit) {
+                Ok(d) => d,
+                Err(m) => return Outcome::with_error(Status::Failed, m).http(200, attempts),
+            };
+            if comparable(&desired) == comparable(&current) {
+                // After a conflict, the record may already be as this row wants it.
+                let status = if wrote {
+                    Status::Updated
+                } else {
+                    Status::Unchanged
+                };
+                let mut o = Outcome::new(status);
+                o.attempts = attempts;
+                return o;
+            }
+            if dry_run {
+                let what =
+                    describe_changes(&comparable(&current), &comparable(&desired), &COMPARED);
+                let mut o = Outcome::with_error(Status::WouldUpdate, what);
+                o.attempts = attempts;
+                return o;
+            }
+            let req = Request::new(
+                Method::PUT,
+                endpoint(&self.base, &["v1", "usermanagement", "users", &id]),
+            )
+            .json(&Value::Object(desired));
+            let reply = match self.http.send(&req, &self.auth) {
+                Ok(r) => r,
+                Err(e) => return Outcome::from_call_error(e, attempts),
+            };
+            attempts += reply.attempts;
+            wrote = true;
+            match reply.status {
+                200..=299 => return Outcome::new(Status::Updated).http(reply.status, attempts),
+                409 if round == 0 => {
+                    // Someone changed the user since it was read: read it again, merge again.
+                    match self.get(&id) {
+                        Ok((Some(fresh), n)) => {
+                            attempts += n;
+                            current = fresh;
+                        }
+                        Ok((None, n)) => {
+                            return Outcome::with_error(
+                                Status::NotFound,
+                                "the user was deleted while being updated",
+                            )
+                            .http(404, attempts + n)
+                        }
+                        Err(o) => return o,
+                    }
+                }
+                _ => {
+                    return Outcome::with_error(Status::Failed, server_message(&reply))
+                        .http(reply.status, attempts)
+                }
+            }
+        }
+        unreachable!("the second round always returns")
+    }
+}

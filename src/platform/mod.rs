@@ -1,0 +1,424 @@
+//! One module per vendor API. Each knows its field dictionary (columns, aliases, rules), how an
+//! [`Edit`] becomes HTTP requests, how responses become outcomes, and how it authenticates and
+//! looks users up. Everything outside this folder is vendor-neutral.
+
+pub mod control_room;
+pub mod hub;
+pub mod identity;
+pub mod token;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::engine::{Http, Outcome, StartError};
+use crate::read::{Layout, Row};
+use crate::validate::{self, FieldError, MAX_TEXT};
+
+/// One column of a platform's field dictionary.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The vendor's own name, which the template uses.
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    /// Given as `name1`, `name2`, … (Automation Hub's `role_id1, category_id1, …` layout).
+    pub numbered: bool,
+}
+
+impl Field {
+    pub const fn new(name: &'static str, aliases: &'static [&'static str]) -> Self {
+        Field {
+            name,
+            aliases,
+            numbered: false,
+        }
+    }
+    pub const fn numbered(name: &'static str) -> Self {
+        Field {
+            name,
+            aliases: &[],
+            numbered: true,
+        }
+    }
+}
+
+/// Which user a row is about: the field that names them and its value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKey {
+    pub field: &'static str,
+    pub value: String,
+}
+
+impl UserKey {
+    /// Keys compare case-insensitively after trimming.
+    pub fn normalized(&self) -> String {
+        format!(
+            "{}\u{0}{}",
+            self.field,
+            validate::normalize_key(&self.value)
+        )
+    }
+}
+
+/// A valid row: the user it is about and the changes to make, in the vendor's field names.
+/// A text field set to `""` is cleared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    pub key: UserKey,
+    pub changes: Map<String, Value>,
+}
+
+/// What `bulkedit template` writes: a header and one example row.
+pub struct Template {
+    pub headers: Vec<&'static str>,
+    pub example: Vec<&'static str>,
+    /// Columns offered as drop-down lists in the xlsx template, with their choices.
+    pub choices: Vec<(&'static str, Vec<&'static str>)>,
+}
+
+/// Settings a platform needs to reach its server.
+pub struct Connect<'a> {
+    pub url: &'a url::Url,
+    pub secrets: &'a crate::secrets::Secrets,
+    /// `--partition` (identity), already merged with `BULKEDIT_PARTITION`.
+    pub partition: Option<&'a str>,
+    pub http: Arc<Http>,
+}
+
+/// What the rows ahead ask of a session, counted before anything is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plan {
+    /// Valid rows to carry out.
+    pub rows: usize,
+    /// Of those, rows that name the user by something other than the platform's id
+    /// (an e-mail or a username), which needs a look-up.
+    pub lookups: usize,
+}
+
+/// A logged-in connection that carries out one row at a time; called from many workers at once.
+pub trait Session: Send + Sync {
+    /// Called once before the rows: read every user with the paged list when that takes fewer
+    /// calls than reading `rows` users one by one.
+    fn prepare(&self, plan: &Plan) -> Result<(), StartError>;
+    /// Reads the current record, merges the edit, writes it unless nothing changes (or
+    /// `dry_run`), and says what happened.
+    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome;
+}
+
+pub trait Platform: Send + Sync {
+    /// The `--platform` value.
+    fn name(&self) -> &'static str;
+    fn fields(&self) -> &'static [Field];
+    /// The fields that can name a user; a file needs at least one of them.
+    fn key_fields(&self) -> &'static [usize];
+    /// Header problems beyond the generic ones (layouts that cannot be combined).
+    fn check_layout(&self, _layout: &Layout) -> Vec<String> {
+        Vec::new()
+    }
+    /// Checks one row against the field dictionary: every broken field, not just the first.
+    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>>;
+    /// Fields whose non-empty values are shown as `***` wherever a row is shown.
+    fn masked_fields(&self) -> &'static [usize] {
+        &[]
+    }
+    fn template(&self) -> Template;
+    /// A rate that is safe when the user gives none, in requests per second.
+    fn default_rate(&self) -> f64;
+    /// Authenticates and returns a session.
+    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, StartError>;
+}
+
+/// Options that change the field dictionary.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Custom Automation Hub role ids admitted beside the default ones.
+    pub allowed_roles: Vec<u32>,
+}
+
+pub const NAMES: [&str; 3] = ["hub", "identity", "control-room"];
+
+pub fn by_name(name: &str, options: &Options) -> Option<Box<dyn Platform>> {
+    match name {
+        "hub" => Some(Box::new(hub::Hub::new(options.allowed_roles.clone()))),
+        "identity" => Some(Box::new(identity::Identity)),
+        "control-room" => Some(Box::new(control_room::ControlRoom)),
+        _ => None,
+    }
+}
+
+/// Picks the platform a header row belongs to: among the platforms whose key column is present,
+/// the one that matches the most columns exactly, if only one does.
+pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>, String> {
+    let mut scored: Vec<(usize, Box<dyn Platform>)> = NAMES
+        .iter()
+        .filter_map(|n| by_name(n, options))
+        .filter_map(|p| {
+            let layout = crate::read::headers::map_headers(headers, p.fields());
+            let has_key = p.key_fields().iter().any(|&k| layout.has(k));
+            has_key.then(|| (layout.matched(), p))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    match scored.as_slice() {
+        [] => Err(format!(
+            "the header names no user key of any platform (hub needs user_email; identity userId \
+             or email; control-room id or username); give --platform to see what is wrong"
+        )),
+        [(best, _), (second, _), ..] if best == second => Err(format!(
+            "the header fits more than one platform ({}); give --platform",
+            scored
+                .iter()
+                .filter(|(s, _)| s == best)
+                .map(|(_, p)| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ => Ok(scored.remove(0).1),
+    }
+}
+
+/// One row seen through a layout: the validators' view of the cells.
+pub struct Record<'a> {
+    pub row: &'a Row,
+    pub layout: &'a Layout,
+}
+
+/// A non-empty cell of a field.
+#[derive(Debug, Clone, Copy)]
+pub struct Cell<'a> {
+    pub col: usize,
+    pub value: &'a str,
+}
+
+pub const CLEAR: &str = "#clear";
+
+impl<'a> Record<'a> {
+    /// The field's cell, if the column exists and the cell is not empty.
+    pub fn get(&self, field: usize) -> Option<Cell<'a>> {
+        let col = self.layout.field_col.get(field).copied().flatten()?;
+        self.cell(col)
+    }
+
+    pub fn cell(&self, col: usize) -> Option<Cell<'a>> {
+        let value = self.row.cells.get(col).map(String::as_str).unwrap_or("");
+        (!value.is_empty()).then_some(Cell { col, value })
+    }
+
+    pub fn error(&self, col: usize, message: impl Into<String>) -> FieldError {
+        FieldError::new(Some(col), self.layout.headers[col].clone(), message)
+    }
+
+    pub fn column_name(&self, field: usize, fields: &[Field]) -> String {
+        match self.layout.field_col.get(field).copied().flatten() {
+            Some(col) => self.layout.headers[col].clone(),
+            None => fields[field].name.to_string(),
+        }
+    }
+}
+
+/// Collects the changes and the errors of one row; the building block of every dictionary.
+pub struct Checker<'r, 'a> {
+    pub record: &'r Record<'a>,
+    pub changes: Map<String, Value>,
+    pub errors: Vec<FieldError>,
+}
+
+impl<'r, 'a> Checker<'r, 'a> {
+    pub fn new(record: &'r Record<'a>) -> Self {
+        Checker {
+            record,
+            changes: Map::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn fail(&mut self, cell: Cell, message: impl Into<String>) {
+        self.errors.push(self.record.error(cell.col, message));
+    }
+
+    /// `#clear` is only for text fields.
+    fn refuse_clear(&mut self, cell: Cell) -> bool {
+        if cell.value.eq_ignore_ascii_case(CLEAR) {
+            self.fail(
+                cell,
+                "#clear only empties a text field (leave the cell empty to keep the value)",
+            );
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Free text up to 255 characters; `#clear` empties it.
+    pub fn text(&mut self, field: usize, name: &str) {
+        let Some(cell) = self.record.get(field) else {
+            return;
+        };
+        if cell.value.eq_ignore_ascii_case(CLEAR) {
+            self.changes
+                .insert(name.into(), Value::String(String::new()));
+            return;
+        }
+        match validate::check_text(cell.value, MAX_TEXT) {
+            Ok(()) => {
+                self.changes
+                    .insert(name.into(), Value::String(cell.value.into()));
+            }
+            Err(m) => self.fail(cell, m),
+        }
+    }
+
+    pub fn email(&mut self, field: usize, name: &str) {
+        let Some(cell) = self.record.get(field) else {
+            return;
+        };
+        if self.refuse_clear(cell) {
+            return;
+        }
+        match validate::check_email(cell.value) {
+            Ok(()) => {
+                self.changes
+                    .insert(name.into(), Value::String(cell.value.into()));
+            }
+            Err(m) => self.fail(cell, m),
+        }
+    }
+
+    pub fn boolean(&mut self, field: usize, name: &str) -> Option<bool> {
+        let cell = self.record.get(field)?;
+        if self.refuse_clear(cell) {
+            return None;
+        }
+        match validate::parse_bool(cell.value) {
+            Some(b) => {
+                self.changes.insert(name.into(), Value::Bool(b));
+                Some(b)
+            }
+            None => {
+                self.fail(
+                    cell,
+                    format!("not a yes/no value ({})", validate::BOOL_HINT),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of items, each checked by `item`; `None` when the cell is empty.
+    pub fn list(
+        &mut self,
+        field: usize,
+        mut item: impl FnMut(&str) -> Result<(), String>,
+    ) -> Option<(Cell<'a>, Vec<String>)> {
+        let cell = self.record.get(field)?;
+        if self.refuse_clear(cell) {
+            return None;
+        }
+        let mut items = Vec::new();
+        let mut ok = true;
+        for i in validate::split_list(cell.value) {
+            if let Err(m) = item(i) {
+                self.fail(cell, m);
+                ok = false;
+            } else if !items.iter().any(|x: &String| x.eq_ignore_ascii_case(i)) {
+                items.push(i.to_string());
+            }
+        }
+        ok.then_some((cell, items))
+    }
+
+    /// A key that names the user in a URL path.
+    pub fn path_id(&mut self, cell: Cell) -> bool {
+        match validate::check_path_id(cell.value) {
+            Ok(()) => true,
+            Err(m) => {
+                self.fail(cell, m);
+                false
+            }
+        }
+    }
+
+    /// The row's edit, or every error found. A caller that has no key has reported why.
+    pub fn finish(self, key: Option<UserKey>) -> Result<Edit, Vec<FieldError>> {
+        match key {
+            Some(key) if self.errors.is_empty() => Ok(Edit {
+                key,
+                changes: self.changes,
+            }),
+            _ => Err(self.errors),
+        }
+    }
+}
+
+/// `base` with `segments` appended, each percent-encoded, so an id can never change which
+/// resource the URL names.
+pub fn endpoint(base: &url::Url, segments: &[&str]) -> url::Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty();
+        path.extend(segments);
+    }
+    url
+}
+
+/// `field: old -> new` for every changed field, for `--dry-run`.
+pub fn describe_changes(
+    current: &Map<String, Value>,
+    desired: &Map<String, Value>,
+    keys: &[&str],
+) -> String {
+    let show = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "(empty)".to_string(),
+        Some(Value::String(s)) if s.is_empty() => "(empty)".to_string(),
+        Some(Value::String(s)) => format!("'{s}'"),
+        Some(other) => other.to_string(),
+    };
+    keys.iter()
+        .filter(|k| current.get(**k) != desired.get(**k))
+        .map(|k| {
+            format!(
+                "{k}: {} -> {}",
+                show(current.get(*k)),
+                show(desired.get(*k))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The server's reason for refusing a request, from whichever error shape it used.
+pub fn server_message(reply: &crate::engine::Reply) -> String {
+    let reason = crate::engine::http::short_reason(&reply.body).unwrap_or_else(|| {
+        let text = reply.body.trim();
+        if text.is_empty() {
+            "no reason given".to_string()
+        } else {
+            text.chars().take(300).collect()
+        }
+    });
+    format!("HTTP {}: {reason}", reply.status)
+}
+
+/// A failed first call: an unreachable server is a bad URL (exit 2), a refusal stops the run.
+pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> StartError {
+    match e {
+        crate::engine::CallError::Transport { message, .. } => {
+            StartError::usage(format!("cannot reach {url}: {message}"))
+        }
+        crate::engine::CallError::Unauthorized { message, .. } => StartError::auth(message),
+        crate::engine::CallError::Stopped => {
+            StartError::auth("interrupted before the first request")
+        }
+    }
+}
+
+/// The claims of a JWT, read without checking the signature (the server checks it).
+pub fn jwt_claims(token: &str) -> Option<Value> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

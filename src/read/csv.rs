@@ -1,0 +1,223 @@
+//! Delimited text: encoding and delimiter detection, then a streaming parse that numbers
+//! rows the way Excel would show them.
+
+use std::fs::File;
+use std::io::{Chain, Cursor, Read};
+use std::path::Path;
+
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use super::{split_header, ReadError, Row, Rows, Sheet};
+
+const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextEncoding {
+    Utf8,
+    Utf16(&'static Encoding),
+    Windows1252,
+}
+
+fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), ReadError> {
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Ok((TextEncoding::Utf8, 3));
+    }
+    if head.starts_with(&[0xFF, 0xFE, 0, 0]) || head.starts_with(&[0, 0, 0xFE, 0xFF]) {
+        return Err(ReadError::new(
+            path,
+            "is UTF-32 text, which bulkedit does not read (save it as CSV UTF-8)",
+        ));
+    }
+    if head.starts_with(&[0xFF, 0xFE]) {
+        return Ok((TextEncoding::Utf16(UTF_16LE), 0));
+    }
+    if head.starts_with(&[0xFE, 0xFF]) {
+        return Ok((TextEncoding::Utf16(UTF_16BE), 0));
+    }
+    if head.contains(&0) {
+        return Err(ReadError::new(
+            path,
+            "is not a text file or spreadsheet bulkedit can read (it contains NUL bytes; \
+             save it as CSV UTF-8 or .xlsx)",
+        ));
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => Ok((TextEncoding::Utf8, 0)),
+        // A multi-byte character cut off at the end of the sample is still UTF-8.
+        Err(e) if e.error_len().is_none() => Ok((TextEncoding::Utf8, 0)),
+        Err(_) => Ok((TextEncoding::Windows1252, 0)),
+    }
+}
+
+fn decode_sample(encoding: TextEncoding, head: &[u8]) -> String {
+    match encoding {
+        TextEncoding::Utf8 => String::from_utf8_lossy(head).into_owned(),
+        TextEncoding::Utf16(enc) => enc.decode(head).0.into_owned(),
+        TextEncoding::Windows1252 => WINDOWS_1252.decode(head).0.into_owned(),
+    }
+}
+
+/// The delimiter is the candidate that occurs most often outside quotes in the first
+/// non-empty line, preferring the one that recurs as often in the next lines.
+pub fn detect_delimiter(sample: &str) -> u8 {
+    let lines: Vec<&str> = sample
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(6)
+        .collect();
+    let Some(first) = lines.first() else {
+        return b',';
+    };
+    let counts = |line: &str, d: u8| -> usize {
+        let mut quoted = false;
+        line.bytes()
+            .filter(|&b| {
+                if b == b'"' {
+                    quoted = !quoted;
+                }
+                !quoted && b == d
+            })
+            .count()
+    };
+    let mut best = (b',', 0usize, 0usize);
+    for d in CANDIDATES {
+        let n = counts(first, d);
+        if n == 0 {
+            continue;
+        }
+        let consistent = lines[1..].iter().filter(|l| counts(l, d) == n).count();
+        if (consistent, n) > (best.2, best.1) {
+            best = (d, n, consistent);
+        }
+    }
+    best.0
+}
+
+fn describe(encoding: TextEncoding, bom: bool, delimiter: u8) -> String {
+    let enc = match encoding {
+        TextEncoding::Utf8 if bom => "UTF-8 with BOM",
+        TextEncoding::Utf8 => "UTF-8",
+        TextEncoding::Utf16(e) if e == UTF_16LE => "UTF-16LE",
+        TextEncoding::Utf16(_) => "UTF-16BE",
+        TextEncoding::Windows1252 => "Windows-1252",
+    };
+    let delim = match delimiter {
+        b'\t' => "tab".to_string(),
+        d => format!("'{}'", d as char),
+    };
+    format!("delimited text ({enc}, {delim}-separated)")
+}
+
+pub(super) fn open(
+    path: &Path,
+    file: File,
+    head: Vec<u8>,
+    warnings: Vec<String>,
+) -> Result<Sheet, ReadError> {
+    let (encoding, bom_len) = detect_encoding(path, &head)?;
+    let delimiter = detect_delimiter(&decode_sample(encoding, &head[bom_len..]));
+    let description = describe(encoding, bom_len > 0, delimiter);
+    let source: Chain<Cursor<Vec<u8>>, File> = Cursor::new(head[bom_len..].to_vec()).chain(file);
+    let reader: Box<dyn Read + Send> = match encoding {
+        TextEncoding::Utf8 => Box::new(source),
+        TextEncoding::Utf16(enc) => Box::new(
+            DecodeReaderBytesBuilder::new()
+                .encoding(Some(enc))
+                .bom_override(true)
+                .build(source),
+        ),
+        TextEncoding::Windows1252 => Box::new(
+            DecodeReaderBytesBuilder::new()
+                .encoding(Some(WINDOWS_1252))
+                .build(source),
+        ),
+    };
+    let rows = rows_from_reader(path, reader, delimiter);
+    let (header, rows) = split_header(path, rows, "the file")?;
+    Ok(Sheet {
+        path: path.to_path_buf(),
+        description,
+        headers: header.cells,
+        header_line: header.line,
+        rows,
+        warnings,
+    })
+}
+
+/// Parses delimited text into rows numbered as Excel numbers them: a record's number is the
+/// line it starts on, less the line breaks held inside quoted cells before it. Files that end
+/// lines with a bare CR count no lines at all, so a row is never numbered below the previous
+/// row plus one.
+pub fn rows_from_reader(path: &Path, reader: Box<dyn Read + Send>, delimiter: u8) -> Rows {
+    let mut csv = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .buffer_capacity(256 * 1024)
+        .from_reader(reader);
+    let path = path.to_path_buf();
+    let mut record = ::csv::ByteRecord::new();
+    let mut embedded_breaks: u64 = 0;
+    let mut last_line: u64 = 0;
+    let mut done = false;
+    Box::new(std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => {
+                done = true;
+                None
+            }
+            Err(e) => {
+                done = true;
+                let at = e
+                    .position()
+                    .map(|p| format!(" near line {}", p.line()))
+                    .unwrap_or_default();
+                Some(Err(ReadError::new(&path, format!("cannot read{at}: {e}"))))
+            }
+            Ok(true) => {
+                let start = record.position().map_or(last_line + 1, |p| p.line());
+                let line = (start.saturating_sub(embedded_breaks)).max(last_line + 1);
+                last_line = line;
+                let mut row = Row {
+                    line,
+                    cells: Vec::with_capacity(record.len()),
+                    bad_cells: Vec::new(),
+                };
+                for (i, field) in record.iter().enumerate() {
+                    embedded_breaks += field.iter().filter(|&&b| b == b'\n').count() as u64;
+                    match std::str::from_utf8(field) {
+                        Ok(s) => row.cells.push(s.trim().to_string()),
+                        Err(_) => {
+                            row.cells
+                                .push(String::from_utf8_lossy(field).trim().to_string());
+                            row.bad_cells.push((
+                                i,
+                                "is not valid UTF-8 text (save the file as CSV UTF-8)".into(),
+                            ));
+                        }
+                    }
+                }
+                Some(Ok(row))
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiter_is_the_most_frequent_consistent_candidate() {
+        assert_eq!(detect_delimiter("a;b;c\n1;2;3\n"), b';');
+        assert_eq!(detect_delimiter("a\tb\n1\t2\n"), b'\t');
+        assert_eq!(detect_delimiter("a|b|c\n"), b'|');
+        assert_eq!(detect_delimiter("\"a,b\";c\n1;2\n"), b';');
+        assert_eq!(detect_delimiter("email\nx@y.z\n"), b',');
+        assert_eq!(detect_delimiter("a,b;c\n1,2;3\n1,2;3\n"), b',');
+    }
+}

@@ -1,0 +1,207 @@
+//! Workbooks through calamine: XLSX, XLSM, XLSB, XLS and ODS. Cells are turned into the text
+//! Excel shows, so `6.0` is `6` and a date is `2021-01-01`, whatever the file format.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use calamine::{
+    open_workbook_from_rs, Data, Ods, Range, Reader, SheetType, SheetVisible, Xls, Xlsb, Xlsx,
+};
+use chrono::Timelike;
+
+use super::{split_header, Format, ReadError, Row, Sheet};
+
+/// An OLE container holding an `EncryptionInfo` stream is a password-protected OOXML file.
+fn is_encrypted(bytes: &[u8]) -> bool {
+    let needle: Vec<u8> = "EncryptionInfo"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    bytes.windows(needle.len()).any(|w| w == needle.as_slice())
+}
+
+pub(super) fn open(
+    path: &Path,
+    format: Format,
+    sheet: Option<&str>,
+    warnings: Vec<String>,
+) -> Result<Sheet, ReadError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ReadError::new(path, format!("cannot read: {e}")))?;
+    if format == Format::Ole && is_encrypted(&bytes) {
+        return Err(ReadError::new(
+            path,
+            "is password-protected; open it in Excel, remove the password \
+             (File > Info > Protect Workbook) and save it again",
+        ));
+    }
+    let damaged = |kind: &str, e: &dyn std::fmt::Display| {
+        ReadError::new(
+            path,
+            format!("cannot be read as {kind} (the file may be truncated or damaged): {e}"),
+        )
+    };
+    let cursor = Cursor::new(bytes.as_slice());
+    let (kind, range, sheet_name) = match format {
+        Format::Xlsx => {
+            let mut wb: Xlsx<_> =
+                open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSX workbook", &e))?;
+            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+            let range = wb
+                .worksheet_range(&name)
+                .map_err(|e| damaged("an XLSX workbook", &e))?;
+            ("XLSX", range, name)
+        }
+        Format::Xlsb => {
+            let mut wb: Xlsb<_> =
+                open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSB workbook", &e))?;
+            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+            let range = wb
+                .worksheet_range(&name)
+                .map_err(|e| damaged("an XLSB workbook", &e))?;
+            ("XLSB", range, name)
+        }
+        Format::Ods => {
+            let mut wb: Ods<_> =
+                open_workbook_from_rs(cursor).map_err(|e| damaged("an ODS workbook", &e))?;
+            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+            let range = wb
+                .worksheet_range(&name)
+                .map_err(|e| damaged("an ODS workbook", &e))?;
+            ("ODS", range, name)
+        }
+        Format::Ole => {
+            let mut wb: Xls<_> = open_workbook_from_rs(cursor)
+                .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
+            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+            let range = wb
+                .worksheet_range(&name)
+                .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
+            ("XLS", range, name)
+        }
+        Format::Text => unreachable!("text is read by the CSV reader"),
+    };
+    let rows = rows_of(range);
+    let (header, rows) = split_header(path, rows, &format!("sheet '{sheet_name}'"))?;
+    Ok(Sheet {
+        path: path.to_path_buf(),
+        description: format!("{kind} workbook, sheet '{sheet_name}'"),
+        headers: header.cells,
+        header_line: header.line,
+        rows,
+        warnings,
+    })
+}
+
+/// `--sheet NAME` (exact, then case-insensitive), else the first visible worksheet.
+fn pick_sheet(
+    path: &Path,
+    sheets: &[calamine::Sheet],
+    wanted: Option<&str>,
+) -> Result<String, ReadError> {
+    let list = || {
+        sheets
+            .iter()
+            .map(|s| match s.visible {
+                SheetVisible::Visible => format!("'{}'", s.name),
+                _ => format!("'{}' (hidden)", s.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match wanted {
+        Some(name) => sheets
+            .iter()
+            .find(|s| s.name == name)
+            .or_else(|| sheets.iter().find(|s| s.name.eq_ignore_ascii_case(name)))
+            .map(|s| s.name.clone())
+            .ok_or_else(|| {
+                ReadError::new(
+                    path,
+                    format!("has no sheet named '{name}'; its sheets are {}", list()),
+                )
+            }),
+        None => sheets
+            .iter()
+            .find(|s| s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet)
+            .map(|s| s.name.clone())
+            .ok_or_else(|| {
+                ReadError::new(
+                    path,
+                    format!(
+                        "has no visible worksheet (its sheets are {}); name one with --sheet",
+                        list()
+                    ),
+                )
+            }),
+    }
+}
+
+fn rows_of(range: Range<Data>) -> super::Rows {
+    let first_row = range.start().map_or(0, |(r, _)| r as u64);
+    let (height, width) = range.get_size();
+    let mut i = 0usize;
+    Box::new(std::iter::from_fn(move || {
+        if i >= height {
+            return None;
+        }
+        let mut row = Row {
+            line: first_row + i as u64 + 1,
+            cells: Vec::with_capacity(width),
+            bad_cells: Vec::new(),
+        };
+        for c in 0..width {
+            let (text, problem) = cell_text(range.get((i, c)).unwrap_or(&Data::Empty));
+            if let Some(problem) = problem {
+                row.bad_cells.push((c, problem));
+            }
+            row.cells.push(text);
+        }
+        i += 1;
+        Some(Ok(row))
+    }))
+}
+
+/// The text Excel shows for a cell, trimmed; error cells carry a reason to refuse the row.
+pub fn cell_text(cell: &Data) -> (String, Option<String>) {
+    let text = match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.trim().to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => number_text(*f),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::DateTime(dt) => {
+            if dt.is_duration() {
+                let secs = (dt.as_f64() * 86_400.0).round() as i64;
+                format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+            } else if let Some(t) = dt.as_datetime() {
+                if t.num_seconds_from_midnight() == 0 {
+                    t.format("%Y-%m-%d").to_string()
+                } else {
+                    t.format("%Y-%m-%d %H:%M:%S").to_string()
+                }
+            } else {
+                number_text(dt.as_f64())
+            }
+        }
+        Data::Error(e) => {
+            return (
+                e.to_string(),
+                Some(format!(
+                    "holds the formula error {e} (fix the formula or type the value)"
+                )),
+            )
+        }
+    };
+    (text, None)
+}
+
+/// Whole numbers without a fraction, others in the shortest form that reads back the same.
+pub fn number_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}

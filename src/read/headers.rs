@@ -1,0 +1,165 @@
+//! Matches a header row against a platform's field dictionary: names and aliases compare
+//! case-insensitively ignoring spaces, `_` and `-`; a near miss of a known name is an error so a
+//! misspelled column never silently does nothing; report columns are recognised and dropped.
+
+use crate::platform::Field;
+use crate::validate::normalize_header;
+
+/// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
+pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnUse {
+    /// The column holds this field (an index into the platform's field list).
+    Field(usize),
+    /// `role_id2`: the field, numbered.
+    Numbered { field: usize, n: u32 },
+    /// One of the report's own columns.
+    Report,
+    /// Not a field of this platform.
+    Ignored,
+}
+
+/// How a file's header maps onto one platform's fields.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub headers: Vec<String>,
+    pub uses: Vec<ColumnUse>,
+    /// For each field of the platform, the column holding it.
+    pub field_col: Vec<Option<usize>>,
+    /// `(field, n, column)` for numbered columns, sorted by field and number.
+    pub numbered: Vec<(usize, u32, usize)>,
+    /// The input columns a report repeats, in the input's order: all but report columns.
+    pub output_cols: Vec<usize>,
+    pub warnings: Vec<String>,
+    /// Header problems that stop the run: near misses and fields given twice.
+    pub errors: Vec<String>,
+}
+
+impl Layout {
+    /// How many columns matched a field exactly; used to tell platforms apart.
+    pub fn matched(&self) -> usize {
+        self.uses
+            .iter()
+            .filter(|u| matches!(u, ColumnUse::Field(_) | ColumnUse::Numbered { .. }))
+            .count()
+    }
+
+    pub fn has(&self, field: usize) -> bool {
+        self.field_col.get(field).is_some_and(Option::is_some)
+    }
+}
+
+fn split_number(normalized: &str) -> Option<(&str, u32)> {
+    let digits = normalized.len()
+        - normalized
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .len();
+    if digits == 0 || digits == normalized.len() {
+        return None;
+    }
+    let (base, num) = normalized.split_at(normalized.len() - digits);
+    num.parse().ok().map(|n| (base, n))
+}
+
+/// Maps `headers` onto `fields`.
+pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
+    let names: Vec<Vec<String>> = fields
+        .iter()
+        .map(|f| {
+            std::iter::once(f.name)
+                .chain(f.aliases.iter().copied())
+                .map(normalize_header)
+                .collect()
+        })
+        .collect();
+    let report: Vec<String> = REPORT_COLUMNS.iter().map(|c| normalize_header(c)).collect();
+    let mut layout = Layout {
+        headers: headers.to_vec(),
+        uses: Vec::with_capacity(headers.len()),
+        field_col: vec![None; fields.len()],
+        numbered: Vec::new(),
+        output_cols: Vec::new(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+    };
+    for (col, header) in headers.iter().enumerate() {
+        let h = normalize_header(header);
+        let exact = names.iter().position(|ns| ns.contains(&h));
+        let use_ = if h.is_empty() {
+            ColumnUse::Ignored
+        } else if let Some(field) = exact.filter(|&f| !fields[f].numbered) {
+            if let Some(first) = layout.field_col[field] {
+                layout.errors.push(format!(
+                    "columns '{}' and '{}' both give {}; keep one",
+                    headers[first], header, fields[field].name
+                ));
+            } else {
+                layout.field_col[field] = Some(col);
+            }
+            ColumnUse::Field(field)
+        } else if let Some((field, n)) = split_number(&h).and_then(|(base, n)| {
+            fields
+                .iter()
+                .position(|f| f.numbered && normalize_header(f.name) == base)
+                .map(|f| (f, n))
+        }) {
+            if let Some(&(_, _, first)) = layout
+                .numbered
+                .iter()
+                .find(|(f, m, _)| *f == field && *m == n)
+            {
+                layout.errors.push(format!(
+                    "columns '{}' and '{}' are the same column; keep one",
+                    headers[first], header
+                ));
+            } else {
+                layout.numbered.push((field, n, col));
+            }
+            ColumnUse::Numbered { field, n }
+        } else if report.contains(&h) {
+            ColumnUse::Report
+        } else if let Some(near) = near_miss(&h, fields, &names) {
+            layout.errors.push(format!(
+                "column '{header}' is not a known column but looks like '{near}'; \
+                 rename it to '{near}' (a misspelled column would be ignored silently)"
+            ));
+            ColumnUse::Ignored
+        } else {
+            layout.warnings.push(format!(
+                "column '{header}' is not a field of this platform; ignored"
+            ));
+            ColumnUse::Ignored
+        };
+        if use_ != ColumnUse::Report {
+            layout.output_cols.push(col);
+        }
+        layout.uses.push(use_);
+    }
+    layout.numbered.sort_unstable();
+    layout
+}
+
+/// Within one edit (insert, delete, change, swap) of a name or alias, or two edits when that
+/// name has eight characters or more.
+fn near_miss(h: &str, fields: &[Field], names: &[Vec<String>]) -> Option<&'static str> {
+    let mut best: Option<(usize, &'static str)> = None;
+    for (field, ns) in fields.iter().zip(names) {
+        for n in ns {
+            let allowed = if n.chars().count() >= 8 { 2 } else { 1 };
+            let d = strsim::osa_distance(h, n);
+            if d <= allowed && best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, field.name));
+            }
+        }
+        if field.numbered {
+            // `roleid`, `role_idx`: the numbered column without (or with a mangled) number.
+            let base = normalize_header(field.name);
+            let stem = h.trim_end_matches(|c: char| c.is_ascii_digit());
+            if strsim::osa_distance(stem, &base) <= 1 && best.is_none() {
+                best = Some((1, field.name));
+            }
+        }
+    }
+    best.map(|(_, name)| name)
+}

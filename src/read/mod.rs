@@ -1,0 +1,184 @@
+//! Turns any supported spreadsheet into a stream of [`Row`]s numbered as Excel shows them.
+//! Format detection (by content, not by name), encodings, delimiters and the header row live
+//! here and nowhere else.
+
+mod csv;
+mod excel;
+pub mod headers;
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub use headers::{ColumnUse, Layout};
+
+/// One data row as the user sees it in Excel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    /// The row number Excel shows (the header of a file that starts with it is row 1).
+    pub line: u64,
+    pub cells: Vec<String>,
+    /// Cells that could not be read as text (a formula error, bytes in no known encoding),
+    /// with the reason; the row is reported invalid rather than sent.
+    pub bad_cells: Vec<(usize, String)>,
+}
+
+impl Row {
+    /// Empty rows, including rows of only whitespace, are skipped and not reported.
+    pub fn is_blank(&self) -> bool {
+        self.bad_cells.is_empty() && self.cells.iter().all(|c| c.trim().is_empty())
+    }
+}
+
+/// A problem that stops the file from being read at all (exit code 2).
+#[derive(Debug)]
+pub struct ReadError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl ReadError {
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        ReadError {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+pub type Rows = Box<dyn Iterator<Item = Result<Row, ReadError>> + Send>;
+
+/// An opened sheet: its header row and the data rows after it.
+pub struct Sheet {
+    pub path: PathBuf,
+    /// What was read, for messages: "CSV (UTF-8, ';')" or "XLSX sheet 'Users'".
+    pub description: String,
+    pub headers: Vec<String>,
+    pub header_line: u64,
+    pub rows: Rows,
+    /// Things worth telling the user that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+/// What a file really is, decided from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Xlsx,
+    Xlsb,
+    Ods,
+    /// An OLE compound file: a legacy .xls, or an encrypted (password-protected) OOXML file.
+    Ole,
+}
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+
+pub fn sniff(head: &[u8]) -> Format {
+    if head.starts_with(ZIP_MAGIC) {
+        // The zip's first entries name the kind: ODS puts `mimetype` first, XLSB has a .bin workbook.
+        if contains(head, b"mimetypeapplication/vnd.oasis.opendocument") {
+            Format::Ods
+        } else if contains(head, b"xl/workbook.bin") {
+            Format::Xlsb
+        } else {
+            Format::Xlsx
+        }
+    } else if head.starts_with(OLE_MAGIC) {
+        Format::Ole
+    } else {
+        Format::Text
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Opens a spreadsheet, finds its header row and returns the rows after it.
+pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, ReadError> {
+    let mut file =
+        File::open(path).map_err(|e| ReadError::new(path, format!("cannot open: {e}")))?;
+    let mut head = vec![0u8; 64 * 1024];
+    let n = read_up_to(&mut file, &mut head)
+        .map_err(|e| ReadError::new(path, format!("cannot read: {e}")))?;
+    head.truncate(n);
+    let format = sniff(&head);
+    let ext = extension(path);
+    let mut warnings = Vec::new();
+    let workbook_ext = matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "xls" | "ods");
+    match format {
+        Format::Text => {
+            if workbook_ext {
+                warnings.push(format!(
+                    "{} is named .{ext} but holds text; reading it as delimited text",
+                    path.display()
+                ));
+            }
+            if sheet.is_some() {
+                warnings.push("--sheet is ignored for a text file".into());
+            }
+            csv::open(path, file, head, warnings)
+        }
+        _ => {
+            if !workbook_ext {
+                warnings.push(format!(
+                    "{} is named .{ext} but is a {} workbook; reading it as one",
+                    path.display(),
+                    match format {
+                        Format::Ods => "ODS",
+                        Format::Xlsb => "XLSB",
+                        Format::Ole => "legacy Excel (.xls)",
+                        _ => "XLSX",
+                    }
+                ));
+            }
+            drop(file);
+            excel::open(path, format, sheet, warnings)
+        }
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Skips blank rows to the first non-empty one, which is the header.
+fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), ReadError> {
+    loop {
+        match rows.next() {
+            None => {
+                return Err(ReadError::new(
+                    path,
+                    format!("{what} is empty: there is no header row"),
+                ))
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(row)) if row.is_blank() => continue,
+            Some(Ok(row)) => return Ok((row, rows)),
+        }
+    }
+}

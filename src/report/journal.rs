@@ -1,0 +1,233 @@
+//! While `apply` runs, outcomes reach the disk as they happen: each is appended to the journal
+//! and flushed, so a killed run loses nothing that had finished. The journal is the report file
+//! itself (or, for an `.xlsx` report, a `.partial.csv` beside it), in the order rows finished.
+//! At the end it is rewritten in input order; a later line for the same row wins, which is how
+//! `--resume` appends to an earlier run's report.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use super::{is_xlsx, Columns, ReportRow, ReportWriter};
+use crate::engine::{Outcome, Status};
+use crate::validate::FieldError;
+
+pub struct Journal {
+    pub path: PathBuf,
+    writer: csv::Writer<BufWriter<File>>,
+    columns: Columns,
+}
+
+/// Where the journal of a report lives.
+pub fn journal_path(report: &Path) -> PathBuf {
+    if is_xlsx(report) {
+        let name = report
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("report.xlsx");
+        report.with_file_name(format!("{name}.partial.csv"))
+    } else {
+        report.to_path_buf()
+    }
+}
+
+/// Rows an earlier run finished, by row number: what `--resume` does not send again.
+pub struct Earlier {
+    pub done: HashMap<u64, Outcome>,
+    /// Report lines to carry into a fresh journal (when the earlier report was a workbook).
+    carry: Vec<Vec<String>>,
+    /// The journal already exists with these columns and is appended to.
+    append: bool,
+}
+
+impl Earlier {
+    pub fn none() -> Self {
+        Earlier {
+            done: HashMap::new(),
+            carry: Vec::new(),
+            append: false,
+        }
+    }
+}
+
+fn outcome_of(fields: &[String]) -> Option<(u64, Outcome)> {
+    let line = fields.first()?.trim().parse::<f64>().ok()? as u64;
+    let status = Status::parse(fields.get(1)?.trim())?;
+    let mut o = Outcome::with_error(status, fields.get(2).cloned().unwrap_or_default());
+    o.http_status = fields
+        .get(3)
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .map(|n| n as u16);
+    o.attempts = fields
+        .get(4)
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .map_or(0, |n| n as u32);
+    Some((line, o))
+}
+
+/// Reads what an earlier run left at `report` (its journal first, else the report itself).
+pub fn read_earlier(report: &Path, columns: &Columns) -> Result<Earlier, String> {
+    let journal = journal_path(report);
+    let source = if journal.exists() {
+        journal.clone()
+    } else {
+        report.to_path_buf()
+    };
+    if !source.exists() {
+        return Err(format!(
+            "--resume: there is no report at {} to resume from",
+            report.display()
+        ));
+    }
+    let sheet = crate::read::open(&source, None).map_err(|e| format!("--resume: {e}"))?;
+    let expected = columns.header_row();
+    if sheet.headers != expected {
+        return Err(format!(
+            "--resume: the report {} has other columns than this input would give; \
+             resume with the same input file, or choose another --report",
+            source.display()
+        ));
+    }
+    let mut earlier = Earlier::none();
+    earlier.append = source == journal;
+    for row in sheet.rows {
+        let row = row.map_err(|e| format!("--resume: {e}"))?;
+        if row.is_blank() {
+            continue;
+        }
+        if let Some((line, outcome)) = outcome_of(&row.cells) {
+            if outcome.status.is_done() {
+                earlier.done.insert(line, outcome);
+            } else {
+                // A later line for the same row wins.
+                earlier.done.remove(&line);
+            }
+            if !earlier.append {
+                earlier.carry.push(row.cells);
+            }
+        }
+    }
+    Ok(earlier)
+}
+
+impl Journal {
+    /// Starts the journal of `report`: appended to when resuming into one, else new.
+    pub fn open(report: &Path, columns: &Columns, earlier: &Earlier) -> io::Result<Self> {
+        let path = journal_path(report);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = if earlier.append {
+            OpenOptions::new().append(true).open(&path)?
+        } else {
+            // Built aside and renamed, so an earlier report is replaced only by a whole journal.
+            let tmp = super::AtomicFile::new(&path);
+            {
+                let mut w = csv::Writer::from_writer(BufWriter::new(File::create(&tmp.tmp)?));
+                w.write_record(columns.header_row())?;
+                for line in &earlier.carry {
+                    w.write_record(line)?;
+                }
+                w.flush()?;
+                w.get_ref().get_ref().sync_all()?;
+            }
+            tmp.commit()?;
+            OpenOptions::new().append(true).open(&path)?
+        };
+        let writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(BufWriter::with_capacity(64 * 1024, file));
+        Ok(Journal {
+            path,
+            writer,
+            columns: columns.clone(),
+        })
+    }
+
+    /// Appends one outcome and hands it to the operating system before returning.
+    pub fn record(&mut self, row: &ReportRow) -> io::Result<()> {
+        self.writer.write_record(self.columns.cells(row))?;
+        self.writer.flush()
+    }
+
+    pub fn close(mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Rewrites the journal as the final report (and failures file) in input order; a later line
+/// for the same row wins. `field_errors` gives the broken cells of an invalid row, to mark them
+/// in a workbook. Returns whether a failures file was written.
+pub fn finalize(
+    journal: &Path,
+    report: &Path,
+    columns: &Columns,
+    field_errors: &dyn Fn(u64, &[String]) -> Vec<FieldError>,
+) -> io::Result<bool> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_path(journal)?;
+    let mut index: Vec<(u64, u64, u64)> = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut seq = 0u64;
+    loop {
+        let pos = reader.position().byte();
+        if !reader.read_record(&mut record)? {
+            break;
+        }
+        let start = record.position().map_or(pos, |p| p.byte());
+        if let Some(line) = record.get(0).and_then(|s| s.parse::<u64>().ok()) {
+            index.push((line, seq, start));
+            seq += 1;
+        }
+    }
+    index.sort_unstable();
+    // Keep the last entry of each row.
+    let mut keep: Vec<(u64, u64)> = Vec::with_capacity(index.len());
+    for (line, _, offset) in index {
+        match keep.last_mut() {
+            Some(last) if last.0 == line => last.1 = offset,
+            _ => keep.push((line, offset)),
+        }
+    }
+    let mut writer = ReportWriter::create(report, columns.clone())?;
+    let width = columns.headers.len();
+    for (line, offset) in keep {
+        if reader.position().byte() != offset {
+            let mut p = csv::Position::new();
+            p.set_byte(offset);
+            reader.seek(p)?;
+        }
+        if !reader.read_record(&mut record)? {
+            break;
+        }
+        let fields: Vec<String> = record.iter().map(str::to_string).collect();
+        let Some((_, outcome)) = outcome_of(&fields) else {
+            continue;
+        };
+        let mut cells = vec![String::new(); width];
+        for (i, &c) in columns.input_cols.iter().enumerate() {
+            if let Some(v) = fields.get(5 + i) {
+                cells[c] = v.clone();
+            }
+        }
+        let errors = if outcome.status == Status::Invalid {
+            field_errors(line, &cells)
+        } else {
+            Vec::new()
+        };
+        writer.write(&ReportRow {
+            line,
+            outcome: &outcome,
+            cells: &cells,
+            field_errors: &errors,
+        })?;
+    }
+    let wrote_failures = writer.finish()?;
+    if journal != report {
+        std::fs::remove_file(journal)?;
+    }
+    Ok(wrote_failures)
+}

@@ -1,0 +1,256 @@
+//! The per-row report and its failures file: `row, status, error, http_status, attempts`, then
+//! the input's own columns under the input's own headers, one line per input row. A report is
+//! written to a temporary file and renamed into place, so nobody ever opens half a report.
+
+pub mod journal;
+pub mod summary;
+mod xlsx;
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use crate::engine::Outcome;
+use crate::read::headers::REPORT_COLUMNS;
+use crate::validate::FieldError;
+
+/// One line of a report.
+pub struct ReportRow<'a> {
+    pub line: u64,
+    pub outcome: &'a Outcome,
+    /// The input row's cells (all of them; the writer picks the output columns).
+    pub cells: &'a [String],
+    /// For `invalid` rows: which cells are broken, to mark them in a workbook.
+    pub field_errors: &'a [FieldError],
+}
+
+/// What a report shows of the input: which columns, under which names, and which to mask.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    pub headers: Vec<String>,
+    /// Input column indexes, in output order.
+    pub input_cols: Vec<usize>,
+    /// Input columns whose non-empty values are shown as `***`.
+    pub masked: Vec<usize>,
+}
+
+impl Columns {
+    pub fn header_row(&self) -> Vec<String> {
+        REPORT_COLUMNS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.input_cols.iter().map(|&c| self.headers[c].clone()))
+            .collect()
+    }
+
+    /// The report's cells for a row: the five report columns, then the input's.
+    pub fn cells(&self, row: &ReportRow) -> Vec<String> {
+        let o = row.outcome;
+        let mut out = Vec::with_capacity(5 + self.input_cols.len());
+        out.push(row.line.to_string());
+        out.push(o.status.as_str().to_string());
+        out.push(defuse(&o.error));
+        out.push(o.http_status.map(|s| s.to_string()).unwrap_or_default());
+        out.push(o.attempts.to_string());
+        for &c in &self.input_cols {
+            let v = row.cells.get(c).map(String::as_str).unwrap_or("");
+            if !v.is_empty() && self.masked.contains(&c) {
+                out.push("***".into());
+            } else {
+                out.push(v.to_string());
+            }
+        }
+        out
+    }
+
+    /// The report column a cell of input column `col` lands in.
+    pub fn output_col(&self, col: usize) -> Option<usize> {
+        self.input_cols
+            .iter()
+            .position(|&c| c == col)
+            .map(|i| i + 5)
+    }
+}
+
+/// Text from a server must not become a formula when the report is opened in Excel.
+pub fn defuse(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_string(),
+    }
+}
+
+/// `<input name>-report.csv` beside the input.
+pub fn default_path(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("input");
+    input.with_file_name(format!("{stem}-report.csv"))
+}
+
+/// `out/report.csv` → `out/report-failures.csv`.
+pub fn failures_path(report: &Path) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("report");
+    let ext = report.extension().and_then(|s| s.to_str()).unwrap_or("csv");
+    report.with_file_name(format!("{stem}-failures.{ext}"))
+}
+
+pub fn is_xlsx(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"))
+}
+
+/// A file written beside its destination and renamed over it when complete.
+pub struct AtomicFile {
+    pub tmp: PathBuf,
+    pub dest: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn new(dest: &Path) -> Self {
+        let name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("report");
+        AtomicFile {
+            tmp: dest.with_file_name(format!(".{name}.{}.tmp", std::process::id())),
+            dest: dest.to_path_buf(),
+        }
+    }
+    pub fn commit(&self) -> io::Result<()> {
+        std::fs::rename(&self.tmp, &self.dest)
+    }
+    pub fn abandon(&self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+trait Sink {
+    fn write(&mut self, row: &ReportRow) -> io::Result<()>;
+    fn finish(self: Box<Self>) -> io::Result<()>;
+    fn abandon(self: Box<Self>);
+}
+
+struct CsvSink {
+    file: AtomicFile,
+    writer: csv::Writer<BufWriter<File>>,
+    columns: Columns,
+}
+
+impl CsvSink {
+    fn create(path: &Path, columns: &Columns) -> io::Result<Self> {
+        let file = AtomicFile::new(path);
+        let mut writer =
+            csv::WriterBuilder::new()
+                .flexible(false)
+                .from_writer(BufWriter::with_capacity(
+                    256 * 1024,
+                    File::create(&file.tmp)?,
+                ));
+        writer.write_record(columns.header_row())?;
+        Ok(CsvSink {
+            file,
+            writer,
+            columns: columns.clone(),
+        })
+    }
+}
+
+impl Sink for CsvSink {
+    fn write(&mut self, row: &ReportRow) -> io::Result<()> {
+        self.writer.write_record(self.columns.cells(row))?;
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        self.writer.flush()?;
+        self.writer.get_ref().get_ref().sync_all()?;
+        self.file.commit()
+    }
+    fn abandon(self: Box<Self>) {
+        self.file.abandon();
+    }
+}
+
+fn create_sink(path: &Path, columns: &Columns) -> io::Result<Box<dyn Sink>> {
+    if is_xlsx(path) {
+        Ok(Box::new(xlsx::XlsxSink::create(path, columns)))
+    } else {
+        Ok(Box::new(CsvSink::create(path, columns)?))
+    }
+}
+
+/// Writes the report and, when any row needs attention, the failures file beside it.
+pub struct ReportWriter {
+    report: Option<Box<dyn Sink>>,
+    failures: Option<Box<dyn Sink>>,
+    pub report_path: PathBuf,
+    pub failures_path: PathBuf,
+    columns: Columns,
+}
+
+impl ReportWriter {
+    pub fn create(report_path: &Path, columns: Columns) -> io::Result<Self> {
+        if let Some(dir) = report_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(ReportWriter {
+            report: Some(create_sink(report_path, &columns)?),
+            failures: None,
+            report_path: report_path.to_path_buf(),
+            failures_path: failures_path(report_path),
+            columns,
+        })
+    }
+
+    pub fn write(&mut self, row: &ReportRow) -> io::Result<()> {
+        if let Some(r) = self.report.as_mut() {
+            r.write(row)?;
+        }
+        if row.outcome.status.needs_attention() {
+            if self.failures.is_none() {
+                self.failures = Some(create_sink(&self.failures_path, &self.columns)?);
+            }
+            if let Some(f) = self.failures.as_mut() {
+                f.write(row)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts both files in place. A failures file left by an earlier run is removed when no
+    /// row needs attention now, so it never describes a run it does not belong to.
+    /// Returns whether a failures file was written.
+    pub fn finish(mut self) -> io::Result<bool> {
+        if let Some(r) = self.report.take() {
+            r.finish()?;
+        }
+        match self.failures.take() {
+            Some(f) => {
+                f.finish()?;
+                Ok(true)
+            }
+            None => {
+                if self.failures_path.exists() {
+                    std::fs::remove_file(&self.failures_path)?;
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl Drop for ReportWriter {
+    fn drop(&mut self) {
+        if let Some(r) = self.report.take() {
+            r.abandon();
+        }
+        if let Some(f) = self.failures.take() {
+            f.abandon();
+        }
+    }
+}

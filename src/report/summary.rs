@@ -1,0 +1,121 @@
+//! The end-of-run summary on stderr: counts per status, the most common errors, time, rate and
+//! where the reports are.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::engine::{Outcome, Status};
+use crate::validate::FieldError;
+
+/// Distinct error texts kept for "most common errors"; more would only cost memory.
+const MAX_DISTINCT: usize = 10_000;
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    counts: HashMap<Status, u64>,
+    errors: HashMap<String, u64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, outcome: &Outcome, field_errors: &[FieldError]) {
+        *self.counts.entry(outcome.status).or_default() += 1;
+        if field_errors.is_empty() {
+            if outcome.status.needs_attention() && !outcome.error.is_empty() {
+                self.count_error(&outcome.error);
+            }
+        } else {
+            for e in field_errors {
+                self.count_error(&e.to_string());
+            }
+        }
+    }
+
+    fn count_error(&mut self, text: &str) {
+        if let Some(n) = self.errors.get_mut(text) {
+            *n += 1;
+        } else if self.errors.len() < MAX_DISTINCT {
+            self.errors.insert(text.to_string(), 1);
+        }
+    }
+
+    pub fn count(&self, status: Status) -> u64 {
+        self.counts.get(&status).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// Exit code 1 when any row needs attention (invalid, not-found, failed); skipped rows are
+    /// the caller's business (they mean the run stopped).
+    pub fn any_problem(&self) -> bool {
+        [Status::Invalid, Status::NotFound, Status::Failed]
+            .iter()
+            .any(|s| self.count(*s) > 0)
+    }
+
+    pub fn top_errors(&self, n: usize) -> Vec<(&str, u64)> {
+        let mut v: Vec<(&str, u64)> = self.errors.iter().map(|(k, c)| (k.as_str(), *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+
+    pub fn render(
+        &self,
+        elapsed: Duration,
+        sent: Option<u64>,
+        report: &Path,
+        failures: Option<&Path>,
+    ) -> String {
+        let mut out = String::new();
+        let total = self.total();
+        if total == 0 {
+            out.push_str("no data rows: nothing to do\n");
+        } else {
+            let parts: Vec<String> = Status::ALL
+                .iter()
+                .filter(|s| self.count(**s) > 0)
+                .map(|s| format!("{} {}", self.count(*s), s))
+                .collect();
+            out.push_str(&format!("{total} rows: {}\n", parts.join(", ")));
+        }
+        let top = self.top_errors(5);
+        if !top.is_empty() {
+            out.push_str("most common errors:\n");
+            for (text, n) in top {
+                let short: String = text.chars().take(160).collect();
+                out.push_str(&format!("  {n:>6}  {short}\n"));
+            }
+        }
+        let secs = elapsed.as_secs_f64();
+        match sent {
+            Some(requests) if secs > 0.0 => out.push_str(&format!(
+                "took {secs:.1} s: {} rows/s, {requests} requests ({:.1}/s)\n",
+                format_rate(total as f64 / secs),
+                requests as f64 / secs
+            )),
+            _ => out.push_str(&format!(
+                "took {secs:.2} s ({} rows/s)\n",
+                format_rate(total as f64 / secs.max(1e-9))
+            )),
+        }
+        out.push_str(&format!("report: {}\n", report.display()));
+        if let Some(f) = failures {
+            out.push_str(&format!(
+                "failures: {} (fix these rows and run it again)\n",
+                f.display()
+            ));
+        }
+        out
+    }
+}
+
+fn format_rate(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}

@@ -1,0 +1,458 @@
+//! The built-in stand-in for the three vendors' servers: one loopback HTTP server answering
+//! Automation Hub, Identity and Control Room calls with the vendors' paths, headers, bodies,
+//! status codes and error shapes, over an in-memory user store seeded the same way every time,
+//! with latency, rate limits and faults on demand. `/_sandbox/*` lets tests see what happened.
+
+mod control_room;
+mod faults;
+mod hub;
+mod identity;
+mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub use faults::Faults;
+use store::World;
+
+use crate::secrets::Secrets;
+
+pub const HUB_PATH: &str = "/sandbox-org/sandbox-tenant/automationhub_";
+pub const IDENTITY_PATH: &str = "/sandbox-org/identity_";
+pub const HUB_TOKEN: &str = "sandbox-tenant/sandbox-token";
+pub const HUB_CLOUD_TOKEN: &str = "sandbox-cloud-token";
+pub const IDENTITY_TOKEN: &str = "sandbox-identity-token";
+pub const CLIENT_ID: &str = "sandbox-client";
+pub const CLIENT_SECRET: &str = "sandbox-secret";
+pub const PARTITION: &str = "00000000-0000-4000-8000-000000000000";
+pub const CR_USERNAME: &str = "sandbox";
+pub const CR_PASSWORD: &str = "sandbox-password";
+pub const CR_API_KEY: &str = "sandbox-api-key";
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub listen: SocketAddr,
+    /// Seeded users per platform.
+    pub users: usize,
+    pub faults: Faults,
+    /// Lifetime of Control Room JWTs and of Identity client-credential tokens.
+    pub token_lifetime: Duration,
+    /// When set, Open API calls must carry this `x-ah-openapi-app-key`.
+    pub hub_app_key: Option<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            listen: "127.0.0.1:0".parse().expect("a socket address"),
+            users: 100,
+            faults: Faults::default(),
+            token_lifetime: Duration::from_secs(20 * 60),
+            hub_app_key: None,
+        }
+    }
+}
+
+/// The well-known credentials for one platform, as `apply --sandbox` uses them.
+pub fn default_secrets(platform: &str) -> Secrets {
+    match platform {
+        "hub" => Secrets {
+            token: Some(HUB_TOKEN.into()),
+            ..Secrets::default()
+        },
+        "identity" => Secrets {
+            client_id: Some(CLIENT_ID.into()),
+            client_secret: Some(CLIENT_SECRET.into()),
+            partition: Some(PARTITION.into()),
+            ..Secrets::default()
+        },
+        _ => Secrets {
+            username: Some(CR_USERNAME.into()),
+            password: Some(CR_PASSWORD.into()),
+            ..Secrets::default()
+        },
+    }
+}
+
+/// One request as the sandbox saw it, for `/_sandbox/requests`.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Duration,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+/// Everything the handlers share.
+pub struct App {
+    pub config: SandboxConfig,
+    pub world: Mutex<World>,
+    pub faults: faults::FaultState,
+    pub started: Instant,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// At most this many requests are remembered for `/_sandbox/requests`.
+const MAX_SEEN: usize = 2_000_000;
+
+impl App {
+    fn new(config: SandboxConfig) -> Self {
+        App {
+            world: Mutex::new(World::seeded(config.users)),
+            faults: faults::FaultState::new(&config.faults),
+            config,
+            started: Instant::now(),
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, method: &Method, path: &str, status: u16) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < MAX_SEEN {
+            seen.push(Seen {
+                at: self.started.elapsed(),
+                method: method.to_string(),
+                path: path.to_string(),
+                status,
+            });
+        }
+    }
+
+    pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running sandbox; stopped when dropped.
+pub struct Sandbox {
+    addr: SocketAddr,
+    app: Arc<App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Binds, starts serving on a thread of its own and returns once connections are accepted.
+    pub fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sandbox")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(config.listen))?;
+        let addr = listener.local_addr()?;
+        let app = Arc::new(App::new(config));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = Arc::clone(&app);
+        let thread = std::thread::Builder::new()
+            .name("sandbox-server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let router = axum::Router::new().fallback(handle).with_state(served);
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(async {
+                            let _ = rx.await;
+                        })
+                        .await;
+                });
+                // Handlers still sleeping (latency, slow answers) must not hold the stop up.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })?;
+        Ok(Sandbox {
+            addr,
+            app,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The `--url` for a platform.
+    pub fn url_for(&self, platform: &str) -> url::Url {
+        let path = match platform {
+            "hub" => HUB_PATH,
+            "identity" => IDENTITY_PATH,
+            _ => "",
+        };
+        url::Url::parse(&format!("http://{}{path}", self.addr)).expect("a valid URL")
+    }
+
+    /// The users of every platform, as `/_sandbox/state` shows them.
+    pub fn state(&self) -> Value {
+        self.app.world().state()
+    }
+
+    /// Every request seen so far.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.app
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Blocks until stopped from elsewhere (the `sandbox` command runs until Ctrl-C).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a handler answers.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: Value) -> Self {
+        Answer {
+            status,
+            body: serde_json::to_vec(&body).expect("JSON values serialize"),
+            headers: vec![("content-type", "application/json; charset=utf-8".into())],
+        }
+    }
+    pub fn empty(status: u16) -> Self {
+        Answer {
+            status,
+            body: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// One request, as the platform handlers see it.
+pub struct Call<'a> {
+    pub method: &'a Method,
+    /// The path after the platform's prefix, e.g. `/api/User/…` or `/v1/usermanagement/…`.
+    pub path: &'a str,
+    pub query: HashMap<String, String>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl Call<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(self.body).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Hub,
+    Identity,
+    ControlRoom,
+    Observe,
+    Unknown,
+}
+
+/// Which platform a path belongs to, and the rest of the path after its prefix.
+pub fn route(path: &str) -> (Route, &str) {
+    if let Some(rest) = path.strip_prefix("/_sandbox/") {
+        return (Route::Observe, rest);
+    }
+    if let Some(i) = path.find("/api/v1/openapi/") {
+        if path[..i].ends_with("automationhub_") {
+            return (Route::Hub, &path[i + "/api/v1/openapi".len()..]);
+        }
+    }
+    for marker in ["/api/User", "/connect/token"] {
+        if let Some(i) = path.find(marker) {
+            let prefix = &path[..i];
+            if prefix.ends_with("/identity_") || prefix.ends_with("/identity") {
+                return (Route::Identity, &path[i..]);
+            }
+        }
+    }
+    if path.starts_with("/v1/authentication") || path.starts_with("/v1/usermanagement/") {
+        return (Route::ControlRoom, path);
+    }
+    (Route::Unknown, path)
+}
+
+fn respond(answer: Answer) -> Response {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for (name, value) in answer.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            builder = builder.header(name, v);
+        }
+    }
+    builder
+        .body(Body::from(answer.body))
+        .expect("a valid response")
+}
+
+/// A response whose body breaks off: the client sees the connection drop mid-answer.
+fn reset_response() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sandbox: connection reset",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .expect("a valid response")
+}
+
+async fn handle(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    req: Request<Body>,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return respond(Answer::json(
+                413,
+                json!({"message": "Request body too large"}),
+            ))
+        }
+    };
+    let (which, rest) = route(&path);
+    if which == Route::Observe {
+        return respond(observe(&app, rest, &query));
+    }
+    let call = Call {
+        method: &parts.method,
+        path: rest,
+        query,
+        headers: &parts.headers,
+        body: &body,
+    };
+    let is_write = matches!(parts.method, Method::PUT | Method::POST)
+        && !(rest.ends_with("/list")
+            || rest.contains("authentication")
+            || rest.contains("connect/token"));
+    let plan = app.faults.plan(&app.config.faults, which, &parts.method);
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    if let Some(answer) = plan.refuse {
+        app.record(&parts.method, &path, answer.status);
+        return respond(answer);
+    }
+    let answer = {
+        let mut world = app.world();
+        match which {
+            Route::Hub => hub::handle(&mut world, &app.config, &call),
+            Route::Identity => identity::handle(&mut world, &app.config, &call),
+            Route::ControlRoom => control_room::handle(&mut world, &app.config, &call),
+            _ => Answer::json(404, json!({"message": format!("No route for {path}")})),
+        }
+    };
+    app.record(&parts.method, &path, answer.status);
+    let _ = is_write;
+    if plan.slow > Duration::ZERO {
+        tokio::time::sleep(plan.slow).await;
+    }
+    if plan.reset {
+        // The change is made; only the answer is lost, as when a connection drops.
+        return reset_response();
+    }
+    respond(answer)
+}
+
+fn observe(app: &App, what: &str, query: &HashMap<String, String>) -> Answer {
+    match what {
+        "state" => Answer::json(200, app.world().state()),
+        "requests" => {
+            let seen = app.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let path_filter = query.get("path").map(String::as_str);
+            let method_filter = query.get("method").map(|m| m.to_ascii_uppercase());
+            let list: Vec<Value> = seen
+                .iter()
+                .filter(|s| path_filter.is_none_or(|p| s.path.contains(p)))
+                .filter(|s| method_filter.as_deref().is_none_or(|m| s.method == m))
+                .map(|s| json!({"t_ms": s.at.as_secs_f64() * 1000.0, "method": s.method, "path": s.path, "status": s.status}))
+                .collect();
+            Answer::json(200, Value::Array(list))
+        }
+        "stats" => {
+            let seen = app.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let mut per_second: std::collections::BTreeMap<u64, u64> = Default::default();
+            let mut by_status: std::collections::BTreeMap<String, u64> = Default::default();
+            for s in seen.iter() {
+                *per_second.entry(s.at.as_secs()).or_default() += 1;
+                *by_status.entry(s.status.to_string()).or_default() += 1;
+            }
+            Answer::json(
+                200,
+                json!({
+                    "requests": seen.len(),
+                    "by_status": by_status,
+                    "per_second": per_second.into_iter().map(|(s, n)| json!([s, n])).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        _ => Answer::json(
+            404,
+            json!({"message": "unknown sandbox endpoint; try /_sandbox/state, /_sandbox/stats or /_sandbox/requests"}),
+        ),
+    }
+}
+
+/// A JWT the way vendors issue them: header, claims, signature (random: the sandbox checks
+/// tokens against the ones it issued, not by signature).
+pub fn make_jwt(claims: Value) -> String {
+    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = enc.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = enc.encode(serde_json::to_vec(&claims).expect("claims serialize"));
+    let sig: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+    format!("{header}.{body}.{}", enc.encode(sig))
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}

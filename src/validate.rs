@@ -1,0 +1,217 @@
+//! Rules every platform's field dictionary is built from: e-mail syntax, text lengths,
+//! booleans, whole numbers, lists and ids that end up in a URL path. Pure functions with
+//! no I/O, so they can run on every core and be fuzzed and property-tested in isolation.
+
+use std::fmt;
+
+/// The longest free-text value the vendors accept, counted in characters (not bytes).
+pub const MAX_TEXT: usize = 255;
+
+/// One broken cell (or, with `col: None`, a problem with the row as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Index of the input column the problem is in, for highlighting a cell.
+    pub col: Option<usize>,
+    /// The column as the user named it in their header.
+    pub column: String,
+    /// What is wrong and, in brackets, what would be right.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(col: Option<usize>, column: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            col,
+            column: column.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.column, self.message)
+    }
+}
+
+/// Joins a row's errors the way the report's `error` column shows them.
+pub fn join_errors(errors: &[FieldError]) -> String {
+    let mut out = String::new();
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&e.to_string());
+    }
+    out
+}
+
+/// The WHATWG HTML "valid e-mail address" with RFC 5321's length limits
+/// (local part at most 64 octets, whole address at most 254).
+pub fn is_valid_email(s: &str) -> bool {
+    if s.len() > 254 {
+        return false;
+    }
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    if local.is_empty() || local.len() > 64 || domain.is_empty() {
+        return false;
+    }
+    let local_ok = local
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&b));
+    local_ok && domain.split('.').all(is_valid_label)
+}
+
+fn is_valid_label(label: &str) -> bool {
+    let b = label.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+}
+
+pub fn check_email(value: &str) -> Result<(), String> {
+    if is_valid_email(value) {
+        Ok(())
+    } else if value.len() > 254 {
+        Err(format!(
+            "e-mail address is {} characters long (at most 254)",
+            value.chars().count()
+        ))
+    } else if value.split_once('@').is_some_and(|(l, _)| l.len() > 64) {
+        Err("the part before @ is longer than 64 characters (at most 64)".into())
+    } else {
+        Err("not a valid e-mail address (like name@example.com)".into())
+    }
+}
+
+/// Free text: at most `max` characters and no control characters other than tab and line breaks.
+pub fn check_text(value: &str, max: usize) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(format!("{chars} characters is too long (at most {max})"));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err("contains a control character (remove it)".into());
+    }
+    Ok(())
+}
+
+/// `true/false`, `yes/no`, `1/0`, any case. Excel's `TRUE`/`FALSE` are covered too.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "1.0" => Some(true),
+        "false" | "no" | "0" | "0.0" => Some(false),
+        _ => None,
+    }
+}
+
+pub const BOOL_HINT: &str = "use true/false, yes/no or 1/0";
+
+/// A whole number, also when written with a zero fraction (`6.0`) as Excel stores numbers.
+pub fn parse_whole(value: &str) -> Option<i64> {
+    if let Ok(n) = value.parse::<i64>() {
+        return Some(n);
+    }
+    let (int, frac) = value.split_once('.')?;
+    if frac.is_empty() || !frac.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    if int.is_empty() || int == "-" || int == "+" {
+        return None;
+    }
+    int.parse::<i64>().ok()
+}
+
+/// Items of a list cell, separated by `;` or `,`, trimmed, empty items dropped.
+pub fn split_list(value: &str) -> Vec<&str> {
+    value
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Ids go into a URL path: nothing that could change which resource the URL names.
+pub fn check_path_id(value: &str) -> Result<(), String> {
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, '/' | '?' | '#' | '\\' | '%') || c.is_whitespace() || c.is_control())
+    {
+        let shown = match c {
+            c if c.is_whitespace() => "a space".to_string(),
+            c if c.is_control() => "a control character".to_string(),
+            c => format!("'{c}'"),
+        };
+        return Err(format!(
+            "an id cannot contain {shown} (copy the id exactly as the platform shows it)"
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(
+            "an id cannot be '.' or '..' (copy the id exactly as the platform shows it)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Keys (e-mails, usernames, ids) compare case-insensitively after trimming.
+pub fn normalize_key(value: &str) -> String {
+    value.trim().to_lowercase()
+}
+
+/// Header names compare case-insensitively, ignoring spaces, `_` and `-`.
+pub fn normalize_header(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_accept_zero_fractions_only() {
+        assert_eq!(parse_whole("6"), Some(6));
+        assert_eq!(parse_whole("6.0"), Some(6));
+        assert_eq!(parse_whole("6.00"), Some(6));
+        assert_eq!(parse_whole("6.5"), None);
+        assert_eq!(parse_whole("."), None);
+        assert_eq!(parse_whole("6."), None);
+        assert_eq!(parse_whole(""), None);
+    }
+
+    #[test]
+    fn email_lengths_follow_rfc_5321() {
+        let local64 = "a".repeat(64);
+        assert!(is_valid_email(&format!("{local64}@example.com")));
+        assert!(!is_valid_email(&format!("a{local64}@example.com")));
+        let long_domain = format!("{}.com", ["a".repeat(60)].repeat(4).join("."));
+        let addr = format!("x@{long_domain}");
+        assert_eq!(is_valid_email(&addr), addr.len() <= 254);
+    }
+
+    #[test]
+    fn path_ids_refuse_url_changing_characters() {
+        for bad in ["../x", "a/b", "a?b", "a#b", "a b", "%2F", ".."] {
+            assert!(check_path_id(bad).is_err(), "{bad}");
+        }
+        assert!(check_path_id("00000000-0000-4000-8000-000000000001").is_ok());
+    }
+
+    #[test]
+    fn headers_normalize_case_spaces_underscores_dashes() {
+        assert_eq!(normalize_header("First Name"), "firstname");
+        assert_eq!(normalize_header("first_name"), "firstname");
+        assert_eq!(normalize_header("FIRST-NAME"), "firstname");
+    }
+}
