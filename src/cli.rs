@@ -41,6 +41,15 @@ enum Command {
     Template(TemplateCli),
     /// Serve all three vendor APIs on one loopback address, for rehearsals and tests.
     Sandbox(SandboxCli),
+    /// Print the rows bulkedit reads from a file, as JSON lines: what Excel row each is, and its cells.
+    Rows(RowsCli),
+}
+
+#[derive(Args, Debug)]
+struct RowsCli {
+    file: PathBuf,
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +296,9 @@ pub fn main() -> i32 {
                 Ok(None) => 0,
                 Err(e) => exit_with(Err(e)),
             }
+        }
+        Command::Rows(r) => {
+            exit_with(commands::print_rows(&r.file, r.sheet.as_deref()).map(|()| 0))
         }
         Command::Sandbox(s) => {
             on_ctrl_c();

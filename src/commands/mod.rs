@@ -67,3 +67,36 @@ pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Rea
     });
     rx.into_iter()
 }
+
+/// `bulkedit rows`: the header and every row as read, one JSON object a line.
+pub fn print_rows(
+    path: &std::path::Path,
+    sheet: Option<&str>,
+) -> Result<(), crate::engine::StartError> {
+    use crate::engine::StartError;
+    let opened = read::open(path, sheet).map_err(|e| StartError::usage(e.to_string()))?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let io = |e: std::io::Error| StartError::usage(e.to_string());
+    for w in &opened.warnings {
+        eprintln!("bulkedit: warning: {w}");
+    }
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"row": opened.header_line, "header": opened.headers, "read_as": opened.description})
+    )
+    .map_err(io)?;
+    for row in opened.rows {
+        let row = row.map_err(|e| StartError::usage(e.to_string()))?;
+        if row.is_blank() {
+            continue;
+        }
+        let mut line = serde_json::json!({"row": row.line, "cells": row.cells});
+        if !row.bad_cells.is_empty() {
+            line["unreadable"] = serde_json::json!(row.bad_cells);
+        }
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
