@@ -138,22 +138,27 @@ fn pick_sheet(
 }
 
 fn rows_of(range: Range<Data>) -> super::Rows {
-    let first_row = range.start().map_or(0, |(r, _)| r as u64);
+    let (first_row, first_col) = range
+        .start()
+        .map_or((0, 0), |(r, c)| (r as u64, c as usize));
     let (height, width) = range.get_size();
     let mut i = 0usize;
     Box::new(std::iter::from_fn(move || {
         if i >= height {
             return None;
         }
+        // Cells keep Excel's columns: a sheet whose data starts in column C has two empty
+        // cells before it, as a person sees it.
         let mut row = Row {
             line: first_row + i as u64 + 1,
-            cells: Vec::with_capacity(width),
+            cells: vec![String::new(); first_col],
             bad_cells: Vec::new(),
         };
+        row.cells.reserve(width);
         for c in 0..width {
             let (text, problem) = cell_text(range.get((i, c)).unwrap_or(&Data::Empty));
             if let Some(problem) = problem {
-                row.bad_cells.push((c, problem));
+                row.bad_cells.push((first_col + c, problem));
             }
             row.cells.push(text);
         }

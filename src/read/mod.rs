@@ -182,3 +182,15 @@ fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), 
         }
     }
 }
+
+/// Parses delimited text held in memory, as the CSV reader does with a file (no encoding or
+/// delimiter detection): for conformance tests and fuzzing.
+pub fn parse_text(bytes: &[u8], delimiter: u8) -> Vec<Result<Row, ReadError>> {
+    let reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.to_vec()));
+    csv::rows_from_reader(Path::new("<memory>"), reader, delimiter).collect()
+}
+
+/// The delimiter the reader would pick for a file starting with `sample`.
+pub fn detect_delimiter(sample: &str) -> u8 {
+    csv::detect_delimiter(sample)
+}
