@@ -187,6 +187,9 @@ struct SandboxCli {
     /// Enforce Identity's published limits: 160 PUT and 300 GET per 5 minutes.
     #[arg(long)]
     identity_limits: bool,
+    /// Fraction of Control Room PUTs that meet a concurrent edit and get 409.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    conflict_rate: f64,
     /// Seconds Control Room and Identity client-credential tokens live.
     #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
     token_lifetime: u64,
@@ -214,6 +217,7 @@ impl SandboxCli {
                 slow_rate: self.slow_rate,
                 slow: Duration::from_millis(self.slow_ms),
                 identity_limits: self.identity_limits,
+                conflict_rate: self.conflict_rate,
             },
         }
     }

@@ -316,3 +316,13 @@ fn list(world: &World, call: &Call) -> Answer {
         json!({"page": {"offset": offset, "total": world.control_room.list.len(), "totalFilter": total_filter}, "list": page}),
     )
 }
+
+/// Another administrator saves the user at `path` first: its version moves on.
+pub fn someone_else_edits(world: &mut World, path: &str) {
+    if let Some(id) = path.strip_prefix("/v1/usermanagement/users/") {
+        if let Some(user) = world.control_room.get_mut(id) {
+            let v = user["version"].as_i64().unwrap_or(0);
+            user.insert("version".into(), json!(v + 1));
+        }
+    }
+}

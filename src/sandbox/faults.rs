@@ -35,6 +35,9 @@ pub struct Faults {
     pub slow: Duration,
     /// UiPath's published Identity limits: 160 PUT and 300 GET per 5 minutes.
     pub identity_limits: bool,
+    /// Fraction of Control Room PUTs that find the user changed by someone else since it was
+    /// read: its version moves on and the PUT gets 409.
+    pub conflict_rate: f64,
 }
 
 impl Default for Faults {
@@ -51,6 +54,7 @@ impl Default for Faults {
             slow_rate: 0.0,
             slow: Duration::from_secs(35),
             identity_limits: false,
+            conflict_rate: 0.0,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Plan {
     pub refuse: Option<Answer>,
     pub reset: bool,
     pub slow: Duration,
+    /// Someone else edits the user first (Control Room PUTs).
+    pub conflict: bool,
 }
 
 /// A well-mixed 64-bit hash (SplitMix64), to draw a number in [0, 1) per request and fault.
@@ -145,6 +151,7 @@ impl FaultState {
             refuse: None,
             reset: false,
             slow: Duration::ZERO,
+            conflict: false,
         };
         if let Some(limiter) = &self.limiter {
             if let Err(not_until) = limiter.check() {
@@ -183,6 +190,9 @@ impl FaultState {
             });
             return plan;
         }
+        plan.conflict = route == Route::ControlRoom
+            && *method == Method::PUT
+            && draw(faults.seed, n, 6) < faults.conflict_rate;
         plan.reset = draw(faults.seed, n, 4) < faults.reset_rate;
         if !plan.reset && draw(faults.seed, n, 5) < faults.slow_rate {
             plan.slow = faults.slow;

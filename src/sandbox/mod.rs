@@ -359,6 +359,13 @@ async fn handle(
     };
     let (which, rest) = route(&path);
     if which == Route::Observe {
+        if parts.method == Method::POST && rest == "revoke-tokens" {
+            // Every issued token stops working at once, as after a key rotation.
+            let mut world = app.world();
+            world.identity_tokens.clear();
+            world.cr_tokens.clear();
+            return respond(Answer::json(200, json!({"revoked": true})));
+        }
         return respond(observe(&app, rest, &query));
     }
     let call = Call {
@@ -368,10 +375,6 @@ async fn handle(
         headers: &parts.headers,
         body: &body,
     };
-    let is_write = matches!(parts.method, Method::PUT | Method::POST)
-        && !(rest.ends_with("/list")
-            || rest.contains("authentication")
-            || rest.contains("connect/token"));
     let plan = app.faults.plan(&app.config.faults, which, &parts.method);
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
@@ -385,12 +388,16 @@ async fn handle(
         match which {
             Route::Hub => hub::handle(&mut world, &app.config, &call),
             Route::Identity => identity::handle(&mut world, &app.config, &call),
-            Route::ControlRoom => control_room::handle(&mut world, &app.config, &call),
+            Route::ControlRoom => {
+                if plan.conflict {
+                    control_room::someone_else_edits(&mut world, rest);
+                }
+                control_room::handle(&mut world, &app.config, &call)
+            }
             _ => Answer::json(404, json!({"message": format!("No route for {path}")})),
         }
     };
     app.record(&parts.method, &path, answer.status);
-    let _ = is_write;
     if plan.slow > Duration::ZERO {
         tokio::time::sleep(plan.slow).await;
     }
