@@ -211,9 +211,7 @@ impl KeyCollector {
     /// the file again and the exact keys of those rows decide.
     pub fn duplicates(
         mut self,
-        reread: impl FnOnce(
-            &dyn Fn(u64) -> bool,
-        ) -> Result<Vec<(u64, Edit, Vec<(usize, String)>)>, StartError>,
+        reread: impl FnOnce(&dyn Fn(u64) -> bool) -> Result<Vec<KeyedRow>, StartError>,
     ) -> Result<Duplicates, StartError> {
         self.keys.sort_unstable();
         let mut candidates: Vec<u64> = Vec::new();
@@ -229,18 +227,22 @@ impl KeyCollector {
         candidates.sort_unstable();
         let wanted = |line: u64| candidates.binary_search(&line).is_ok();
         let rows = reread(&wanted)?;
-        let mut groups: HashMap<String, Vec<(u64, &Edit, Option<&(usize, String)>)>> =
-            HashMap::new();
-        for (line, edit, key_col) in &rows {
+        let mut groups: HashMap<String, Vec<&KeyedRow>> = HashMap::new();
+        for row in &rows {
             groups
-                .entry(edit.key.normalized())
+                .entry(row.edit.key.normalized())
                 .or_default()
-                .push((*line, edit, key_col.first()));
+                .push(row);
         }
         let mut dups = Duplicates::default();
         for members in groups.values().filter(|m| m.len() > 1) {
-            for (line, edit, col) in members {
-                let others: Vec<u64> = members.iter().map(|m| m.0).filter(|l| l != line).collect();
+            for row in members {
+                let line = row.line;
+                let others: Vec<u64> = members
+                    .iter()
+                    .map(|m| m.line)
+                    .filter(|l| *l != line)
+                    .collect();
                 let shown: Vec<String> = others.iter().take(5).map(u64::to_string).collect();
                 let more = others.len().saturating_sub(5);
                 let rows_text = if more > 0 {
@@ -248,13 +250,15 @@ impl KeyCollector {
                 } else {
                     shown.join(", ")
                 };
-                let column = col
+                let column = row
+                    .key_col
+                    .as_ref()
                     .map(|c| c.1.clone())
-                    .unwrap_or_else(|| edit.key.field.to_string());
+                    .unwrap_or_else(|| row.edit.key.field.to_string());
                 dups.by_line.insert(
-                    *line,
+                    line,
                     FieldError::new(
-                        col.map(|c| c.0),
+                        row.key_col.as_ref().map(|c| c.0),
                         column,
                         format!(
                             "the same user is also on row{} {rows_text} (nothing is sent for a user named twice; keep one row)",
@@ -268,6 +272,14 @@ impl KeyCollector {
     }
 }
 
+/// A valid row read again to compare its key exactly.
+pub struct KeyedRow {
+    pub line: u64,
+    pub edit: Edit,
+    /// The column (index and header) that holds the key.
+    pub key_col: Option<(usize, String)>,
+}
+
 /// Reads `path` again and returns the valid rows among `wanted`, with their edits and the
 /// column (index and header) that holds their key.
 pub fn reread_keys(
@@ -276,7 +288,7 @@ pub fn reread_keys(
     sheet: Option<&str>,
     options: &Options,
     wanted: &dyn Fn(u64) -> bool,
-) -> Result<Vec<(u64, Edit, Vec<(usize, String)>)>, StartError> {
+) -> Result<Vec<KeyedRow>, StartError> {
     let input = open_input(path, Some(platform_name), sheet, options)?;
     let mut out = Vec::new();
     for row in input.sheet.rows {
@@ -292,7 +304,11 @@ pub fn reread_keys(
                 .position(|f| f.name == edit.key.field)
                 .and_then(|f| input.layout.field_col[f])
                 .map(|c| (c, input.layout.headers[c].clone()));
-            out.push((row.line, edit, key_col.into_iter().collect()));
+            out.push(KeyedRow {
+                line: row.line,
+                edit,
+                key_col,
+            });
         }
     }
     Ok(out)

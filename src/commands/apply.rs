@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -233,9 +233,14 @@ pub fn run(
     } else {
         Earlier::none()
     };
-    plan.rows = plan.rows.saturating_sub(earlier.done.len());
+    // Rows naming the same user were valid alone but are not sent.
+    plan.rows = plan
+        .rows
+        .saturating_sub(dups.by_line.len() + earlier.done.len());
 
     let stop_reason = Arc::new(AtomicU8::new(RUNNING));
+    // Counted where outcomes are made, so no worker takes a row past the limit.
+    let errors_seen = AtomicU64::new(0);
     // With -v there is no progress bar (see `Progress::new`), so lines go straight to stderr.
     let log: Option<crate::engine::http::LogSink> = if args.verbose {
         let secrets = secrets.clone();
@@ -332,6 +337,7 @@ pub fn run(
             let session = session.as_deref();
             let stop_reason = Arc::clone(&stop_reason);
             let secrets = &secrets;
+            let errors_seen = &errors_seen;
             scope.spawn(move || {
                 for job in job_rx {
                     let mut outcome = match session {
@@ -352,6 +358,17 @@ pub fn run(
                             Ordering::SeqCst,
                         );
                     }
+                    if matches!(outcome.status, Status::Failed | Status::NotFound)
+                        && args.max_errors > 0
+                        && errors_seen.fetch_add(1, Ordering::SeqCst) + 1 >= args.max_errors
+                    {
+                        let _ = stop_reason.compare_exchange(
+                            RUNNING,
+                            MAX_ERRORS,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        );
+                    }
                     let _ = done_tx.send(Done {
                         line: job.line,
                         cells: job.cells,
@@ -365,12 +382,10 @@ pub fn run(
 
         // The journal writer: every outcome reaches the disk as it arrives.
         let writer = {
-            let stop_reason = Arc::clone(&stop_reason);
             let progress = &progress;
             let journal = &mut journal;
             scope.spawn(move || -> Result<Summary, std::io::Error> {
                 let mut summary = Summary::default();
-                let mut errors_seen = 0u64;
                 for done in done_rx {
                     journal.record(&ReportRow {
                         line: done.line,
@@ -380,17 +395,6 @@ pub fn run(
                     })?;
                     summary.add(&done.outcome, &done.errors);
                     progress.tick(&done.outcome, &summary);
-                    if matches!(done.outcome.status, Status::Failed | Status::NotFound) {
-                        errors_seen += 1;
-                        if args.max_errors > 0 && errors_seen >= args.max_errors {
-                            let _ = stop_reason.compare_exchange(
-                                RUNNING,
-                                MAX_ERRORS,
-                                Ordering::SeqCst,
-                                Ordering::SeqCst,
-                            );
-                        }
-                    }
                 }
                 Ok(summary)
             })

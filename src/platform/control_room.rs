@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, server_message, Checker, Connect, Edit, Field, Plan, Platform,
-    Record, Session, Template, UserKey,
+    Record, Session, Template, UserKey, UserPage,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Request, StartError, Status};
@@ -317,7 +317,7 @@ impl ControlRoomSession {
         filter: Option<Value>,
         offset: usize,
         length: usize,
-    ) -> Result<(Vec<Map<String, Value>>, usize, u32), Outcome> {
+    ) -> Result<UserPage, Outcome> {
         let mut body = json!({"page": {"offset": offset, "length": length}});
         if let Some(f) = filter {
             body["filter"] = f;

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     describe_changes, endpoint, server_message, Checker, Connect, Edit, Field, Plan, Platform,
-    Record, Session, Template, UserKey,
+    Record, Session, Template, UserKey, UserPage,
 };
 use crate::engine::{Auth, Http, Outcome, Request, StartError, Status};
 use crate::read::Layout;
@@ -463,7 +463,7 @@ impl HubSession {
         search: Option<&str>,
         page: usize,
         limit: usize,
-    ) -> Result<(Vec<Map<String, Value>>, usize, u32), Outcome> {
+    ) -> Result<UserPage, Outcome> {
         let mut url = endpoint(&self.base, &["users"]);
         url.query_pairs_mut()
             .append_pair("s", search.unwrap_or(""))

@@ -158,12 +158,13 @@ pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>
             has_key.then(|| (layout.matched(), p))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     match scored.as_slice() {
-        [] => Err(format!(
+        [] => Err(
             "the header names no user key of any platform (hub needs user_email; identity userId \
              or email; control-room id or username); give --platform to see what is wrong"
-        )),
+                .to_string(),
+        ),
         [(best, _), (second, _), ..] if best == second => Err(format!(
             "the header fits more than one platform ({}); give --platform",
             scored
@@ -349,6 +350,10 @@ impl<'r, 'a> Checker<'r, 'a> {
         }
     }
 }
+
+/// A page of users as read from a list call: the users, the total (pages or users, as the
+/// vendor counts), and the requests it took.
+pub type UserPage = (Vec<Map<String, Value>>, usize, u32);
 
 /// `base` with `segments` appended, each percent-encoded, so an id can never change which
 /// resource the URL names.

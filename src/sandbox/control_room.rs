@@ -199,7 +199,7 @@ fn update(world: &mut World, call: &Call, id: &str) -> Answer {
         }
     };
     let clash = world.control_room.list.iter().any(|u| {
-        u["id"].to_string() != id
+        u["id"].as_i64().map(|n| n.to_string()).as_deref() != Some(id)
             && u["username"]
                 .as_str()
                 .is_some_and(|n| n.eq_ignore_ascii_case(username))
