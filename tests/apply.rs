@@ -989,3 +989,167 @@ fn an_xlsx_report_is_written_for_apply_too() {
         "the journal is gone"
     );
 }
+
+fn spawn_apply(
+    sb: &Sandbox,
+    platform: &str,
+    file: &Path,
+    report: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"));
+    cmd.arg("apply")
+        .arg(file)
+        .args([
+            "--platform",
+            platform,
+            "--url",
+            sb.url_for(platform).as_str(),
+            "--report",
+        ])
+        .arg(report)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits until the journal at `report` holds at least `rows` finished rows.
+fn wait_for_rows(report: &Path, rows: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if report.exists() && read_report(report).len() >= rows {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never reached {rows} rows", report.display());
+}
+
+#[test]
+fn ctrl_c_finishes_the_rows_in_flight_and_reports_the_rest_as_skipped() {
+    let sb = sandbox(Faults::default());
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let f = many_rows(dir.path(), 60, "control-room");
+    let child = spawn_apply(
+        &sb,
+        "control-room",
+        &f,
+        &report,
+        &CR_ENV,
+        &["--rate", "10/s", "--concurrency", "2"],
+    );
+    wait_for_rows(&report, 10);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    let r = read_report(&report);
+    let lines: Vec<String> = r.iter().map(|x| x["row"].clone()).collect();
+    assert_eq!(
+        lines,
+        (2..62).map(|i| i.to_string()).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+    let updated = r.iter().filter(|x| x["status"] == "updated").count();
+    let skipped = r.iter().filter(|x| x["status"] == "skipped").count();
+    assert_eq!(updated + skipped, 60);
+    assert!(
+        updated >= 10 && skipped > 20,
+        "{updated} updated, {skipped} skipped"
+    );
+    assert_eq!(
+        seen(&sb, "PUT", "/usermanagement/users/"),
+        updated,
+        "every row sent was finished"
+    );
+    assert_eq!(
+        read_report(&dir.path().join("report-failures.csv")).len(),
+        skipped
+    );
+}
+
+#[test]
+fn a_killed_run_loses_nothing_and_resumes_to_every_row_exactly_once() {
+    let sb = sandbox(Faults::default());
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let f = many_rows(dir.path(), 100, "hub");
+    let mut child = spawn_apply(
+        &sb,
+        "hub",
+        &f,
+        &report,
+        &HUB_ENV,
+        &["--rate", "40/s", "--concurrency", "4"],
+    );
+    wait_for_rows(&report, 25);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What the killed run left: the rows that had finished, as they finished.
+    let partial = read_report(&report);
+    let writes_before = seen(&sb, "POST", "/edituser");
+    assert!(
+        partial.len() >= 25 && partial.len() < 100,
+        "{}",
+        partial.len()
+    );
+    assert!(partial.iter().all(|x| x["status"] == "updated"));
+    assert!(
+        writes_before >= partial.len() && writes_before <= partial.len() + 4,
+        "at most the rows in flight were lost"
+    );
+
+    let run = apply(&sb, "hub", &f, dir.path(), &HUB_ENV, &["--resume"]);
+    assert_all_done(&run, 100);
+    // The journaled rows were not sent again; the rest were sent once.
+    assert_eq!(seen(&sb, "POST", "/edituser"), 100);
+    let state = sb.state();
+    for i in 1..=100 {
+        assert_eq!(
+            hub_user(&state, &format!("user{i:05}@example.com"))["user_job_title"],
+            format!("Title {i}")
+        );
+    }
+    // Resuming a finished run sends nothing.
+    let again = apply(&sb, "hub", &f, dir.path(), &HUB_ENV, &["--resume"]);
+    assert_all_done(&again, 100);
+    assert_eq!(seen(&sb, "POST", "/edituser"), 100);
+}
+
+fn assert_all_done(run: &Run, n: usize) {
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let lines: Vec<String> = run.report.iter().map(|r| r["row"].clone()).collect();
+    assert_eq!(
+        lines,
+        (2..n + 2).map(|i| i.to_string()).collect::<Vec<_>>(),
+        "each row exactly once, in order"
+    );
+    assert!(run
+        .report
+        .iter()
+        .all(|r| r["status"] == "updated" || r["status"] == "unchanged"));
+}
+
+#[test]
+fn resume_refuses_a_report_of_another_input() {
+    let sb = sandbox(Faults::default());
+    let dir = tempdir();
+    let run = apply(
+        &sb,
+        "hub",
+        &sample("hub-clean.csv"),
+        dir.path(),
+        &HUB_ENV,
+        &[],
+    );
+    assert_eq!(run.code(), Some(0));
+    let other = write(dir.path(), "o.csv", "user_email\nuser00001@example.com\n");
+    let run = apply(&sb, "hub", &other, dir.path(), &HUB_ENV, &["--resume"]);
+    assert_eq!(run.code(), Some(2));
+    assert!(run.stderr().contains("other columns"), "{}", run.stderr());
+}
