@@ -90,14 +90,23 @@ pub fn check_email(value: &str) -> Result<(), String> {
 
 /// Free text: at most `max` characters and no control characters other than tab and line breaks.
 pub fn check_text(value: &str, max: usize) -> Result<(), String> {
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(format!("{chars} characters is too long (at most {max})"));
+    // A string has at most as many characters as bytes: count only when it could be too long.
+    if value.len() > max {
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(format!("{chars} characters is too long (at most {max})"));
+        }
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-    {
+    let control = if value.is_ascii() {
+        value
+            .bytes()
+            .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+    } else {
+        value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    if control {
         return Err("contains a control character (remove it)".into());
     }
     Ok(())
@@ -105,10 +114,14 @@ pub fn check_text(value: &str, max: usize) -> Result<(), String> {
 
 /// `true/false`, `yes/no`, `1/0`, any case. Excel's `TRUE`/`FALSE` are covered too.
 pub fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" | "1.0" => Some(true),
-        "false" | "no" | "0" | "0.0" => Some(false),
-        _ => None,
+    const TRUE: [&str; 4] = ["true", "yes", "1", "1.0"];
+    const FALSE: [&str; 4] = ["false", "no", "0", "0.0"];
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(value)) {
+        Some(true)
+    } else if FALSE.iter().any(|f| f.eq_ignore_ascii_case(value)) {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -41,48 +41,94 @@ pub fn verdict(
     }
 }
 
-/// One pass over the file; `Some(collector)` also gathers keys to find duplicates.
+/// A checked row, ready for the report.
+struct Checked {
+    outcome: Outcome,
+    errors: Vec<FieldError>,
+    key_hash: Option<u64>,
+}
+
+/// One pass over the file in three overlapping stages: a thread reads, every core checks, a
+/// thread writes. `Some(collector)` also gathers keys to find duplicates.
 fn pass(
     input: Input,
     report_path: &std::path::Path,
     dups: &Duplicates,
-    mut keys: Option<&mut KeyCollector>,
+    keys: Option<&mut KeyCollector>,
 ) -> Result<(ReportWriter, Summary), StartError> {
-    let columns = input.columns();
-    let mut writer = ReportWriter::create(report_path, columns).map_err(|e| {
+    use rayon::prelude::*;
+    let cannot_write = |e: std::io::Error| {
         StartError::usage(format!(
             "{}: cannot write the report: {e}",
             report_path.display()
         ))
-    })?;
-    let mut summary = Summary::default();
+    };
+    let mut writer = ReportWriter::create(report_path, input.columns()).map_err(cannot_write)?;
     let platform = input.platform;
     let layout = input.layout;
-    for chunk in read_ahead(input.sheet.rows) {
-        let chunk = chunk.map_err(|e| StartError::usage(e.to_string()))?;
-        let results = check::check_chunk(platform.as_ref(), &layout, &chunk);
-        for (row, result) in chunk.iter().zip(results) {
-            let (edit, outcome, errors) = verdict(result, dups.get(row.line), Status::Valid);
-            if let (Some(k), Ok(edit)) = (keys.as_deref_mut(), &edit) {
-                k.add(row.line, edit);
+    let collect_keys = keys.is_some();
+    let (tx, rx) = crossbeam_channel::bounded::<(Vec<crate::read::Row>, Vec<Checked>)>(2);
+    std::thread::scope(|scope| {
+        let written = scope.spawn(move || -> std::io::Result<(ReportWriter, Summary)> {
+            let mut summary = Summary::default();
+            let mut keys = keys;
+            for (rows, checked) in rx {
+                for (row, c) in rows.iter().zip(&checked) {
+                    if let (Some(h), Some(k)) = (c.key_hash, keys.as_deref_mut()) {
+                        k.add_hash(h);
+                    }
+                    summary.add(&c.outcome, &c.errors);
+                    writer.write(&ReportRow {
+                        line: row.line,
+                        outcome: &c.outcome,
+                        cells: &row.cells,
+                        field_errors: &c.errors,
+                    })?;
+                }
             }
-            summary.add(&outcome, &errors);
-            writer
-                .write(&ReportRow {
-                    line: row.line,
-                    outcome: &outcome,
-                    cells: &row.cells,
-                    field_errors: &errors,
+            Ok((writer, summary))
+        });
+        let mut read_error = None;
+        for chunk in read_ahead(input.sheet.rows) {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    read_error = Some(StartError::usage(e.to_string()));
+                    break;
+                }
+            };
+            let checked: Vec<Checked> = chunk
+                .par_iter()
+                .with_min_len(256)
+                .map(|row| {
+                    let result = check::check_row(platform.as_ref(), &layout, row);
+                    let (edit, outcome, errors) =
+                        verdict(result, dups.get(row.line), Status::Valid);
+                    let key_hash = edit
+                        .ok()
+                        .filter(|_| collect_keys)
+                        .map(|e| check::key_hash(&e));
+                    Checked {
+                        outcome,
+                        errors,
+                        key_hash,
+                    }
                 })
-                .map_err(|e| {
-                    StartError::usage(format!(
-                        "{}: cannot write the report: {e}",
-                        report_path.display()
-                    ))
-                })?;
+                .collect();
+            if tx.send((chunk, checked)).is_err() {
+                break;
+            }
         }
-    }
-    Ok((writer, summary))
+        drop(tx);
+        let (writer, summary) = written
+            .join()
+            .expect("the report writer does not panic")
+            .map_err(cannot_write)?;
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        Ok((writer, summary))
+    })
 }
 
 pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, StartError> {

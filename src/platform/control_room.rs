@@ -134,7 +134,7 @@ impl Platform for ControlRoom {
             } else if let Some((_, roles)) = c.list(ROLES, |r| {
                 validate::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
             }) {
-                c.changes.insert("roles".into(), json!(roles));
+                c.changes.insert("roles", json!(roles));
             }
         }
         c.finish(key)
@@ -449,13 +449,13 @@ impl ControlRoomSession {
         edit: &Edit,
     ) -> Result<Map<String, Value>, String> {
         let mut desired = current.clone();
-        for (k, v) in &edit.changes {
+        for (k, v) in edit.changes.iter() {
             let v = if k == "roles" {
                 self.resolve_roles(v)?
             } else {
                 v.clone()
             };
-            desired.insert(k.clone(), v);
+            desired.insert(k.to_string(), v);
         }
         Ok(desired)
     }
@@ -490,7 +490,7 @@ impl Session for ControlRoomSession {
         }
         let fail = |o: Outcome| StartError::auth(format!("cannot list the users: {}", o.error));
         let (mut users, total, _) = self.list(None, 0, PAGE).map_err(fail)?;
-        if total.div_ceil(PAGE).max(1) >= plan.rows {
+        if total.div_ceil(PAGE).max(1) >= plan.rows || total > super::MAX_CACHED_USERS {
             return Ok(());
         }
         while users.len() < total {

@@ -203,18 +203,15 @@ impl Hub {
         if ok && !roles.is_empty() {
             roles.sort_unstable();
             roles.dedup();
-            c.changes.insert("user_roles".into(), roles_json(&roles));
+            c.changes.insert("user_roles", roles_json(&roles));
         }
     }
 }
 
+/// Roles in an edit: `[role, category]` pairs, cheap to build for every row; they become
+/// the vendor's `{"role_id", "category_id"}` objects only when a request is made.
 fn roles_json(roles: &[(u32, u32)]) -> Value {
-    Value::Array(
-        roles
-            .iter()
-            .map(|(r, c)| json!({"role_id": r, "category_id": c}))
-            .collect(),
-    )
+    Value::Array(roles.iter().map(|(r, c)| json!([r, c])).collect())
 }
 
 /// Roles as a person writes them: `8, 6:2`.
@@ -239,11 +236,15 @@ fn normalize_roles(v: Option<&Value>) -> Value {
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .map(|r| {
-                    (
+                .map(|r| match r {
+                    Value::Array(pair) => (
+                        pair.first().and_then(Value::as_u64).unwrap_or(0),
+                        pair.get(1).and_then(Value::as_u64).unwrap_or(0),
+                    ),
+                    _ => (
                         r.get("role_id").and_then(Value::as_u64).unwrap_or(0),
                         r.get("category_id").and_then(Value::as_u64).unwrap_or(0),
-                    )
+                    ),
                 })
                 .collect()
         })
@@ -312,15 +313,14 @@ impl Platform for Hub {
         }
         let active = c.boolean(IS_ACTIVE, "user_is_active");
         if let Some(a) = active {
-            c.changes
-                .insert("user_is_active".into(), json!(u8::from(a)));
+            c.changes.insert("user_is_active", json!(u8::from(a)));
         }
         let mut invite = None;
         if let Some(cell) = record.get(INVITE_STATUS) {
             match validate::parse_whole(cell.value) {
                 Some(n @ 0..=3) => {
                     invite = Some(n);
-                    c.changes.insert("user_invite_status".into(), json!(n));
+                    c.changes.insert("user_invite_status", json!(n));
                 }
                 _ => c.fail(
                     cell,
@@ -515,7 +515,7 @@ impl Session for HubSession {
             .users_page(None, 1, PAGE)
             .map_err(|o| StartError::auth(format!("cannot read the user list: {}", o.error)))?;
         // The whole list costs `pages` calls; one search per row costs `rows`.
-        if pages >= plan.rows {
+        if pages >= plan.rows || pages * PAGE > super::MAX_CACHED_USERS {
             return Ok(());
         }
         for page in 2..=pages {
@@ -558,8 +558,8 @@ impl Session for HubSession {
             normalize_roles(current.get("user_roles")),
         );
         let mut desired = now.clone();
-        for (k, v) in &edit.changes {
-            desired.insert(k.clone(), v.clone());
+        for (k, v) in edit.changes.iter() {
+            desired.insert(k.to_string(), v.clone());
         }
         desired.insert(
             "user_roles".into(),

@@ -127,10 +127,10 @@ impl Platform for Identity {
             }
         }
         if let Some((_, add)) = add {
-            c.changes.insert("groupIDsToAdd".into(), json!(add));
+            c.changes.insert("groupIDsToAdd", json!(add));
         }
         if let Some((_, remove)) = remove {
-            c.changes.insert("groupIDsToRemove".into(), json!(remove));
+            c.changes.insert("groupIDsToRemove", json!(remove));
         }
         if let Some(cell) = record.get(PASSWORD) {
             if cell.value.eq_ignore_ascii_case(super::CLEAR) {
@@ -140,7 +140,7 @@ impl Platform for Identity {
                 );
             } else {
                 c.changes
-                    .insert("password".into(), Value::String(cell.value.to_string()));
+                    .insert("password", Value::String(cell.value.to_string()));
             }
         }
         c.finish(key)
@@ -437,7 +437,7 @@ impl Session for IdentitySession {
         let fail = |o: Outcome| StartError::auth(format!("cannot read the user list: {}", o.error));
         let (mut users, total, _) = self.search(partition, "", PAGE, 0).map_err(fail)?;
         let pages = total.div_ceil(PAGE).max(1);
-        if pages >= plan.rows {
+        if pages >= plan.rows || total > super::MAX_CACHED_USERS {
             return Ok(());
         }
         while users.len() < total {

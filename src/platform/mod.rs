@@ -65,7 +65,41 @@ impl UserKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edit {
     pub key: UserKey,
-    pub changes: Map<String, Value>,
+    pub changes: Changes,
+}
+
+/// A row's changes by vendor field name. A handful per row, so a vector: no map to build and
+/// tear down a million times.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes(Vec<(&'static str, Value)>);
+
+impl Changes {
+    /// Sets a field; a later value for the same field replaces an earlier one.
+    pub fn insert(&mut self, name: &'static str, value: Value) {
+        // Appending keeps the hot path free of comparisons; readers take the last value.
+        self.0.push((name, value));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every field with its final value, in the order first set.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| !self.0[i + 1..].iter().any(|(later, _)| later == k))
+            .map(|(_, (k, v))| (*k, v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// What `bulkedit template` writes: a header and one example row.
@@ -220,7 +254,7 @@ impl<'a> Record<'a> {
 /// Collects the changes and the errors of one row; the building block of every dictionary.
 pub struct Checker<'r, 'a> {
     pub record: &'r Record<'a>,
-    pub changes: Map<String, Value>,
+    pub changes: Changes,
     pub errors: Vec<FieldError>,
 }
 
@@ -228,7 +262,7 @@ impl<'r, 'a> Checker<'r, 'a> {
     pub fn new(record: &'r Record<'a>) -> Self {
         Checker {
             record,
-            changes: Map::new(),
+            changes: Changes::default(),
             errors: Vec::new(),
         }
     }
@@ -251,25 +285,23 @@ impl<'r, 'a> Checker<'r, 'a> {
     }
 
     /// Free text up to 255 characters; `#clear` empties it.
-    pub fn text(&mut self, field: usize, name: &str) {
+    pub fn text(&mut self, field: usize, name: &'static str) {
         let Some(cell) = self.record.get(field) else {
             return;
         };
         if cell.value.eq_ignore_ascii_case(CLEAR) {
-            self.changes
-                .insert(name.into(), Value::String(String::new()));
+            self.changes.insert(name, Value::String(String::new()));
             return;
         }
         match validate::check_text(cell.value, MAX_TEXT) {
             Ok(()) => {
-                self.changes
-                    .insert(name.into(), Value::String(cell.value.into()));
+                self.changes.insert(name, Value::String(cell.value.into()));
             }
             Err(m) => self.fail(cell, m),
         }
     }
 
-    pub fn email(&mut self, field: usize, name: &str) {
+    pub fn email(&mut self, field: usize, name: &'static str) {
         let Some(cell) = self.record.get(field) else {
             return;
         };
@@ -278,21 +310,20 @@ impl<'r, 'a> Checker<'r, 'a> {
         }
         match validate::check_email(cell.value) {
             Ok(()) => {
-                self.changes
-                    .insert(name.into(), Value::String(cell.value.into()));
+                self.changes.insert(name, Value::String(cell.value.into()));
             }
             Err(m) => self.fail(cell, m),
         }
     }
 
-    pub fn boolean(&mut self, field: usize, name: &str) -> Option<bool> {
+    pub fn boolean(&mut self, field: usize, name: &'static str) -> Option<bool> {
         let cell = self.record.get(field)?;
         if self.refuse_clear(cell) {
             return None;
         }
         match validate::parse_bool(cell.value) {
             Some(b) => {
-                self.changes.insert(name.into(), Value::Bool(b));
+                self.changes.insert(name, Value::Bool(b));
                 Some(b)
             }
             None => {
@@ -350,6 +381,10 @@ impl<'r, 'a> Checker<'r, 'a> {
         }
     }
 }
+
+/// Reading every user up front is cheaper in calls, but holds them in memory: past this many
+/// users, rows are read one by one instead, so memory does not grow with the tenant.
+pub const MAX_CACHED_USERS: usize = 100_000;
 
 /// A page of users as read from a list call: the users, the total (pages or users, as the
 /// vendor counts), and the requests it took.

@@ -147,7 +147,7 @@ impl Journal {
 
     /// Appends one outcome and hands it to the operating system before returning.
     pub fn record(&mut self, row: &ReportRow) -> io::Result<()> {
-        self.writer.write_record(self.columns.cells(row))?;
+        self.columns.write_csv(&mut self.writer, row)?;
         self.writer.flush()
     }
 

@@ -63,6 +63,37 @@ impl Columns {
         out
     }
 
+    /// Writes a row's report cells straight into a CSV writer, without building them first.
+    pub fn write_csv<W: io::Write>(
+        &self,
+        w: &mut csv::Writer<W>,
+        row: &ReportRow,
+    ) -> csv::Result<()> {
+        let o = row.outcome;
+        let mut num = itoa::Buffer::new();
+        w.write_field(num.format(row.line))?;
+        w.write_field(o.status.as_str())?;
+        if needs_defusing(&o.error) {
+            w.write_field(defuse(&o.error))?;
+        } else {
+            w.write_field(&o.error)?;
+        }
+        match o.http_status {
+            Some(s) => w.write_field(num.format(s))?,
+            None => w.write_field("")?,
+        }
+        w.write_field(num.format(o.attempts))?;
+        for &c in &self.input_cols {
+            let v = row.cells.get(c).map(String::as_str).unwrap_or("");
+            if !v.is_empty() && self.masked.contains(&c) {
+                w.write_field("***")?;
+            } else {
+                w.write_field(v)?;
+            }
+        }
+        w.write_record(None::<&[u8]>)
+    }
+
     /// The report column a cell of input column `col` lands in.
     pub fn output_col(&self, col: usize) -> Option<usize> {
         self.input_cols
@@ -72,11 +103,19 @@ impl Columns {
     }
 }
 
+fn needs_defusing(text: &str) -> bool {
+    matches!(
+        text.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
 /// Text from a server must not become a formula when the report is opened in Excel.
 pub fn defuse(text: &str) -> String {
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
-        _ => text.to_string(),
+    if needs_defusing(text) {
+        format!("'{text}")
+    } else {
+        text.to_string()
     }
 }
 
@@ -130,7 +169,7 @@ impl AtomicFile {
     }
 }
 
-trait Sink {
+trait Sink: Send {
     fn write(&mut self, row: &ReportRow) -> io::Result<()>;
     fn finish(self: Box<Self>) -> io::Result<()>;
     fn abandon(self: Box<Self>);
@@ -163,7 +202,7 @@ impl CsvSink {
 
 impl Sink for CsvSink {
     fn write(&mut self, row: &ReportRow) -> io::Result<()> {
-        self.writer.write_record(self.columns.cells(row))?;
+        self.columns.write_csv(&mut self.writer, row)?;
         Ok(())
     }
     fn finish(mut self: Box<Self>) -> io::Result<()> {

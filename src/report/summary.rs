@@ -13,13 +13,13 @@ const MAX_DISTINCT: usize = 10_000;
 
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
-    counts: HashMap<Status, u64>,
+    counts: [u64; Status::ALL.len()],
     errors: HashMap<String, u64>,
 }
 
 impl Summary {
     pub fn add(&mut self, outcome: &Outcome, field_errors: &[FieldError]) {
-        *self.counts.entry(outcome.status).or_default() += 1;
+        self.counts[outcome.status as usize] += 1;
         if field_errors.is_empty() {
             if outcome.status.needs_attention() && !outcome.error.is_empty() {
                 self.count_error(&outcome.error);
@@ -32,6 +32,15 @@ impl Summary {
     }
 
     fn count_error(&mut self, text: &str) {
+        // Rows naming the same user differ only in which rows they name: one line for all.
+        let grouped;
+        let text = match text.find("the same user is also on row") {
+            Some(i) => {
+                grouped = format!("{}the same user is on more than one row", &text[..i]);
+                grouped.as_str()
+            }
+            None => text,
+        };
         if let Some(n) = self.errors.get_mut(text) {
             *n += 1;
         } else if self.errors.len() < MAX_DISTINCT {
@@ -40,11 +49,11 @@ impl Summary {
     }
 
     pub fn count(&self, status: Status) -> u64 {
-        self.counts.get(&status).copied().unwrap_or(0)
+        self.counts[status as usize]
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.values().sum()
+        self.counts.iter().sum()
     }
 
     /// Exit code 1 when any row needs attention (invalid, not-found, failed); skipped rows are

@@ -198,12 +198,11 @@ fn update(world: &mut World, call: &Call, id: &str) -> Answer {
             )
         }
     };
-    let clash = world.control_room.list.iter().any(|u| {
-        u["id"].as_i64().map(|n| n.to_string()).as_deref() != Some(id)
-            && u["username"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(username))
-    });
+    let wanted = username.to_lowercase();
+    let clash = world
+        .cr_usernames
+        .get(&wanted)
+        .is_some_and(|owner| owner != id);
     let Some(user) = world.control_room.get_mut(id) else {
         return error(404, "um.user.not.found", format!("User {id} not found"));
     };
@@ -232,6 +231,7 @@ fn update(world: &mut World, call: &Call, id: &str) -> Answer {
             .filter(|v| v.is_string())
             .unwrap_or(Value::Null)
     };
+    let old_name = user["username"].as_str().map(str::to_lowercase);
     user.insert("username".into(), json!(username));
     user.insert("email".into(), json!(email));
     // PUT replaces: what is left out is cleared.
@@ -249,7 +249,12 @@ fn update(world: &mut World, call: &Call, id: &str) -> Answer {
     user.insert("version".into(), json!(current_version + 1));
     user.insert("updatedBy".into(), json!(1));
     user.insert("updatedOn".into(), json!(now_iso()));
-    Answer::json(200, Value::Object(user.clone()))
+    let answer = Answer::json(200, Value::Object(user.clone()));
+    if let Some(old) = old_name.filter(|o| *o != wanted) {
+        world.cr_usernames.remove(&old);
+    }
+    world.cr_usernames.insert(wanted, id.to_string());
+    answer
 }
 
 fn text_of(v: &Value) -> String {

@@ -37,6 +37,8 @@ pub struct World {
     pub identity_tokens: HashMap<String, Instant>,
     /// Control Room JWTs, with their expiry.
     pub cr_tokens: HashMap<String, Instant>,
+    /// Control Room ids by lower-case username, so a rename checks uniqueness at once.
+    pub cr_usernames: HashMap<String, String>,
 }
 
 pub fn identity_id(i: usize) -> String {
@@ -84,6 +86,7 @@ impl World {
             control_room: Users::default(),
             identity_tokens: HashMap::new(),
             cr_tokens: HashMap::new(),
+            cr_usernames: HashMap::new(),
         };
         for i in 1..=n {
             let email = format!("user{i:05}@example.com");
@@ -127,6 +130,7 @@ impl World {
                     "invitationAccepted": true,
                 })),
             );
+            w.cr_usernames.insert(format!("user{i:05}"), i.to_string());
             w.control_room.push(
                 i.to_string(),
                 obj(json!({

@@ -1,0 +1,92 @@
+//! Validation throughput: the field dictionaries on generated rows, all cores (as `validate`
+//! runs them) and per row on one core.
+
+// The same allocator as the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use bulkedit::check;
+use bulkedit::platform::{self, Options};
+use bulkedit::read::{headers::map_headers, Row};
+
+fn hub_rows(n: usize) -> (Vec<String>, Vec<Row>) {
+    let headers: Vec<String> = [
+        "user_email",
+        "user_first_name",
+        "user_last_name",
+        "user_job_title",
+        "user_business_unit",
+        "user_department",
+        "user_location",
+        "user_is_active",
+        "user_invite_status",
+        "user_roles",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows = (1..=n)
+        .map(|i| Row {
+            line: i as u64 + 1,
+            cells: vec![
+                format!("user{i:07}@example.com"),
+                format!("First{i}"),
+                format!("Last{i}"),
+                "Automation Analyst".into(),
+                "Finance".into(),
+                "Accounts Payable".into(),
+                "Brooklyn".into(),
+                "1".into(),
+                "3".into(),
+                "8; 6:2".into(),
+            ],
+            bad_cells: Vec::new(),
+        })
+        .collect();
+    (headers, rows)
+}
+
+fn bench(c: &mut Criterion) {
+    let hub = platform::by_name("hub", &Options::default()).unwrap();
+    let (headers, rows) = hub_rows(check::CHUNK);
+    let layout = map_headers(&headers, hub.fields());
+    let mut g = c.benchmark_group("validate");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_with_input(
+        BenchmarkId::new("hub chunk, all cores", rows.len()),
+        &rows,
+        |b, rows| b.iter(|| check::check_chunk(hub.as_ref(), &layout, rows)),
+    );
+    g.bench_with_input(
+        BenchmarkId::new("hub rows, one core", rows.len()),
+        &rows,
+        |b, rows| {
+            b.iter(|| {
+                rows.iter()
+                    .map(|r| check::check_row(hub.as_ref(), &layout, r).is_ok())
+                    .filter(|ok| *ok)
+                    .count()
+            })
+        },
+    );
+    g.finish();
+    let emails: Vec<String> = (0..1000)
+        .map(|i| format!("first.last+{i}@sub{i}.example.com"))
+        .collect();
+    let mut g = c.benchmark_group("email");
+    g.throughput(Throughput::Elements(emails.len() as u64));
+    g.bench_function("is_valid_email", |b| {
+        b.iter(|| {
+            emails
+                .iter()
+                .filter(|e| bulkedit::validate::is_valid_email(e))
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
