@@ -205,14 +205,15 @@ pub fn run(
     for chunk in read_ahead(input.sheet.rows) {
         let chunk = chunk.map_err(|e| StartError::usage(e.to_string()))?;
         total_rows += chunk.len() as u64;
-        for result in check::check_chunk(input.platform.as_ref(), &input.layout, &chunk) {
-            if let Ok(edit) = result {
-                plan.rows += 1;
-                if edit.key.field != key_field {
-                    plan.lookups += 1;
-                }
-                keys.add(&edit);
+        for edit in check::check_chunk(input.platform.as_ref(), &input.layout, &chunk)
+            .into_iter()
+            .flatten()
+        {
+            plan.rows += 1;
+            if edit.key.field != key_field {
+                plan.lookups += 1;
             }
+            keys.add(&edit);
         }
     }
     let dups = keys.duplicates(|wanted| {

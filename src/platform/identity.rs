@@ -491,7 +491,7 @@ impl Session for IdentitySession {
             .collect();
         let mut desired = now.clone();
         for k in &fields {
-            if let Some(v) = edit.changes.get(*k) {
+            if let Some(v) = edit.changes.get(k) {
                 desired.insert(k.to_string(), v.clone());
             }
         }
