@@ -337,6 +337,8 @@ async fn handle(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
     req: Request<Body>,
 ) -> Response {
+    // Latency counts from the request's arrival, not from when its body was read.
+    let arrived = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query: HashMap<String, String> = parts
@@ -377,7 +379,7 @@ async fn handle(
     };
     let plan = app.faults.plan(&app.config.faults, which, &parts.method);
     if !plan.latency.is_zero() {
-        tokio::time::sleep(plan.latency).await;
+        tokio::time::sleep_until(arrived + plan.latency).await;
     }
     if let Some(answer) = plan.refuse {
         app.record(&parts.method, &path, answer.status);
