@@ -293,3 +293,40 @@ impl Drop for ReportWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_cannot_start_a_formula_in_excel() {
+        for text in [
+            "=cmd|' /C calc'!A0",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert!(defuse(text).starts_with('\''), "{text}");
+        }
+        assert_eq!(defuse("HTTP 400: bad"), "HTTP 400: bad");
+        assert_eq!(defuse(""), "");
+    }
+
+    #[test]
+    fn failures_files_sit_beside_their_report() {
+        assert_eq!(
+            failures_path(Path::new("out/report.csv")),
+            Path::new("out/report-failures.csv")
+        );
+        assert_eq!(
+            failures_path(Path::new("r.xlsx")),
+            Path::new("r-failures.xlsx")
+        );
+        assert_eq!(
+            default_path(Path::new("dir/users.xlsx")),
+            Path::new("dir/users-report.csv")
+        );
+    }
+}
