@@ -48,7 +48,8 @@ fn no_secret_is_ever_written_on_success_failure_or_verbose_runs() {
     );
     let hub_file = sample("hub-clean.csv");
     let cr_file = sample("control-room-clean.csv");
-    let runs: Vec<(&str, &Path, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    type Run<'a> = (&'a str, &'a Path, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let runs: Vec<Run> = vec![
         (
             "hub",
             &hub_file,
