@@ -75,10 +75,8 @@ pub fn read_earlier(report: &Path, columns: &Columns) -> Result<Earlier, String>
         report.to_path_buf()
     };
     if !source.exists() {
-        return Err(format!(
-            "--resume: there is no report at {} to resume from",
-            report.display()
-        ));
+        // A run killed before its first outcome sent nothing: there is nothing to skip.
+        return Ok(Earlier::none());
     }
     let sheet = crate::read::open(&source, None).map_err(|e| format!("--resume: {e}"))?;
     let expected = columns.header_row();

@@ -113,7 +113,8 @@ impl FaultState {
     }
 
     fn too_many(&self, faults: &Faults, wait: Duration) -> Answer {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        // Whole seconds, rounded up: a client that obeys never comes back too early.
+        let secs = wait.as_secs_f64().ceil() as u64;
         let value = if faults.retry_after_date {
             httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs))
         } else {
