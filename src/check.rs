@@ -55,8 +55,20 @@ pub fn open_input(
                 platform::NAMES.join(", ")
             ))
         })?,
-        None => platform::detect(&opened.headers, options)
-            .map_err(|m| StartError::usage(format!("{}: {m}", path.display())))?,
+        None => platform::detect(&opened.headers, options).map_err(|m| {
+            let shown: Vec<String> = opened
+                .headers
+                .iter()
+                .take(4)
+                .map(|h| format!("'{h}'"))
+                .collect();
+            StartError::usage(format!(
+                "{}: {m} (row {}, the first non-empty row, is the header: {})",
+                path.display(),
+                opened.header_line,
+                shown.join(", ")
+            ))
+        })?,
     };
     let layout = read::headers::map_headers(&opened.headers, platform.fields());
     let mut errors = layout.errors.clone();

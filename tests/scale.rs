@@ -48,7 +48,7 @@ fn args<'a>(sb: &'a Sandbox, report: &'a Path) -> Vec<String> {
         "--rate".into(),
         "unlimited".into(),
         "--concurrency".into(),
-        "64".into(),
+        "128".into(),
         "--retries".into(),
         "20".into(),
         "--timeout".into(),

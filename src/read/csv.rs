@@ -46,8 +46,32 @@ fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Re
         Ok(_) => Ok((TextEncoding::Utf8, 0)),
         // A multi-byte character cut off at the end of the sample is still UTF-8.
         Err(e) if e.error_len().is_none() => Ok((TextEncoding::Utf8, 0)),
+        // Mostly UTF-8 with a few stray bytes (a row pasted from another program): read it as
+        // UTF-8 and mark the cells that are not, rather than garble every other row.
+        Err(_) if has_utf8_multibyte(head) => Ok((TextEncoding::Utf8, 0)),
         Err(_) => Ok((TextEncoding::Windows1252, 0)),
     }
+}
+
+/// Whether the bytes hold at least one well-formed multi-byte UTF-8 character, which text in
+/// a single-byte code page almost never does.
+fn has_utf8_multibyte(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => return !s.is_ascii(),
+            Err(e) => {
+                let valid = &bytes[..e.valid_up_to()];
+                if !valid.is_ascii() {
+                    return true;
+                }
+                match e.error_len() {
+                    Some(n) => bytes = &bytes[e.valid_up_to() + n..],
+                    None => return false,
+                }
+            }
+        }
+    }
+    false
 }
 
 fn decode_sample(encoding: TextEncoding, head: &[u8]) -> String {

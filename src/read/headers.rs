@@ -83,6 +83,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         warnings: Vec::new(),
         errors: Vec::new(),
     };
+    let mut unknown: Vec<String> = Vec::new();
     for (col, header) in headers.iter().enumerate() {
         let h = normalize_header(header);
         let exact = names.iter().position(|ns| ns.contains(&h));
@@ -126,9 +127,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
             ));
             ColumnUse::Ignored
         } else {
-            layout.warnings.push(format!(
-                "column '{header}' is not a field of this platform; ignored"
-            ));
+            unknown.push(header.clone());
             ColumnUse::Ignored
         };
         if use_ != ColumnUse::Report {
@@ -137,6 +136,26 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         layout.uses.push(use_);
     }
     layout.numbered.sort_unstable();
+    // One line however many: a sheet with thousands of extra columns gets one warning.
+    match unknown.as_slice() {
+        [] => {}
+        [one] => layout.warnings.push(format!(
+            "column '{one}' is not a field of this platform; ignored"
+        )),
+        many => {
+            let shown: Vec<String> = many.iter().take(5).map(|h| format!("'{h}'")).collect();
+            let more = many.len().saturating_sub(5);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            layout.warnings.push(format!(
+                "columns {}{tail} are not fields of this platform; ignored",
+                shown.join(", ")
+            ));
+        }
+    }
     layout
 }
 
