@@ -205,6 +205,7 @@ impl SandboxCli {
             users: self.users,
             token_lifetime: Duration::from_secs(self.token_lifetime),
             hub_app_key: self.hub_app_key.clone(),
+            tls: None,
             faults: Faults {
                 seed: self.seed,
                 latency: Duration::from_millis(self.latency),

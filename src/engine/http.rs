@@ -211,6 +211,11 @@ impl Http {
             let result = self.execute(req, auth);
             let retries_left = attempts <= self.settings.retries;
             match result {
+                // An untrusted certificate will be as untrusted in a moment: no retry.
+                Err(message) if message.contains("certificate") => {
+                    self.log_line(req, &format!("failed: {message}"), started, attempts);
+                    return Err(CallError::Transport { message, attempts });
+                }
                 Err(message) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
                     if !retries_left {
@@ -377,6 +382,12 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
     }
     // reqwest's own text names the URL; keep the cause, which is what helps.
     let chain = error_chain(e);
+    if chain.contains("certificate") {
+        return format!(
+            "the server's TLS certificate is not trusted ({chain}); if a private CA signed it, \
+             pass that CA with --ca-cert"
+        );
+    }
     format!("could not reach the server: {chain}")
 }
 

@@ -47,6 +47,8 @@ pub struct SandboxConfig {
     pub token_lifetime: Duration,
     /// When set, Open API calls must carry this `x-ah-openapi-app-key`.
     pub hub_app_key: Option<String>,
+    /// Serve HTTPS with this certificate chain and private key (PEM) instead of plain HTTP.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for SandboxConfig {
@@ -57,6 +59,7 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             token_lifetime: Duration::from_secs(20 * 60),
             hub_app_key: None,
+            tls: None,
         }
     }
 }
@@ -134,6 +137,7 @@ impl App {
 /// A running sandbox; stopped when dropped.
 pub struct Sandbox {
     addr: SocketAddr,
+    tls: bool,
     app: Arc<App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -149,6 +153,12 @@ impl Sandbox {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(config.listen))?;
         let addr = listener.local_addr()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|(cert, key)| tls_acceptor(cert, key))
+            .transpose()?;
+        let tls_on = tls.is_some();
         let app = Arc::new(App::new(config));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = Arc::clone(&app);
@@ -157,17 +167,23 @@ impl Sandbox {
             .spawn(move || {
                 runtime.block_on(async move {
                     let router = axum::Router::new().fallback(handle).with_state(served);
-                    let _ = axum::serve(listener, router)
-                        .with_graceful_shutdown(async {
-                            let _ = rx.await;
-                        })
-                        .await;
+                    match tls {
+                        None => {
+                            let _ = axum::serve(listener, router)
+                                .with_graceful_shutdown(async {
+                                    let _ = rx.await;
+                                })
+                                .await;
+                        }
+                        Some(acceptor) => serve_tls(listener, acceptor, router, rx).await,
+                    }
                 });
                 // Handlers still sleeping (latency, slow answers) must not hold the stop up.
                 runtime.shutdown_timeout(Duration::from_millis(100));
             })?;
         Ok(Sandbox {
             addr,
+            tls: tls_on,
             app,
             shutdown: Some(tx),
             thread: Some(thread),
@@ -179,7 +195,15 @@ impl Sandbox {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme(), self.addr)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The `--url` for a platform.
@@ -189,7 +213,7 @@ impl Sandbox {
             "identity" => IDENTITY_PATH,
             _ => "",
         };
-        url::Url::parse(&format!("http://{}{path}", self.addr)).expect("a valid URL")
+        url::Url::parse(&format!("{}://{}{path}", self.scheme(), self.addr)).expect("a valid URL")
     }
 
     /// The users of every platform, as `/_sandbox/state` shows them.
@@ -222,6 +246,54 @@ impl Drop for Sandbox {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid(&e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(&e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// HTTPS: each accepted connection is wrapped in TLS, then served by the same router.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: axum::Router,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            _ = &mut stop => return,
+        };
+        let acceptor = acceptor.clone();
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            // A client that refuses the certificate ends the handshake; nothing to serve.
+            if let Ok(stream) = acceptor.accept(tcp).await {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            }
+        });
     }
 }
 
