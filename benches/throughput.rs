@@ -9,7 +9,10 @@
 //!   physical limit `min(rate, concurrency / latency)`; and with no latency and no limit; client
 //!   CPU per row.
 //!
-//! `cargo bench --bench throughput` runs them all; name some to run only those:
+//! - `apply-1m` (only when named, it takes minutes): one million rows through `apply`, the
+//!   client's peak memory.
+//!
+//! `cargo bench --bench throughput` runs the first four; name some to run only those:
 //! `cargo bench --bench throughput -- validate xlsx`.
 
 // The same allocator as the binary.
@@ -356,6 +359,44 @@ fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
     );
 }
 
+/// One million rows through `apply`: past the 100,000-user cache the client reads each user,
+/// so this is two million requests; what matters is that the client's memory stays flat.
+fn apply_1m() {
+    let rows = 1_000_000;
+    let sb = Sandbox::start(SandboxConfig {
+        users: rows,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let dir = data_dir();
+    let input = csv_rows(&dir, rows);
+    let usage = run_measured(
+        Command::new(BIN)
+            .arg("apply")
+            .arg(&input)
+            .args([
+                "--url",
+                sb.url_for("control-room").as_str(),
+                "--rate",
+                "unlimited",
+                "--quiet",
+            ])
+            .args(["--concurrency", "16", "--report"])
+            .arg(dir.join("apply-1m-report.csv"))
+            .env("BULKEDIT_USERNAME", "sandbox")
+            .env("BULKEDIT_PASSWORD", "sandbox-password"),
+    );
+    assert_eq!(usage.code, 0);
+    println!("apply, {rows} control-room rows against a sandbox of {rows} users:");
+    println!(
+        "  {:.0} rows/s ({:.0} s); client CPU {:.0} µs per row; client peak memory {:.0} MB",
+        rows as f64 / usage.wall.as_secs_f64(),
+        usage.wall.as_secs_f64(),
+        usage.cpu.as_secs_f64() * 1e6 / rows as f64,
+        usage.peak_rss_mb
+    );
+}
+
 fn main() {
     let wanted: Vec<String> = std::env::args()
         .skip(1)
@@ -374,5 +415,9 @@ fn main() {
     if run("apply") {
         apply_run(20, 32, 8000);
         apply_run(0, 8, 30_000);
+    }
+    // Minutes long: only when named.
+    if wanted.iter().any(|w| w == "apply-1m") {
+        apply_1m();
     }
 }

@@ -28,6 +28,8 @@ const CASES: &[Case] = &[
     Case { file: "garbage.csv", code: 2, says: "is not a text file or spreadsheet", rows: &[] },
     Case { file: "nul-early.csv", code: 2, says: "it contains NUL bytes", rows: &[] },
     Case { file: "truncated.xlsx", code: 2, says: "the file may be truncated or damaged", rows: &[] },
+    // Found by the read_file fuzzer: calamine panics on it; bulkedit reports it.
+    Case { file: "damaged-ole.xls", code: 2, says: "cannot be read as a workbook: the file is damaged", rows: &[] },
     Case { file: "duplicate-headers.csv", code: 2, says: "columns 'Department' and 'user_department' both give user_department", rows: &[] },
     Case { file: "title-row.csv", code: 2, says: "(row 1, the first non-empty row, is the header: 'Users to update in Q3', '', '')", rows: &[] },
     Case { file: "csv-named.xlsx", code: 0, says: "is named .xlsx but holds text", rows: &[("2", "valid")] },

@@ -11,6 +11,31 @@ use chrono::Timelike;
 
 use super::{split_header, Format, ReadError, Row, Sheet};
 
+thread_local! {
+    /// Set while a workbook reader runs, so that the panic hook stays quiet about a panic that
+    /// is caught and reported as a damaged file.
+    static READING_WORKBOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `None`.
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    READING_WORKBOOK.with(|r| r.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+    READING_WORKBOOK.with(|r| r.set(false));
+    result
+}
+
+/// Keeps the default panic message for real bugs, and silence for a damaged workbook whose
+/// reader panicked (that is reported as an error of its own).
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !READING_WORKBOOK.with(|r| r.get()) {
+            default(info);
+        }
+    }));
+}
+
 /// An OLE container holding an `EncryptionInfo` stream is a password-protected OOXML file.
 fn is_encrypted(bytes: &[u8]) -> bool {
     let needle: Vec<u8> = "EncryptionInfo"
@@ -41,46 +66,58 @@ pub(super) fn open(
             format!("cannot be read as {kind} (the file may be truncated or damaged): {e}"),
         )
     };
-    let cursor = Cursor::new(bytes.as_slice());
-    let (kind, range, sheet_name) = match format {
-        Format::Xlsx => {
-            let mut wb: Xlsx<_> =
-                open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSX workbook", &e))?;
-            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-            let range = wb
-                .worksheet_range(&name)
-                .map_err(|e| damaged("an XLSX workbook", &e))?;
-            ("XLSX", range, name)
-        }
-        Format::Xlsb => {
-            let mut wb: Xlsb<_> =
-                open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSB workbook", &e))?;
-            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-            let range = wb
-                .worksheet_range(&name)
-                .map_err(|e| damaged("an XLSB workbook", &e))?;
-            ("XLSB", range, name)
-        }
-        Format::Ods => {
-            let mut wb: Ods<_> =
-                open_workbook_from_rs(cursor).map_err(|e| damaged("an ODS workbook", &e))?;
-            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-            let range = wb
-                .worksheet_range(&name)
-                .map_err(|e| damaged("an ODS workbook", &e))?;
-            ("ODS", range, name)
-        }
-        Format::Ole => {
-            let mut wb: Xls<_> = open_workbook_from_rs(cursor)
-                .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
-            let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-            let range = wb
-                .worksheet_range(&name)
-                .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
-            ("XLS", range, name)
-        }
-        Format::Text => unreachable!("text is read by the CSV reader"),
+    // calamine can panic on a damaged file (seen with a malformed .xls found by fuzzing); a
+    // damaged file is an error to report, never a crash.
+    let read = || -> Result<(&'static str, Range<Data>, String), ReadError> {
+        let cursor = Cursor::new(bytes.as_slice());
+        let found = match format {
+            Format::Xlsx => {
+                let mut wb: Xlsx<_> =
+                    open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSX workbook", &e))?;
+                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+                let range = wb
+                    .worksheet_range(&name)
+                    .map_err(|e| damaged("an XLSX workbook", &e))?;
+                ("XLSX", range, name)
+            }
+            Format::Xlsb => {
+                let mut wb: Xlsb<_> =
+                    open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSB workbook", &e))?;
+                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+                let range = wb
+                    .worksheet_range(&name)
+                    .map_err(|e| damaged("an XLSB workbook", &e))?;
+                ("XLSB", range, name)
+            }
+            Format::Ods => {
+                let mut wb: Ods<_> =
+                    open_workbook_from_rs(cursor).map_err(|e| damaged("an ODS workbook", &e))?;
+                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+                let range = wb
+                    .worksheet_range(&name)
+                    .map_err(|e| damaged("an ODS workbook", &e))?;
+                ("ODS", range, name)
+            }
+            Format::Ole => {
+                let mut wb: Xls<_> = open_workbook_from_rs(cursor)
+                    .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
+                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+                let range = wb
+                    .worksheet_range(&name)
+                    .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
+                ("XLS", range, name)
+            }
+            Format::Text => unreachable!("text is read by the CSV reader"),
+        };
+        Ok(found)
     };
+    let (kind, range, sheet_name) = quietly(read).unwrap_or_else(|| {
+        Err(ReadError::new(
+            path,
+            "cannot be read as a workbook: the file is damaged (the reader gave up on it); \
+             open it in Excel and save it again",
+        ))
+    })?;
     let rows = rows_of(range);
     let (header, rows) = split_header(path, rows, &format!("sheet '{sheet_name}'"))?;
     Ok(Sheet {
