@@ -4,6 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // libFuzzer aborts on every panic; bulkedit's hook lets the one it catches and reports
+    // (a workbook reader giving up on a damaged file) unwind, and still aborts on any other.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(bulkedit::read::install_panic_hook);
     let dir = std::env::temp_dir().join(format!("bulkedit-fuzz-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     for name in ["input.csv", "input.xlsx"] {
