@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 
 use super::token::{RenewingToken, Token};
 use super::{
-    describe_changes, endpoint, server_message, Checker, Connect, Edit, Field, Plan, Platform,
-    Record, Session, Template, UserKey, UserPage,
+    describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
+    Platform, Record, Session, Template, UserKey, UserPage,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Request, StartError, Status};
@@ -327,18 +327,7 @@ impl ControlRoomSession {
             endpoint(&self.base, &["v1", "usermanagement", "users", "list"]),
         )
         .json(&body);
-        let reply = self
-            .http
-            .send(&req, &self.auth)
-            .map_err(|e| Outcome::from_call_error(e, 0))?;
-        if !reply.is_success() {
-            return Err(Outcome::with_error(
-                Status::Failed,
-                format!("listing users: {}", server_message(&reply)),
-            )
-            .http(reply.status, reply.attempts));
-        }
-        let b = reply.json().unwrap_or(Value::Null);
+        let (b, attempts) = read_json(&self.http, &req, &self.auth, "listing users")?;
         let users = b["list"]
             .as_array()
             .map(|a| a.iter().filter_map(|u| u.as_object().cloned()).collect())
@@ -347,7 +336,7 @@ impl ControlRoomSession {
             .as_u64()
             .or(b["page"]["total"].as_u64())
             .unwrap_or(0) as usize;
-        Ok((users, total, reply.attempts))
+        Ok((users, total, attempts))
     }
 
     fn get(&self, id: &str) -> Result<(Option<Map<String, Value>>, u32), Outcome> {

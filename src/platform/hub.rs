@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::{
-    describe_changes, endpoint, server_message, Checker, Connect, Edit, Field, Plan, Platform,
-    Record, Session, Template, UserKey, UserPage,
+    describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
+    Platform, Record, Session, Template, UserKey, UserPage,
 };
 use crate::engine::{Auth, Http, Outcome, Request, StartError, Status};
 use crate::read::Layout;
@@ -470,25 +470,15 @@ impl HubSession {
             .append_pair("inviteStatus", "all")
             .append_pair("limit", &limit.to_string())
             .append_pair("page", &page.to_string());
-        let reply = self
-            .http
-            .send(&Request::get(url), &self.auth)
-            .map_err(|e| Outcome::from_call_error(e, 0))?;
-        if !reply.is_success() {
-            return Err(Outcome::with_error(
-                Status::Failed,
-                format!("reading users: {}", server_message(&reply)),
-            )
-            .http(reply.status, reply.attempts));
-        }
-        let body = reply.json().unwrap_or(Value::Null);
+        let (body, attempts) =
+            read_json(&self.http, &Request::get(url), &self.auth, "reading users")?;
         let data = &body["data"];
         let users = data["users"]
             .as_array()
             .map(|a| a.iter().filter_map(|u| u.as_object().cloned()).collect())
             .unwrap_or_default();
         let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
-        Ok((users, pages, reply.attempts))
+        Ok((users, pages, attempts))
     }
 
     fn find(&self, email: &str) -> Result<(Option<Map<String, Value>>, u32), Outcome> {

@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 
 use super::token::{RenewingToken, Token};
 use super::{
-    describe_changes, endpoint, jwt_claims, server_message, Checker, Connect, Edit, Field, Plan,
-    Platform, Record, Session, Template, UserKey,
+    describe_changes, endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit,
+    Field, Plan, Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, Http, Outcome, Reply, Request, StartError, Status};
@@ -310,21 +310,15 @@ impl IdentitySession {
             .append_pair("searchTerm", term)
             .append_pair("top", &top.to_string())
             .append_pair("skip", &skip.to_string());
-        let reply = self
-            .http
-            .send(&Request::get(url), &self.auth)
-            .map_err(|e| Outcome::from_call_error(e, 0))?;
-        if !reply.is_success() {
-            return Err(Outcome::with_error(
-                Status::Failed,
-                format!("searching users: {}", server_message(&reply)),
-            )
-            .http(reply.status, reply.attempts));
-        }
-        let body = reply.json().unwrap_or(Value::Null);
+        let (body, attempts) = read_json(
+            &self.http,
+            &Request::get(url),
+            &self.auth,
+            "searching users",
+        )?;
         let total = body["totalCount"].as_u64().unwrap_or(0) as usize;
         let results = body["results"].as_array().cloned().unwrap_or_default();
-        Ok((results, total, reply.attempts))
+        Ok((results, total, attempts))
     }
 
     /// The user's current record and the requests it took; `None` when there is no such user.

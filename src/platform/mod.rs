@@ -427,6 +427,27 @@ pub fn describe_changes(
         .join("; ")
 }
 
+/// Sends a read (a list or a search) and returns its JSON body and the requests it took; a
+/// refusal becomes a `failed` outcome that says what was being read.
+pub fn read_json(
+    http: &Http,
+    req: &crate::engine::Request,
+    auth: &dyn crate::engine::Auth,
+    what: &str,
+) -> Result<(Value, u32), Outcome> {
+    let reply = http
+        .send(req, auth)
+        .map_err(|e| Outcome::from_call_error(e, 0))?;
+    if !reply.is_success() {
+        return Err(Outcome::with_error(
+            crate::engine::Status::Failed,
+            format!("{what}: {}", server_message(&reply)),
+        )
+        .http(reply.status, reply.attempts));
+    }
+    Ok((reply.json().unwrap_or(Value::Null), reply.attempts))
+}
+
 /// The server's reason for refusing a request, from whichever error shape it used.
 pub fn server_message(reply: &crate::engine::Reply) -> String {
     let reason = crate::engine::http::short_reason(&reply.body).unwrap_or_else(|| {
