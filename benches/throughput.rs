@@ -43,6 +43,22 @@ struct Usage {
     code: i32,
 }
 
+/// The child's own peak resident memory: `VmHWM` belongs to its address space after exec.
+/// (`ru_maxrss` would also count the pages it shared with this process before exec, which
+/// is the whole sandbox when one runs in here.)
+fn watch_peak(pid: u32) -> std::thread::JoinHandle<f64> {
+    std::thread::spawn(move || {
+        let mut peak_kb = 0f64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) else { break };
+            let kb: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            peak_kb = peak_kb.max(kb);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak_kb / 1024.0
+    })
+}
+
 fn run_measured(cmd: &mut Command) -> Usage {
     let started = Instant::now();
     let child = cmd
@@ -51,6 +67,7 @@ fn run_measured(cmd: &mut Command) -> Usage {
         .spawn()
         .expect("spawn");
     let pid = child.id() as libc::pid_t;
+    let watcher = watch_peak(child.id());
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // wait4 gives this child's own rusage, unlike RUSAGE_CHILDREN's maximum over all of them.
@@ -62,7 +79,7 @@ fn run_measured(cmd: &mut Command) -> Usage {
     Usage {
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        peak_rss_mb: watcher.join().unwrap_or(0.0),
         code: libc::WEXITSTATUS(status),
     }
 }
