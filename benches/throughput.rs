@@ -50,8 +50,14 @@ fn watch_peak(pid: u32) -> std::thread::JoinHandle<f64> {
     std::thread::spawn(move || {
         let mut peak_kb = 0f64;
         while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) else { break };
-            let kb: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) else {
+                break;
+            };
+            let kb: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
             peak_kb = peak_kb.max(kb);
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -314,6 +320,25 @@ fn csv_rows(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
+/// `bulkedit apply` of a Control Room sheet against the sandbox, with no rate limit.
+fn apply_command(sb: &Sandbox, input: &Path, concurrency: usize, report: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("apply")
+        .arg(input)
+        .args([
+            "--url",
+            sb.url_for("control-room").as_str(),
+            "--rate",
+            "unlimited",
+            "--quiet",
+        ])
+        .args(["--concurrency", &concurrency.to_string(), "--report"])
+        .arg(report)
+        .env("BULKEDIT_USERNAME", "sandbox")
+        .env("BULKEDIT_PASSWORD", "sandbox-password");
+    cmd
+}
+
 fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
     let sb = Sandbox::start(SandboxConfig {
         users: rows,
@@ -326,22 +351,12 @@ fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
     .unwrap();
     let dir = data_dir();
     let input = csv_rows(&dir, rows);
-    let usage = run_measured(
-        Command::new(BIN)
-            .arg("apply")
-            .arg(&input)
-            .args([
-                "--url",
-                sb.url_for("control-room").as_str(),
-                "--rate",
-                "unlimited",
-                "--quiet",
-            ])
-            .args(["--concurrency", &concurrency.to_string(), "--report"])
-            .arg(dir.join("apply-report.csv"))
-            .env("BULKEDIT_USERNAME", "sandbox")
-            .env("BULKEDIT_PASSWORD", "sandbox-password"),
-    );
+    let usage = run_measured(&mut apply_command(
+        &sb,
+        &input,
+        concurrency,
+        &dir.join("apply-report.csv"),
+    ));
     assert_eq!(usage.code, 0);
     // The sending phase, as the server saw it: the first write to the last.
     let puts: Vec<f64> = sb
@@ -387,22 +402,12 @@ fn apply_1m() {
     .unwrap();
     let dir = data_dir();
     let input = csv_rows(&dir, rows);
-    let usage = run_measured(
-        Command::new(BIN)
-            .arg("apply")
-            .arg(&input)
-            .args([
-                "--url",
-                sb.url_for("control-room").as_str(),
-                "--rate",
-                "unlimited",
-                "--quiet",
-            ])
-            .args(["--concurrency", "16", "--report"])
-            .arg(dir.join("apply-1m-report.csv"))
-            .env("BULKEDIT_USERNAME", "sandbox")
-            .env("BULKEDIT_PASSWORD", "sandbox-password"),
-    );
+    let usage = run_measured(&mut apply_command(
+        &sb,
+        &input,
+        16,
+        &dir.join("apply-1m-report.csv"),
+    ));
     assert_eq!(usage.code, 0);
     println!("apply, {rows} control-room rows against a sandbox of {rows} users:");
     println!(
