@@ -62,7 +62,8 @@ struct InputCli {
     /// The sheet to read (default: the first visible one).
     #[arg(long, value_name = "NAME")]
     sheet: Option<String>,
-    /// Where the report goes (default: <input name>-report.csv beside the input; .xlsx for a workbook).
+    /// Where the report goes (default: <input name>-report.csv beside the input); a path ending
+    /// in .xlsx writes a workbook with each broken cell marked.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
     /// Admit a custom Automation Hub role id (repeatable).
@@ -103,7 +104,8 @@ struct ApplyCli {
     /// Workers sending at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
-    /// Requests per second, minute or hour shared by all workers: 10/s, 600/min, 150/5min is 30/min. Default per platform.
+    /// Requests shared by all workers: 10/s, 600/min, 1000/h or unlimited (default: hub 10/s,
+    /// identity 30/min, control-room 5/s).
     #[arg(long, value_name = "R")]
     rate: Option<Rate>,
     /// Further tries for 408, 429, 502, 503, 504 and dropped connections.
