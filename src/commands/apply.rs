@@ -483,12 +483,7 @@ pub fn run(
     })?;
 
     // The final report, in input order.
-    let input3 = check::open_input(
-        &args.file,
-        Some(&platform_name),
-        args.sheet.as_deref(),
-        &args.options,
-    )?;
+    // The platform and layout of the send pass: the file need not be opened again.
     let field_errors = |line: u64, cells: &[String]| -> Vec<FieldError> {
         if let Some(d) = dups.get(line) {
             return vec![d.clone()];
@@ -498,7 +493,7 @@ pub fn run(
             cells: cells.to_vec(),
             bad_cells: Vec::new(),
         };
-        check::check_row(input3.platform.as_ref(), &input3.layout, &row)
+        check::check_row(input2.platform.as_ref(), &input2.layout, &row)
             .err()
             .unwrap_or_default()
     };

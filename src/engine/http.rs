@@ -224,7 +224,7 @@ impl Http {
                             attempts,
                         });
                     }
-                    self.sleep(self.backoff(attempts));
+                    std::thread::sleep(self.backoff(attempts));
                 }
                 Ok((status, retry_after, body)) => {
                     self.log_line(req, &status.to_string(), started, attempts);
@@ -260,7 +260,7 @@ impl Http {
                                 self.pause_pool(wait);
                                 self.wait_for_pause();
                             }
-                            None => self.sleep(self.backoff(attempts)),
+                            None => std::thread::sleep(self.backoff(attempts)),
                         }
                         continue;
                     }
@@ -336,10 +336,6 @@ impl Http {
                 _ => return,
             }
         }
-    }
-
-    fn sleep(&self, d: Duration) {
-        std::thread::sleep(d);
     }
 
     fn log_line(&self, req: &Request, what: &str, started: Instant, attempt: u32) {

@@ -60,56 +60,23 @@ pub(super) fn open(
              (File > Info > Protect Workbook) and save it again",
         ));
     }
-    let damaged = |kind: &str, e: &dyn std::fmt::Display| {
-        ReadError::new(
-            path,
-            format!("cannot be read as {kind} (the file may be truncated or damaged): {e}"),
-        )
-    };
     // calamine can panic on a damaged file (seen with a malformed .xls found by fuzzing); a
     // damaged file is an error to report, never a crash.
     let read = || -> Result<(&'static str, Range<Data>, String), ReadError> {
         let cursor = Cursor::new(bytes.as_slice());
-        let found = match format {
-            Format::Xlsx => {
-                let mut wb: Xlsx<_> =
-                    open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSX workbook", &e))?;
-                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-                let range = wb
-                    .worksheet_range(&name)
-                    .map_err(|e| damaged("an XLSX workbook", &e))?;
-                ("XLSX", range, name)
-            }
-            Format::Xlsb => {
-                let mut wb: Xlsb<_> =
-                    open_workbook_from_rs(cursor).map_err(|e| damaged("an XLSB workbook", &e))?;
-                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-                let range = wb
-                    .worksheet_range(&name)
-                    .map_err(|e| damaged("an XLSB workbook", &e))?;
-                ("XLSB", range, name)
-            }
-            Format::Ods => {
-                let mut wb: Ods<_> =
-                    open_workbook_from_rs(cursor).map_err(|e| damaged("an ODS workbook", &e))?;
-                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-                let range = wb
-                    .worksheet_range(&name)
-                    .map_err(|e| damaged("an ODS workbook", &e))?;
-                ("ODS", range, name)
-            }
-            Format::Ole => {
-                let mut wb: Xls<_> = open_workbook_from_rs(cursor)
-                    .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
-                let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
-                let range = wb
-                    .worksheet_range(&name)
-                    .map_err(|e| damaged("an Excel 97-2003 (.xls) workbook", &e))?;
-                ("XLS", range, name)
-            }
+        match format {
+            Format::Xlsx => first_sheet::<Xlsx<_>>(cursor, path, sheet, "XLSX", "an XLSX workbook"),
+            Format::Xlsb => first_sheet::<Xlsb<_>>(cursor, path, sheet, "XLSB", "an XLSB workbook"),
+            Format::Ods => first_sheet::<Ods<_>>(cursor, path, sheet, "ODS", "an ODS workbook"),
+            Format::Ole => first_sheet::<Xls<_>>(
+                cursor,
+                path,
+                sheet,
+                "XLS",
+                "an Excel 97-2003 (.xls) workbook",
+            ),
             Format::Text => unreachable!("text is read by the CSV reader"),
-        };
-        Ok(found)
+        }
     };
     let (kind, range, sheet_name) = quietly(read).unwrap_or_else(|| {
         Err(ReadError::new(
@@ -128,6 +95,30 @@ pub(super) fn open(
         rows,
         warnings,
     })
+}
+
+/// Opens a workbook of one format and reads the sheet to use.
+fn first_sheet<'a, R>(
+    cursor: Cursor<&'a [u8]>,
+    path: &Path,
+    sheet: Option<&str>,
+    kind: &'static str,
+    what: &str,
+) -> Result<(&'static str, Range<Data>, String), ReadError>
+where
+    R: Reader<Cursor<&'a [u8]>>,
+    R::Error: std::fmt::Display,
+{
+    let damaged = |e: &dyn std::fmt::Display| {
+        ReadError::new(
+            path,
+            format!("cannot be read as {what} (the file may be truncated or damaged): {e}"),
+        )
+    };
+    let mut wb: R = open_workbook_from_rs(cursor).map_err(|e| damaged(&e))?;
+    let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+    let range = wb.worksheet_range(&name).map_err(|e| damaged(&e))?;
+    Ok((kind, range, name))
 }
 
 /// `--sheet NAME` (exact, then case-insensitive), else the first visible worksheet.

@@ -43,23 +43,45 @@ impl Columns {
             .collect()
     }
 
-    /// The report's cells for a row: the five report columns, then the input's.
-    pub fn cells(&self, row: &ReportRow) -> Vec<String> {
+    /// Hands each of a row's report cells to `f`, in order: the five report columns, then the
+    /// input's, masked and defused. The one place that decides what a report cell holds.
+    pub fn each_cell<E>(
+        &self,
+        row: &ReportRow,
+        mut f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
         let o = row.outcome;
-        let mut out = Vec::with_capacity(5 + self.input_cols.len());
-        out.push(row.line.to_string());
-        out.push(o.status.as_str().to_string());
-        out.push(defuse(&o.error));
-        out.push(o.http_status.map(|s| s.to_string()).unwrap_or_default());
-        out.push(o.attempts.to_string());
+        let mut num = itoa::Buffer::new();
+        f(num.format(row.line))?;
+        f(o.status.as_str())?;
+        if needs_defusing(&o.error) {
+            f(&defuse(&o.error))?;
+        } else {
+            f(&o.error)?;
+        }
+        match o.http_status {
+            Some(s) => f(num.format(s))?,
+            None => f("")?,
+        }
+        f(num.format(o.attempts))?;
         for &c in &self.input_cols {
             let v = row.cells.get(c).map(String::as_str).unwrap_or("");
-            if !v.is_empty() && self.masked.contains(&c) {
-                out.push("***".into());
+            f(if !v.is_empty() && self.masked.contains(&c) {
+                "***"
             } else {
-                out.push(v.to_string());
-            }
+                v
+            })?;
         }
+        Ok(())
+    }
+
+    /// The report's cells for a row, as owned strings.
+    pub fn cells(&self, row: &ReportRow) -> Vec<String> {
+        let mut out = Vec::with_capacity(5 + self.input_cols.len());
+        let _ = self.each_cell(row, |s| {
+            out.push(s.to_string());
+            Ok::<(), std::convert::Infallible>(())
+        });
         out
     }
 
@@ -69,28 +91,7 @@ impl Columns {
         w: &mut csv::Writer<W>,
         row: &ReportRow,
     ) -> csv::Result<()> {
-        let o = row.outcome;
-        let mut num = itoa::Buffer::new();
-        w.write_field(num.format(row.line))?;
-        w.write_field(o.status.as_str())?;
-        if needs_defusing(&o.error) {
-            w.write_field(defuse(&o.error))?;
-        } else {
-            w.write_field(&o.error)?;
-        }
-        match o.http_status {
-            Some(s) => w.write_field(num.format(s))?,
-            None => w.write_field("")?,
-        }
-        w.write_field(num.format(o.attempts))?;
-        for &c in &self.input_cols {
-            let v = row.cells.get(c).map(String::as_str).unwrap_or("");
-            if !v.is_empty() && self.masked.contains(&c) {
-                w.write_field("***")?;
-            } else {
-                w.write_field(v)?;
-            }
-        }
+        self.each_cell(row, |s| w.write_field(s))?;
         w.write_record(None::<&[u8]>)
     }
 

@@ -229,13 +229,6 @@ impl Sandbox {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-
-    /// Blocks until stopped from elsewhere (the `sandbox` command runs until Ctrl-C).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 impl Drop for Sandbox {
