@@ -4,6 +4,7 @@
 //! with latency, rate limits and faults on demand. `/_sandbox/*` lets tests see what happened.
 
 mod control_room;
+mod delay;
 mod faults;
 mod hub;
 mod identity;
@@ -100,6 +101,7 @@ pub struct App {
     pub world: Mutex<World>,
     pub faults: faults::FaultState,
     pub started: Instant,
+    delays: delay::Delays,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -113,6 +115,7 @@ impl App {
             faults: faults::FaultState::new(&config.faults),
             config,
             started: Instant::now(),
+            delays: delay::Delays::start(),
             seen: Mutex::new(Vec::new()),
         }
     }
@@ -403,7 +406,7 @@ async fn handle(
     req: Request<Body>,
 ) -> Response {
     // Latency counts from the request's arrival, not from when its body was read.
-    let arrived = tokio::time::Instant::now();
+    let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query: HashMap<String, String> = parts
@@ -444,7 +447,7 @@ async fn handle(
     };
     let plan = app.faults.plan(&app.config.faults, which, &parts.method);
     if !plan.latency.is_zero() {
-        tokio::time::sleep_until(arrived + plan.latency).await;
+        app.delays.until(arrived + plan.latency).await;
     }
     if let Some(answer) = plan.refuse {
         app.record(&parts.method, &path, answer.status);
