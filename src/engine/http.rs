@@ -69,7 +69,7 @@ impl Request {
     pub fn get(url: Url) -> Self {
         Request::new(Method::GET, url)
     }
-    pub fn json(mut self, body: &Value) -> Self {
+    pub fn json(mut self, body: &impl serde::Serialize) -> Self {
         self.body = Some(Body::Json(
             serde_json::to_vec(body).expect("JSON values serialize"),
         ));

@@ -1,12 +1,12 @@
 //! Automation Anywhere Control Room: `PUT {url}/v1/usermanagement/users/{id}` replaces the whole
 //! user, so every change is a read, a merge and a write of the full object with its `version`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::cache::{take_objects, UserCache};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
@@ -297,14 +297,12 @@ impl Auth for ControlRoomAuth {
     }
 }
 
-type Users = HashMap<String, Map<String, Value>>;
-
 struct ControlRoomSession {
     http: Arc<Http>,
     auth: ControlRoomAuth,
     base: url::Url,
-    /// Users by id and by lower-case username, when reading the whole list took fewer calls.
-    cache: OnceLock<(Users, HashMap<String, String>)>,
+    /// Users by id and by username, when reading the whole list took fewer calls.
+    cache: OnceLock<UserCache>,
     /// The Control Room's roles by lower-case name and by id, read once when a row needs them.
     roles: OnceLock<Result<Vec<Value>, String>>,
 }
@@ -327,11 +325,8 @@ impl ControlRoomSession {
             endpoint(&self.base, &["v1", "usermanagement", "users", "list"]),
         )
         .json(&body);
-        let (b, attempts) = read_json(&self.http, &req, &self.auth, "listing users")?;
-        let users = b["list"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|u| u.as_object().cloned()).collect())
-            .unwrap_or_default();
+        let (mut b, attempts) = read_json(&self.http, &req, &self.auth, "listing users")?;
+        let users = take_objects(&mut b["list"]);
         let total = b["page"]["totalFilter"]
             .as_u64()
             .or(b["page"]["total"].as_u64())
@@ -347,7 +342,10 @@ impl ControlRoomSession {
             .map_err(|e| Outcome::from_call_error(e, 0))?;
         match reply.status {
             200 => Ok((
-                reply.json().and_then(|v| v.as_object().cloned()),
+                match reply.json() {
+                    Some(Value::Object(m)) => Some(m),
+                    _ => None,
+                },
                 reply.attempts,
             )),
             404 => Ok((None, reply.attempts)),
@@ -360,24 +358,24 @@ impl ControlRoomSession {
     }
 
     fn find(&self, key: &UserKey) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
-        let wanted = validate::normalize_key(&key.value);
-        if let Some((by_id, by_name)) = self.cache.get() {
-            let id = if key.field == "id" {
-                Some(&wanted)
-            } else {
-                by_name.get(&wanted)
-            };
-            return Ok((id.and_then(|id| by_id.get(id)).cloned(), 0));
+        if let Some(cache) = self.cache.get() {
+            return Ok((cache.get(key), 0));
         }
         if key.field == "id" {
             return self.get(&key.value);
         }
+        let wanted = validate::normalize_key(&key.value);
         let filter = json!({"operator": "eq", "field": "username", "value": key.value});
         let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
-        let user = users.into_iter().find(|u| {
-            u.get("username")
-                .and_then(Value::as_str)
-                .is_some_and(|n| validate::normalize_key(n) == wanted)
+        let user = users.into_iter().find_map(|u| match u {
+            Value::Object(u)
+                if u.get("username")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| validate::normalize_key(n) == wanted) =>
+            {
+                Some(u)
+            }
+            _ => None,
         });
         Ok((user, attempts))
     }
@@ -431,22 +429,17 @@ impl ControlRoomSession {
         Ok(Value::Array(out))
     }
 
-    /// What a PUT would send: the record as read, with the row's changes applied.
-    fn merge(
-        &self,
-        current: &Map<String, Value>,
-        edit: &Edit,
-    ) -> Result<Map<String, Value>, String> {
-        let mut desired = current.clone();
+    /// Applies the row's changes to the record as read: what a PUT would send.
+    fn merge(&self, record: &mut Map<String, Value>, edit: &Edit) -> Result<(), String> {
         for (k, v) in edit.changes.iter() {
             let v = if k == "roles" {
                 self.resolve_roles(v)?
             } else {
                 v.clone()
             };
-            desired.insert(k.to_string(), v);
+            record.insert(k.to_string(), v);
         }
-        Ok(desired)
+        Ok(())
     }
 }
 
@@ -478,29 +471,28 @@ impl Session for ControlRoomSession {
             return Ok(());
         }
         let fail = |o: Outcome| StartError::auth(format!("cannot list the users: {}", o.error));
-        let (mut users, total, _) = self.list(None, 0, PAGE).map_err(fail)?;
+        let (users, total, _) = self.list(None, 0, PAGE).map_err(fail)?;
         if total.div_ceil(PAGE).max(1) >= plan.rows || total > super::MAX_CACHED_USERS {
             return Ok(());
         }
-        while users.len() < total {
-            let (more, _, _) = self.list(None, users.len(), PAGE).map_err(fail)?;
+        let keys = |u: &Value| {
+            vec![
+                ("id", u["id"].as_i64().map(|i| i.to_string())),
+                ("username", u["username"].as_str().map(str::to_string)),
+            ]
+        };
+        let mut cache = UserCache::default();
+        let mut read = users.len();
+        cache.add_page(users, keys);
+        while read < total {
+            let (more, _, _) = self.list(None, read, PAGE).map_err(fail)?;
             if more.is_empty() {
                 break;
             }
-            users.extend(more);
+            read += more.len();
+            cache.add_page(more, keys);
         }
-        let mut by_id = HashMap::new();
-        let mut by_name = HashMap::new();
-        for u in users {
-            let Some(id) = u.get("id").and_then(Value::as_i64).map(|i| i.to_string()) else {
-                continue;
-            };
-            if let Some(n) = u.get("username").and_then(Value::as_str) {
-                by_name.insert(validate::normalize_key(n), id.clone());
-            }
-            by_id.insert(id, u);
-        }
-        let _ = self.cache.set((by_id, by_name));
+        let _ = self.cache.set(cache);
         Ok(())
     }
 
@@ -509,7 +501,7 @@ impl Session for ControlRoomSession {
             Ok(found) => found,
             Err(o) => return o,
         };
-        let Some(mut current) = current else {
+        let Some(mut record) = current else {
             let what = if edit.key.field == "id" {
                 "id"
             } else {
@@ -521,7 +513,7 @@ impl Session for ControlRoomSession {
             )
             .http(200, attempts);
         };
-        let Some(id) = current
+        let Some(id) = record
             .get("id")
             .and_then(Value::as_i64)
             .map(|i| i.to_string())
@@ -531,11 +523,13 @@ impl Session for ControlRoomSession {
         let mut wrote = false;
         // One write, and one more after re-reading on a version conflict.
         for round in 0..2 {
-            let desired = match self.merge(&current, edit) {
-                Ok(d) => d,
-                Err(m) => return Outcome::with_error(Status::Failed, m).http(200, attempts),
-            };
-            if comparable(&desired) == comparable(&current) {
+            // The record is changed in place: only the fields a row can change are compared.
+            let before = comparable(&record);
+            if let Err(m) = self.merge(&mut record, edit) {
+                return Outcome::with_error(Status::Failed, m).http(200, attempts);
+            }
+            let after = comparable(&record);
+            if after == before {
                 // After a conflict, the record may already be as this row wants it.
                 let status = if wrote {
                     Status::Updated
@@ -547,8 +541,7 @@ impl Session for ControlRoomSession {
                 return o;
             }
             if dry_run {
-                let what =
-                    describe_changes(&comparable(&current), &comparable(&desired), &COMPARED);
+                let what = describe_changes(&before, &after, &COMPARED);
                 let mut o = Outcome::with_error(Status::WouldUpdate, what);
                 o.attempts = attempts;
                 return o;
@@ -557,7 +550,7 @@ impl Session for ControlRoomSession {
                 Method::PUT,
                 endpoint(&self.base, &["v1", "usermanagement", "users", &id]),
             )
-            .json(&Value::Object(desired));
+            .json(&record);
             let reply = match self.http.send(&req, &self.auth) {
                 Ok(r) => r,
                 Err(e) => return Outcome::from_call_error(e, attempts),
@@ -571,7 +564,7 @@ impl Session for ControlRoomSession {
                     match self.get(&id) {
                         Ok((Some(fresh), n)) => {
                             attempts += n;
-                            current = fresh;
+                            record = fresh;
                         }
                         Ok((None, n)) => {
                             return Outcome::with_error(

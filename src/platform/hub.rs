@@ -1,12 +1,12 @@
 //! UiPath Automation Hub Open API: `POST {url}/api/v1/openapi/edituser`, users keyed by e-mail,
 //! two authentication modes that must not be mixed.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::cache::{take_objects, UserCache};
 use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
     Platform, Record, Session, Template, UserKey, UserPage,
@@ -451,8 +451,8 @@ struct HubSession {
     http: Arc<Http>,
     auth: HubAuth,
     base: url::Url,
-    /// Every user by lower-case e-mail, when reading the whole list took fewer calls.
-    cache: OnceLock<HashMap<String, Map<String, Value>>>,
+    /// Every user by e-mail, when reading the whole list took fewer calls.
+    cache: OnceLock<UserCache>,
 }
 
 const PAGE: usize = 500;
@@ -470,27 +470,29 @@ impl HubSession {
             .append_pair("inviteStatus", "all")
             .append_pair("limit", &limit.to_string())
             .append_pair("page", &page.to_string());
-        let (body, attempts) =
+        let (mut body, attempts) =
             read_json(&self.http, &Request::get(url), &self.auth, "reading users")?;
-        let data = &body["data"];
-        let users = data["users"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|u| u.as_object().cloned()).collect())
-            .unwrap_or_default();
+        let data = &mut body["data"];
+        let users = take_objects(&mut data["users"]);
         let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
 
-    fn find(&self, email: &str) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
-        let wanted = validate::normalize_key(email);
+    fn find(&self, key: &UserKey) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
         if let Some(cache) = self.cache.get() {
-            return Ok((cache.get(&wanted).cloned(), 0));
+            return Ok((cache.get(key), 0));
         }
-        let (users, _, attempts) = self.users_page(Some(email), 1, 50)?;
-        let user = users.into_iter().find(|u| {
-            u.get("user_email")
-                .and_then(Value::as_str)
-                .is_some_and(|e| validate::normalize_key(e) == wanted)
+        let wanted = validate::normalize_key(&key.value);
+        let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
+        let user = users.into_iter().find_map(|u| match u {
+            Value::Object(u)
+                if u.get("user_email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| validate::normalize_key(e) == wanted) =>
+            {
+                Some(u)
+            }
+            _ => None,
         });
         Ok((user, attempts))
     }
@@ -501,32 +503,25 @@ impl Session for HubSession {
         if plan.rows < 2 {
             return Ok(());
         }
-        let (mut users, pages, _) = self
-            .users_page(None, 1, PAGE)
-            .map_err(|o| StartError::auth(format!("cannot read the user list: {}", o.error)))?;
+        let fail = |o: Outcome| StartError::auth(format!("cannot read the user list: {}", o.error));
+        let (users, pages, _) = self.users_page(None, 1, PAGE).map_err(fail)?;
         // The whole list costs `pages` calls; one search per row costs `rows`.
         if pages >= plan.rows || pages * PAGE > super::MAX_CACHED_USERS {
             return Ok(());
         }
+        let keys = |u: &Value| vec![("user_email", u["user_email"].as_str().map(str::to_string))];
+        let mut cache = UserCache::default();
+        cache.add_page(users, keys);
         for page in 2..=pages {
-            let (more, _, _) = self
-                .users_page(None, page, PAGE)
-                .map_err(|o| StartError::auth(format!("cannot read the user list: {}", o.error)))?;
-            users.extend(more);
+            let (more, _, _) = self.users_page(None, page, PAGE).map_err(fail)?;
+            cache.add_page(more, keys);
         }
-        let map = users
-            .into_iter()
-            .filter_map(|u| {
-                let key = validate::normalize_key(u.get("user_email")?.as_str()?);
-                Some((key, u))
-            })
-            .collect();
-        let _ = self.cache.set(map);
+        let _ = self.cache.set(cache);
         Ok(())
     }
 
     fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (current, read_attempts) = match self.find(&edit.key.value) {
+        let (current, read_attempts) = match self.find(&edit.key) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };

@@ -1,12 +1,12 @@
 //! UiPath Identity Server: `PUT {url}/api/User/{userId}`, users found by id or by e-mail inside
 //! the organization's partition; a fixed access token or client credentials.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::cache::{take_objects, UserCache};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit,
@@ -291,8 +291,8 @@ struct IdentitySession {
     auth: IdentityAuth,
     base: url::Url,
     partition: Option<String>,
-    /// Users by id and by lower-case e-mail, when reading the whole list took fewer calls.
-    cache: OnceLock<(HashMap<String, Value>, HashMap<String, String>)>,
+    /// Users by id and by e-mail, when reading the whole list took fewer calls.
+    cache: OnceLock<UserCache>,
 }
 
 const PAGE: usize = 1000;
@@ -310,28 +310,23 @@ impl IdentitySession {
             .append_pair("searchTerm", term)
             .append_pair("top", &top.to_string())
             .append_pair("skip", &skip.to_string());
-        let (body, attempts) = read_json(
+        let (mut body, attempts) = read_json(
             &self.http,
             &Request::get(url),
             &self.auth,
             "searching users",
         )?;
         let total = body["totalCount"].as_u64().unwrap_or(0) as usize;
-        let results = body["results"].as_array().cloned().unwrap_or_default();
+        let results = take_objects(&mut body["results"]);
         Ok((results, total, attempts))
     }
 
     /// The user's current record and the requests it took; `None` when there is no such user.
     fn find(&self, key: &UserKey) -> Result<(Option<Value>, u32), Outcome> {
-        let wanted = validate::normalize_key(&key.value);
-        if let Some((by_id, by_email)) = self.cache.get() {
-            let id = if key.field == "userId" {
-                Some(&wanted)
-            } else {
-                by_email.get(&wanted)
-            };
-            return Ok((id.and_then(|id| by_id.get(id)).cloned(), 0));
+        if let Some(cache) = self.cache.get() {
+            return Ok((cache.get(key).map(Value::Object), 0));
         }
+        let wanted = validate::normalize_key(&key.value);
         if key.field == "userId" {
             let url = endpoint(&self.base, &["api", "User", &key.value]);
             let reply = self
@@ -429,32 +424,29 @@ impl Session for IdentitySession {
             return Ok(());
         }
         let fail = |o: Outcome| StartError::auth(format!("cannot read the user list: {}", o.error));
-        let (mut users, total, _) = self.search(partition, "", PAGE, 0).map_err(fail)?;
+        let (users, total, _) = self.search(partition, "", PAGE, 0).map_err(fail)?;
         let pages = total.div_ceil(PAGE).max(1);
         if pages >= plan.rows || total > super::MAX_CACHED_USERS {
             return Ok(());
         }
-        while users.len() < total {
-            let (more, _, _) = self
-                .search(partition, "", PAGE, users.len())
-                .map_err(fail)?;
+        let keys = |u: &Value| {
+            vec![
+                ("userId", u["id"].as_str().map(str::to_string)),
+                ("email", u["email"].as_str().map(str::to_string)),
+            ]
+        };
+        let mut cache = UserCache::default();
+        let mut read = users.len();
+        cache.add_page(users, keys);
+        while read < total {
+            let (more, _, _) = self.search(partition, "", PAGE, read).map_err(fail)?;
             if more.is_empty() {
                 break;
             }
-            users.extend(more);
+            read += more.len();
+            cache.add_page(more, keys);
         }
-        let mut by_id = HashMap::new();
-        let mut by_email = HashMap::new();
-        for u in users {
-            let Some(id) = u["id"].as_str().map(validate::normalize_key) else {
-                continue;
-            };
-            if let Some(e) = u["email"].as_str() {
-                by_email.insert(validate::normalize_key(e), id.clone());
-            }
-            by_id.insert(id, u);
-        }
-        let _ = self.cache.set((by_id, by_email));
+        let _ = self.cache.set(cache);
         Ok(())
     }
 

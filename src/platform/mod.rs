@@ -2,6 +2,7 @@
 //! [`Edit`] becomes HTTP requests, how responses become outcomes, and how it authenticates and
 //! looks users up. Everything outside this folder is vendor-neutral.
 
+pub mod cache;
 pub mod control_room;
 pub mod hub;
 pub mod identity;
@@ -388,7 +389,8 @@ pub const MAX_CACHED_USERS: usize = 100_000;
 
 /// A page of users as read from a list call: the users, the total (pages or users, as the
 /// vendor counts), and the requests it took.
-pub type UserPage = (Vec<Map<String, Value>>, usize, u32);
+/// A page of the user list (the user objects), the total it reports, and the requests it took.
+pub type UserPage = (Vec<Value>, usize, u32);
 
 /// `base` with `segments` appended, each percent-encoded, so an id can never change which
 /// resource the URL names.
