@@ -240,7 +240,7 @@ fn on_ctrl_c() {
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
-    crate::read::install_panic_hook();
+    crate::crash::install_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

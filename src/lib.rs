@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod crash;
 pub mod engine;
 pub mod platform;
 pub mod read;

@@ -73,7 +73,7 @@ impl Secrets {
     }
 
     /// Every secret value held, for redaction.
-    fn values(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn values(&self) -> Vec<&str> {
         [
             &self.token,
             &self.app_key,
@@ -92,6 +92,7 @@ impl Secrets {
                 .map(|(_, t)| t),
         )
         .filter(|v| v.len() >= 4)
+        .collect()
     }
 
     /// The text with every secret value replaced by `***`.

@@ -183,3 +183,46 @@ fn secrets_are_not_accepted_as_command_line_values() {
         );
     }
 }
+
+#[test]
+fn a_bug_that_panics_costs_one_row_and_shows_no_credential() {
+    // BULKEDIT_TEST_PANIC_ROW makes the worker on that row panic with every credential in the
+    // panic message, as a bug that formatted them would.
+    let sb = Sandbox::start(SandboxConfig::default()).unwrap();
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let out = bulkedit()
+        .arg("apply")
+        .arg(sample("control-room-clean.csv"))
+        .args(["--url", sb.url_for("control-room").as_str(), "--report"])
+        .arg(&report)
+        .args(["--rate", "unlimited", "--concurrency", "2"])
+        .env("BULKEDIT_USERNAME", "sandbox")
+        .env("BULKEDIT_PASSWORD", "sandbox-password")
+        .env("BULKEDIT_TEST_PANIC_ROW", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let all = everything_written(&out, dir.path());
+    assert!(
+        stderr_of(&out).contains("internal error") && stderr_of(&out).contains("test panic"),
+        "the panic is reported: {}",
+        stderr_of(&out)
+    );
+    assert!(!all.contains("sandbox-password"), "leaked in:\n{all}");
+    let rows = read_report(&report);
+    let mut failed = 0;
+    for r in &rows {
+        if r["row"] == "3" {
+            assert_eq!(r["status"], "failed");
+            assert!(r["error"].contains("internal error"), "{r:?}");
+            failed += 1;
+        } else {
+            assert!(
+                ["updated", "unchanged"].contains(&r["status"].as_str()),
+                "every other row is carried out: {r:?}"
+            );
+        }
+    }
+    assert_eq!(failed, 1, "the row is reported once: {rows:?}");
+}

@@ -175,6 +175,7 @@ pub fn run(
     } else {
         None
     };
+    crate::crash::hold_secrets(&secrets);
     let url = match (&sandbox, &args.url) {
         (Some(sb), _) => sb.url_for(&platform_name),
         (None, Some(raw)) => check_url(raw, args.allow_http)?,
@@ -326,6 +327,7 @@ pub fn run(
         args.sheet.as_deref(),
         &args.options,
     )?;
+    let panic_row = test_panic_row();
     let summary = std::thread::scope(|scope| -> Result<Summary, StartError> {
         // Workers.
         for _ in 0..args.concurrency {
@@ -339,7 +341,22 @@ pub fn run(
                 for job in job_rx {
                     let mut outcome = match session {
                         Some(s) if stop_reason.load(Ordering::SeqCst) == RUNNING => {
-                            s.apply(&job.edit, args.dry_run)
+                            // A bug in one row's handling costs that row, not the run.
+                            crate::crash::caught(|| {
+                                if panic_row == Some(job.line) {
+                                    panic!("test panic holding {}", secrets.values().join(" "));
+                                }
+                                s.apply(&job.edit, args.dry_run)
+                            })
+                            .unwrap_or_else(|m| {
+                                Outcome::with_error(
+                                    Status::Failed,
+                                    format!(
+                                        "internal error while carrying out this row (a bug in \
+                                         bulkedit; please report it): {m}"
+                                    ),
+                                )
+                            })
                         }
                         _ => Outcome::with_error(
                             Status::Skipped,
@@ -377,22 +394,27 @@ pub fn run(
         }
         drop(job_rx);
 
-        // The journal writer: every outcome reaches the disk as it arrives.
+        // The journal writer: every outcome reaches the disk as it arrives (outcomes that
+        // arrive together share one write).
         let writer = {
             let progress = &progress;
             let journal = &mut journal;
             scope.spawn(move || -> Result<Summary, std::io::Error> {
                 let mut summary = Summary::default();
-                for done in done_rx {
+                for done in done_rx.iter() {
                     journal.record(&ReportRow {
                         line: done.line,
                         outcome: &done.outcome,
                         cells: &done.cells,
                         field_errors: &done.errors,
                     })?;
+                    if done_rx.is_empty() {
+                        journal.flush()?;
+                    }
                     summary.add(&done.outcome, &done.errors);
                     progress.tick(&done.outcome, &summary);
                 }
+                journal.flush()?;
                 Ok(summary)
             })
         };
@@ -607,4 +629,13 @@ impl<'c> Progress<'c> {
         }
         self.console.set_bar(None);
     }
+}
+
+/// A test hook: `BULKEDIT_TEST_PANIC_ROW=N` makes the worker that carries out row N panic with
+/// every credential in the message, as a bug that formatted them would. The tests prove the
+/// row is reported and no credential is shown.
+fn test_panic_row() -> Option<u64> {
+    std::env::var("BULKEDIT_TEST_PANIC_ROW")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }

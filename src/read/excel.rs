@@ -11,31 +11,6 @@ use chrono::Timelike;
 
 use super::{split_header, Format, ReadError, Row, Sheet};
 
-thread_local! {
-    /// Set while a workbook reader runs, so that the panic hook stays quiet about a panic that
-    /// is caught and reported as a damaged file.
-    static READING_WORKBOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f`, turning a panic into `None`.
-fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
-    READING_WORKBOOK.with(|r| r.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
-    READING_WORKBOOK.with(|r| r.set(false));
-    result
-}
-
-/// Keeps the default panic message for real bugs, and silence for a damaged workbook whose
-/// reader panicked (that is reported as an error of its own).
-pub fn install_panic_hook() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !READING_WORKBOOK.with(|r| r.get()) {
-            default(info);
-        }
-    }));
-}
-
 /// An OLE container holding an `EncryptionInfo` stream is a password-protected OOXML file.
 fn is_encrypted(bytes: &[u8]) -> bool {
     let needle: Vec<u8> = "EncryptionInfo"
@@ -78,7 +53,7 @@ pub(super) fn open(
             Format::Text => unreachable!("text is read by the CSV reader"),
         }
     };
-    let (kind, range, sheet_name) = quietly(read).unwrap_or_else(|| {
+    let (kind, range, sheet_name) = crate::crash::quietly(read).unwrap_or_else(|_| {
         Err(ReadError::new(
             path,
             "cannot be read as a workbook: the file is damaged (the reader gave up on it); \

@@ -6,8 +6,6 @@ mod csv;
 mod excel;
 pub mod headers;
 
-pub use excel::install_panic_hook;
-
 use std::fmt;
 use std::fs::File;
 use std::io::Read;

@@ -143,9 +143,13 @@ impl Journal {
         })
     }
 
-    /// Appends one outcome and hands it to the operating system before returning.
+    /// Appends one outcome; it reaches the operating system at the next [`Journal::flush`].
     pub fn record(&mut self, row: &ReportRow) -> io::Result<()> {
-        self.columns.write_csv(&mut self.writer, row)?;
+        Ok(self.columns.write_csv(&mut self.writer, row)?)
+    }
+
+    /// Hands every outcome recorded so far to the operating system.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
     }
 
