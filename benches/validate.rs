@@ -8,7 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use bulkedit::check;
-use bulkedit::platform::{self, Options};
+use bulkedit::platform::{self, Keep, Options};
 use bulkedit::read::{headers::map_headers, Row};
 
 fn hub_rows(n: usize) -> (Vec<String>, Vec<Row>) {
@@ -41,7 +41,8 @@ fn hub_rows(n: usize) -> (Vec<String>, Vec<Row>) {
                 "1".into(),
                 "3".into(),
                 "8; 6:2".into(),
-            ],
+            ]
+            .into(),
             bad_cells: Vec::new(),
         })
         .collect();
@@ -59,18 +60,22 @@ fn bench(c: &mut Criterion) {
         &rows,
         |b, rows| b.iter(|| check::check_chunk(hub.as_ref(), &layout, rows)),
     );
-    g.bench_with_input(
-        BenchmarkId::new("hub rows, one core", rows.len()),
-        &rows,
-        |b, rows| {
+    for (what, keep) in [
+        ("hub rows, one core, edits kept (apply)", Keep::Changes),
+        (
+            "hub rows, one core, verdicts only (validate)",
+            Keep::VerdictOnly,
+        ),
+    ] {
+        g.bench_with_input(BenchmarkId::new(what, rows.len()), &rows, |b, rows| {
             b.iter(|| {
                 rows.iter()
-                    .map(|r| check::check_row(hub.as_ref(), &layout, r).is_ok())
+                    .map(|r| check::check_row_keeping(hub.as_ref(), &layout, r, keep).is_ok())
                     .filter(|ok| *ok)
                     .count()
             })
-        },
-    );
+        });
+    }
     g.finish();
     let emails: Vec<String> = (0..1000)
         .map(|i| format!("first.last+{i}@sub{i}.example.com"))

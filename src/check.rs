@@ -9,7 +9,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::engine::StartError;
-use crate::platform::{self, Edit, Options, Platform, Record};
+use crate::platform::{self, Edit, Keep, Options, Platform, Record};
 use crate::read::{self, Layout, Row, Sheet};
 use crate::report::Columns;
 use crate::validate::FieldError;
@@ -108,6 +108,16 @@ pub fn check_row(
     layout: &Layout,
     row: &Row,
 ) -> Result<Edit, Vec<FieldError>> {
+    check_row_keeping(platform, layout, row, Keep::Changes)
+}
+
+/// [`check_row`], keeping the edit's changes or only its key.
+pub fn check_row_keeping(
+    platform: &dyn Platform,
+    layout: &Layout,
+    row: &Row,
+    keep: Keep,
+) -> Result<Edit, Vec<FieldError>> {
     let mut errors: Vec<FieldError> = row
         .bad_cells
         .iter()
@@ -141,7 +151,7 @@ pub fn check_row(
             ),
         ));
     }
-    let record = Record { row, layout };
+    let record = Record { row, layout, keep };
     match platform.validate(&record) {
         Ok(edit) if errors.is_empty() => Ok(edit),
         Ok(_) => Err(errors),
@@ -186,12 +196,21 @@ pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, read::R
     })
 }
 
-/// The hash of a key as `UserKey::normalized` spells it, without building that string.
+/// The hash of a key as `UserKey::normalized` spells it, without building that string for
+/// the usual ASCII key.
 pub fn key_hash(edit: &Edit) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     edit.key.field.hash(&mut h);
-    for c in edit.key.value.trim().chars().flat_map(char::to_lowercase) {
-        c.hash(&mut h);
+    let value = edit.key.value.trim();
+    // Both paths hash the same bytes: the lower-case UTF-8 of the trimmed key.
+    let mut buf = [0u8; 256];
+    if value.is_ascii() && value.len() <= buf.len() {
+        let lower = &mut buf[..value.len()];
+        lower.copy_from_slice(value.as_bytes());
+        lower.make_ascii_lowercase();
+        h.write(lower);
+    } else {
+        h.write(value.to_lowercase().as_bytes());
     }
     h.finish()
 }
@@ -318,9 +337,14 @@ pub fn reread_keys(
         if row.is_blank() {
             continue;
         }
-        if let Some(edit) = check_row(input.platform.as_ref(), &input.layout, &row)
-            .ok()
-            .filter(|e| wanted(e))
+        if let Some(edit) = check_row_keeping(
+            input.platform.as_ref(),
+            &input.layout,
+            &row,
+            Keep::VerdictOnly,
+        )
+        .ok()
+        .filter(|e| wanted(e))
         {
             let key_col = input
                 .platform

@@ -90,7 +90,7 @@ proptest! {
         let text = |rs: &[(u32, u32)]| rs.iter().map(|(r, c)| format!("{r}:{c}")).collect::<Vec<_>>().join("; ");
         let headers: Vec<String> = ["user_email", "user_roles"].iter().map(|s| s.to_string()).collect();
         let layout = map_headers(&headers, platform.fields());
-        let row = |t: String| Row { line: 2, cells: vec!["a@example.com".into(), t], bad_cells: vec![] };
+        let row = |t: String| Row { line: 2, cells: vec!["a@example.com".to_string(), t].into(), bad_cells: vec![] };
         let a = check::check_row(platform.as_ref(), &layout, &row(text(&roles))).unwrap();
         roles.reverse();
         let b = check::check_row(platform.as_ref(), &layout, &row(text(&roles))).unwrap();
@@ -113,7 +113,7 @@ proptest! {
             let p = platform::by_name(name, &Options::default()).unwrap();
             let headers: Vec<String> = p.fields().iter().map(|f| if f.numbered { format!("{}1", f.name) } else { f.name.to_string() }).collect();
             let layout = map_headers(&headers, p.fields());
-            let row = Row { line: 2, cells: cells.clone(), bad_cells: vec![] };
+            let row = Row { line: 2, cells: cells.clone().into(), bad_cells: vec![] };
             if let Err(errors) = check::check_row(p.as_ref(), &layout, &row) {
                 prop_assert!(!errors.is_empty());
             }

@@ -147,7 +147,7 @@ fn fastcsv_conformance_checks_pass_under_the_product_rules() {
                     .into_iter()
                     .map(|r| r.expect("no read error"))
                     .filter(|r| !r.is_blank())
-                    .map(|r| r.cells)
+                    .map(|r| r.cells.to_vec())
                     .collect();
                 assert_eq!(got, want, "{file} {id} {input:?}");
                 checked += 1;

@@ -15,7 +15,7 @@ fuzz_target!(|text: &str| {
         let layout = map_headers(&headers, p.fields());
         let _ = p.check_layout(&layout);
         for (i, cells) in records.clone().enumerate() {
-            let row = Row { line: i as u64 + 2, cells, bad_cells: Vec::new() };
+            let row = Row { line: i as u64 + 2, cells: cells.into(), bad_cells: Vec::new() };
             if let Err(errors) = bulkedit::check::check_row(p.as_ref(), &layout, &row) {
                 assert!(!errors.is_empty());
             }

@@ -16,7 +16,7 @@ use url::Url;
 use crate::check::{self, KeyCollector};
 use crate::engine::{Http, HttpSettings, Outcome, Rate, StartError, Status};
 use crate::platform::{Connect, Edit, Options, Plan, Session};
-use crate::read::Row;
+use crate::read::{Cells, Row};
 use crate::report::journal::{self, Earlier, Journal};
 use crate::report::summary::Summary;
 use crate::report::{self, ReportRow};
@@ -119,13 +119,13 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, StartError> {
 
 struct Job {
     line: u64,
-    cells: Vec<String>,
+    cells: Cells,
     edit: Edit,
 }
 
 struct Done {
     line: u64,
-    cells: Vec<String>,
+    cells: Cells,
     outcome: Outcome,
     errors: Vec<FieldError>,
 }
@@ -506,13 +506,13 @@ pub fn run(
 
     // The final report, in input order.
     // The platform and layout of the send pass: the file need not be opened again.
-    let field_errors = |line: u64, cells: &[String]| -> Vec<FieldError> {
+    let field_errors = |line: u64, cells: &Cells| -> Vec<FieldError> {
         if let Some(d) = dups.get(line) {
             return vec![d.clone()];
         }
         let row = Row {
             line,
-            cells: cells.to_vec(),
+            cells: cells.clone(),
             bad_cells: Vec::new(),
         };
         check::check_row(input2.platform.as_ref(), &input2.layout, &row)

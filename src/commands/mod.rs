@@ -92,7 +92,7 @@ pub fn print_rows(
         if row.is_blank() {
             continue;
         }
-        let mut line = serde_json::json!({"row": row.line, "cells": row.cells});
+        let mut line = serde_json::json!({"row": row.line, "cells": row.cells.to_vec()});
         if !row.bad_cells.is_empty() {
             line["unreadable"] = serde_json::json!(row.bad_cells);
         }

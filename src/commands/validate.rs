@@ -48,8 +48,19 @@ struct Checked {
     key_hash: Option<u64>,
 }
 
-/// One pass over the file in three overlapping stages: a thread reads, every core checks, a
-/// thread writes. `Some(collector)` also gathers keys to find duplicates.
+/// A run of checked rows with their report lines already made, when the report is CSV.
+#[derive(Default)]
+struct Part {
+    checked: Vec<Checked>,
+    report: Vec<u8>,
+    failures: Vec<u8>,
+}
+
+/// Rows per piece of work: each core checks a run of rows and makes their report lines.
+const PART: usize = 256;
+
+/// One pass over the file in three overlapping stages: a thread reads, every core checks and
+/// makes report lines, a thread writes. `Some(collector)` also gathers keys to find duplicates.
 fn pass(
     input: Input,
     report_path: &std::path::Path,
@@ -63,27 +74,38 @@ fn pass(
             report_path.display()
         ))
     };
-    let mut writer = ReportWriter::create(report_path, input.columns()).map_err(cannot_write)?;
+    let columns = input.columns();
+    let mut writer = ReportWriter::create(report_path, columns.clone()).map_err(cannot_write)?;
+    let lines = writer.takes_lines();
     let platform = input.platform;
     let layout = input.layout;
     let collect_keys = keys.is_some();
-    let (tx, rx) = crossbeam_channel::bounded::<(Vec<crate::read::Row>, Vec<Checked>)>(2);
+    let (tx, rx) = crossbeam_channel::bounded::<(Vec<crate::read::Row>, Vec<Part>)>(2);
     std::thread::scope(|scope| {
         let written = scope.spawn(move || -> std::io::Result<(ReportWriter, Summary)> {
             let mut summary = Summary::default();
             let mut keys = keys;
-            for (rows, checked) in rx {
-                for (row, c) in rows.iter().zip(&checked) {
-                    if let (Some(h), Some(k)) = (c.key_hash, keys.as_deref_mut()) {
-                        k.add_hash(h);
+            for (rows, parts) in rx {
+                let mut rows = rows.iter();
+                for part in &parts {
+                    // `checked` first: zip stops on it without taking a row from `rows`.
+                    for (c, row) in part.checked.iter().zip(rows.by_ref()) {
+                        if let (Some(h), Some(k)) = (c.key_hash, keys.as_deref_mut()) {
+                            k.add_hash(h);
+                        }
+                        summary.add(&c.outcome, &c.errors);
+                        if !lines {
+                            writer.write(&ReportRow {
+                                line: row.line,
+                                outcome: &c.outcome,
+                                cells: &row.cells,
+                                field_errors: &c.errors,
+                            })?;
+                        }
                     }
-                    summary.add(&c.outcome, &c.errors);
-                    writer.write(&ReportRow {
-                        line: row.line,
-                        outcome: &c.outcome,
-                        cells: &row.cells,
-                        field_errors: &c.errors,
-                    })?;
+                    if lines {
+                        writer.write_lines(&part.report, &part.failures)?;
+                    }
                 }
             }
             Ok((writer, summary))
@@ -97,25 +119,45 @@ fn pass(
                     break;
                 }
             };
-            let checked: Vec<Checked> = chunk
-                .par_iter()
-                .with_min_len(256)
-                .map(|row| {
-                    let result = check::check_row(platform.as_ref(), &layout, row);
-                    let (edit, outcome, errors) =
-                        verdict(result, dups.get(row.line), Status::Valid);
-                    let key_hash = edit
-                        .ok()
-                        .filter(|_| collect_keys)
-                        .map(|e| check::key_hash(&e));
-                    Checked {
-                        outcome,
-                        errors,
-                        key_hash,
+            let parts: Vec<Part> = chunk
+                .par_chunks(PART)
+                .map(|rows| {
+                    let mut part = Part::default();
+                    for row in rows {
+                        let result = check::check_row_keeping(
+                            platform.as_ref(),
+                            &layout,
+                            row,
+                            crate::platform::Keep::VerdictOnly,
+                        );
+                        let (edit, outcome, errors) =
+                            verdict(result, dups.get(row.line), Status::Valid);
+                        let key_hash = edit
+                            .ok()
+                            .filter(|_| collect_keys)
+                            .map(|e| check::key_hash(&e));
+                        if lines {
+                            let report_row = ReportRow {
+                                line: row.line,
+                                outcome: &outcome,
+                                cells: &row.cells,
+                                field_errors: &errors,
+                            };
+                            columns.csv_line(&report_row, &mut part.report);
+                            if outcome.status.needs_attention() {
+                                columns.csv_line(&report_row, &mut part.failures);
+                            }
+                        }
+                        part.checked.push(Checked {
+                            outcome,
+                            errors,
+                            key_hash,
+                        });
                     }
+                    part
                 })
                 .collect();
-            if tx.send((chunk, checked)).is_err() {
+            if tx.send((chunk, parts)).is_err() {
                 break;
             }
         }

@@ -134,7 +134,7 @@ impl Platform for ControlRoom {
             } else if let Some((_, roles)) = c.list(ROLES, |r| {
                 validate::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
             }) {
-                c.changes.insert("roles", json!(roles));
+                c.changes.insert_with("roles", || json!(roles));
             }
         }
         c.finish(key)

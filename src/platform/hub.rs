@@ -203,7 +203,7 @@ impl Hub {
         if ok && !roles.is_empty() {
             roles.sort_unstable();
             roles.dedup();
-            c.changes.insert("user_roles", roles_json(&roles));
+            c.changes.insert_with("user_roles", || roles_json(&roles));
         }
     }
 }

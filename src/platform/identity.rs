@@ -127,10 +127,10 @@ impl Platform for Identity {
             }
         }
         if let Some((_, add)) = add {
-            c.changes.insert("groupIDsToAdd", json!(add));
+            c.changes.insert_with("groupIDsToAdd", || json!(add));
         }
         if let Some((_, remove)) = remove {
-            c.changes.insert("groupIDsToRemove", json!(remove));
+            c.changes.insert_with("groupIDsToRemove", || json!(remove));
         }
         if let Some(cell) = record.get(PASSWORD) {
             if cell.value.eq_ignore_ascii_case(super::CLEAR) {

@@ -8,7 +8,7 @@ use std::path::Path;
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::{split_header, ReadError, Row, Rows, Sheet};
+use super::{split_header, Cells, ReadError, Row, Rows, Sheet};
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 
@@ -162,11 +162,19 @@ pub(super) fn open(
     Ok(Sheet {
         path: path.to_path_buf(),
         description,
-        headers: header.cells,
+        headers: header.cells.to_vec(),
         header_line: header.line,
         rows,
         warnings,
     })
+}
+
+/// `str::trim`, skipped for the usual cell that neither starts nor ends with a space.
+fn trim(cell: &str) -> &str {
+    match (cell.as_bytes().first(), cell.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => cell,
+        _ => cell.trim(),
+    }
 }
 
 /// Parses delimited text into rows numbered as Excel numbers them: a record's number is the
@@ -208,16 +216,31 @@ pub fn rows_from_reader(path: &Path, reader: Box<dyn Read + Send>, delimiter: u8
                 last_line = line;
                 let mut row = Row {
                     line,
-                    cells: Vec::with_capacity(record.len()),
+                    cells: Cells::with_capacity(record.len(), record.as_slice().len()),
                     bad_cells: Vec::new(),
                 };
+                embedded_breaks += record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+                // Usually the whole record is valid UTF-8 at once and each cell a slice of it;
+                // cell by cell only when it is not (or a cell would split a character).
+                if let Ok(text) = std::str::from_utf8(record.as_slice()) {
+                    let whole_characters = (0..record.len()).all(|i| {
+                        record.range(i).is_some_and(|r| {
+                            text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+                        })
+                    });
+                    if whole_characters {
+                        for i in 0..record.len() {
+                            let cell = record.range(i).and_then(|r| text.get(r));
+                            row.cells.push(trim(cell.unwrap_or("")));
+                        }
+                        return Some(Ok(row));
+                    }
+                }
                 for (i, field) in record.iter().enumerate() {
-                    embedded_breaks += field.iter().filter(|&&b| b == b'\n').count() as u64;
                     match std::str::from_utf8(field) {
-                        Ok(s) => row.cells.push(s.trim().to_string()),
+                        Ok(s) => row.cells.push(s.trim()),
                         Err(_) => {
-                            row.cells
-                                .push(String::from_utf8_lossy(field).trim().to_string());
+                            row.cells.push(String::from_utf8_lossy(field).trim());
                             row.bad_cells.push((
                                 i,
                                 "is not valid UTF-8 text (save the file as CSV UTF-8)".into(),

@@ -9,7 +9,7 @@ use calamine::{
 };
 use chrono::Timelike;
 
-use super::{split_header, Format, ReadError, Row, Sheet};
+use super::{split_header, Cells, Format, ReadError, Row, Sheet};
 
 /// An OLE container holding an `EncryptionInfo` stream is a password-protected OOXML file.
 fn is_encrypted(bytes: &[u8]) -> bool {
@@ -65,7 +65,7 @@ pub(super) fn open(
     Ok(Sheet {
         path: path.to_path_buf(),
         description: format!("{kind} workbook, sheet '{sheet_name}'"),
-        headers: header.cells,
+        headers: header.cells.to_vec(),
         header_line: header.line,
         rows,
         warnings,
@@ -154,16 +154,18 @@ fn rows_of(range: Range<Data>) -> super::Rows {
         // cells before it, as a person sees it.
         let mut row = Row {
             line: first_row + i as u64 + 1,
-            cells: vec![String::new(); first_col],
+            cells: Cells::with_capacity(first_col + width, 0),
             bad_cells: Vec::new(),
         };
-        row.cells.reserve(width);
+        for _ in 0..first_col {
+            row.cells.push("");
+        }
         for c in 0..width {
             let (text, problem) = cell_text(range.get((i, c)).unwrap_or(&Data::Empty));
             if let Some(problem) = problem {
                 row.bad_cells.push((first_col + c, problem));
             }
-            row.cells.push(text);
+            row.cells.push(&text);
         }
         i += 1;
         Some(Ok(row))

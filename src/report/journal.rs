@@ -6,16 +6,18 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{is_xlsx, Columns, ReportRow, ReportWriter};
+use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter};
 use crate::engine::{Outcome, Status};
+use crate::read::Cells;
 use crate::validate::FieldError;
 
 pub struct Journal {
     pub path: PathBuf,
-    writer: csv::Writer<BufWriter<File>>,
+    writer: BufWriter<File>,
+    line: Vec<u8>,
     columns: Columns,
 }
 
@@ -36,7 +38,7 @@ pub fn journal_path(report: &Path) -> PathBuf {
 pub struct Earlier {
     pub done: HashMap<u64, Outcome>,
     /// Report lines to carry into a fresh journal (when the earlier report was a workbook).
-    carry: Vec<Vec<String>>,
+    carry: Vec<Cells>,
     /// The journal already exists with these columns and is appended to.
     append: bool,
 }
@@ -51,16 +53,15 @@ impl Earlier {
     }
 }
 
-fn outcome_of(fields: &[String]) -> Option<(u64, Outcome)> {
-    let line = fields.first()?.trim().parse::<f64>().ok()? as u64;
-    let status = Status::parse(fields.get(1)?.trim())?;
-    let mut o = Outcome::with_error(status, fields.get(2).cloned().unwrap_or_default());
-    o.http_status = fields
-        .get(3)
+/// The outcome a report line records; `field(i)` is the line's `i`th cell.
+fn outcome_of<'a>(field: impl Fn(usize) -> Option<&'a str>) -> Option<(u64, Outcome)> {
+    let line = field(0)?.trim().parse::<f64>().ok()? as u64;
+    let status = Status::parse(field(1)?.trim())?;
+    let mut o = Outcome::with_error(status, field(2).unwrap_or_default());
+    o.http_status = field(3)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .map(|n| n as u16);
-    o.attempts = fields
-        .get(4)
+    o.attempts = field(4)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .map_or(0, |n| n as u32);
     Some((line, o))
@@ -94,7 +95,7 @@ pub fn read_earlier(report: &Path, columns: &Columns) -> Result<Earlier, String>
         if row.is_blank() {
             continue;
         }
-        if let Some((line, outcome)) = outcome_of(&row.cells) {
+        if let Some((line, outcome)) = outcome_of(|i| row.cells.get(i)) {
             if outcome.status.is_done() {
                 earlier.done.insert(line, outcome);
             } else {
@@ -122,30 +123,32 @@ impl Journal {
             // Built aside and renamed, so an earlier report is replaced only by a whole journal.
             let tmp = super::AtomicFile::new(&path);
             {
-                let mut w = csv::Writer::from_writer(BufWriter::new(File::create(&tmp.tmp)?));
-                w.write_record(columns.header_row())?;
+                let mut text = Vec::new();
+                push_csv_record(&mut text, columns.header_row().iter().map(String::as_str));
                 for line in &earlier.carry {
-                    w.write_record(line)?;
+                    push_csv_record(&mut text, line.iter());
                 }
-                w.flush()?;
-                w.get_ref().get_ref().sync_all()?;
+                let mut f = File::create(&tmp.tmp)?;
+                f.write_all(&text)?;
+                f.sync_all()?;
             }
             tmp.commit()?;
             OpenOptions::new().append(true).open(&path)?
         };
-        let writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(BufWriter::with_capacity(64 * 1024, file));
+        let writer = BufWriter::with_capacity(64 * 1024, file);
         Ok(Journal {
             path,
             writer,
+            line: Vec::new(),
             columns: columns.clone(),
         })
     }
 
     /// Appends one outcome; it reaches the operating system at the next [`Journal::flush`].
     pub fn record(&mut self, row: &ReportRow) -> io::Result<()> {
-        Ok(self.columns.write_csv(&mut self.writer, row)?)
+        self.line.clear();
+        self.columns.csv_line(row, &mut self.line);
+        self.writer.write_all(&self.line)
     }
 
     /// Hands every outcome recorded so far to the operating system.
@@ -165,7 +168,7 @@ pub fn finalize(
     journal: &Path,
     report: &Path,
     columns: &Columns,
-    field_errors: &dyn Fn(u64, &[String]) -> Vec<FieldError>,
+    field_errors: &dyn Fn(u64, &Cells) -> Vec<FieldError>,
 ) -> io::Result<bool> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -205,16 +208,16 @@ pub fn finalize(
         if !reader.read_record(&mut record)? {
             break;
         }
-        let fields: Vec<String> = record.iter().map(str::to_string).collect();
-        let Some((_, outcome)) = outcome_of(&fields) else {
+        let Some((_, outcome)) = outcome_of(|i| record.get(i)) else {
             continue;
         };
-        let mut cells = vec![String::new(); width];
+        let mut by_column = vec![""; width];
         for (i, &c) in columns.input_cols.iter().enumerate() {
-            if let Some(v) = fields.get(5 + i) {
-                cells[c] = v.clone();
+            if let Some(v) = record.get(5 + i) {
+                by_column[c] = v;
             }
         }
+        let cells = Cells::from(by_column);
         let errors = if outcome.status == Status::Invalid {
             field_errors(line, &cells)
         } else {

@@ -7,11 +7,12 @@ pub mod summary;
 mod xlsx;
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::engine::Outcome;
 use crate::read::headers::REPORT_COLUMNS;
+use crate::read::Cells;
 use crate::validate::FieldError;
 
 /// One line of a report.
@@ -19,7 +20,7 @@ pub struct ReportRow<'a> {
     pub line: u64,
     pub outcome: &'a Outcome,
     /// The input row's cells (all of them; the writer picks the output columns).
-    pub cells: &'a [String],
+    pub cells: &'a Cells,
     /// For `invalid` rows: which cells are broken, to mark them in a workbook.
     pub field_errors: &'a [FieldError],
 }
@@ -65,7 +66,7 @@ impl Columns {
         }
         f(num.format(o.attempts))?;
         for &c in &self.input_cols {
-            let v = row.cells.get(c).map(String::as_str).unwrap_or("");
+            let v = row.cells.get(c).unwrap_or("");
             f(if !v.is_empty() && self.masked.contains(&c) {
                 "***"
             } else {
@@ -85,14 +86,19 @@ impl Columns {
         out
     }
 
-    /// Writes a row's report cells straight into a CSV writer, without building them first.
-    pub fn write_csv<W: io::Write>(
-        &self,
-        w: &mut csv::Writer<W>,
-        row: &ReportRow,
-    ) -> csv::Result<()> {
-        self.each_cell(row, |s| w.write_field(s))?;
-        w.write_record(None::<&[u8]>)
+    /// Appends a row's report line as CSV, without building its cells first. Lines can be
+    /// made on every core and written by one thread.
+    pub fn csv_line(&self, row: &ReportRow, out: &mut Vec<u8>) {
+        let mut first = true;
+        let _ = self.each_cell(row, |s| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            push_csv_field(out, s);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        out.push(b'\n');
     }
 
     /// The report column a cell of input column `col` lands in.
@@ -102,6 +108,38 @@ impl Columns {
             .position(|&c| c == col)
             .map(|i| i + 5)
     }
+}
+
+/// Appends one CSV field, quoted only when it holds a comma, a quote or a line break (as the
+/// `csv` crate writes it).
+pub fn push_csv_field(out: &mut Vec<u8>, field: &str) {
+    let bytes = field.as_bytes();
+    if bytes
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for &b in bytes {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// Appends a whole CSV record and its line end.
+pub fn push_csv_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'a str>) {
+    for (i, f) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_csv_field(out, f);
+    }
+    out.push(b'\n');
 }
 
 fn needs_defusing(text: &str) -> bool {
@@ -172,43 +210,47 @@ impl AtomicFile {
 
 trait Sink: Send {
     fn write(&mut self, row: &ReportRow) -> io::Result<()>;
+    /// Report lines already made with [`Columns::csv_line`] (CSV sinks only).
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()>;
     fn finish(self: Box<Self>) -> io::Result<()>;
     fn abandon(self: Box<Self>);
 }
 
 struct CsvSink {
     file: AtomicFile,
-    writer: csv::Writer<BufWriter<File>>,
+    writer: BufWriter<File>,
     columns: Columns,
+    line: Vec<u8>,
 }
 
 impl CsvSink {
     fn create(path: &Path, columns: &Columns) -> io::Result<Self> {
         let file = AtomicFile::new(path);
-        let mut writer =
-            csv::WriterBuilder::new()
-                .flexible(false)
-                .from_writer(BufWriter::with_capacity(
-                    256 * 1024,
-                    File::create(&file.tmp)?,
-                ));
-        writer.write_record(columns.header_row())?;
+        let mut writer = BufWriter::with_capacity(256 * 1024, File::create(&file.tmp)?);
+        let mut line = Vec::new();
+        push_csv_record(&mut line, columns.header_row().iter().map(String::as_str));
+        writer.write_all(&line)?;
         Ok(CsvSink {
             file,
             writer,
             columns: columns.clone(),
+            line,
         })
     }
 }
 
 impl Sink for CsvSink {
     fn write(&mut self, row: &ReportRow) -> io::Result<()> {
-        self.columns.write_csv(&mut self.writer, row)?;
-        Ok(())
+        self.line.clear();
+        self.columns.csv_line(row, &mut self.line);
+        self.writer.write_all(&self.line)
+    }
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.writer.write_all(lines)
     }
     fn finish(mut self: Box<Self>) -> io::Result<()> {
         self.writer.flush()?;
-        self.writer.get_ref().get_ref().sync_all()?;
+        self.writer.get_ref().sync_all()?;
         self.file.commit()
     }
     fn abandon(self: Box<Self>) {
@@ -245,6 +287,28 @@ impl ReportWriter {
             failures_path: failures_path(report_path),
             columns,
         })
+    }
+
+    /// Whether the report is CSV, so that its lines can be made ahead with
+    /// [`Columns::csv_line`] and handed to [`ReportWriter::write_lines`].
+    pub fn takes_lines(&self) -> bool {
+        !is_xlsx(&self.report_path)
+    }
+
+    /// Report lines made ahead, and the lines of the same rows that belong in the failures file.
+    pub fn write_lines(&mut self, report: &[u8], failures: &[u8]) -> io::Result<()> {
+        if let Some(r) = self.report.as_mut() {
+            r.write_lines(report)?;
+        }
+        if !failures.is_empty() {
+            if self.failures.is_none() {
+                self.failures = Some(create_sink(&self.failures_path, &self.columns)?);
+            }
+            if let Some(f) = self.failures.as_mut() {
+                f.write_lines(failures)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn write(&mut self, row: &ReportRow) -> io::Result<()> {

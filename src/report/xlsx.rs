@@ -91,6 +91,11 @@ impl XlsxSink {
 }
 
 impl Sink for XlsxSink {
+    fn write_lines(&mut self, _lines: &[u8]) -> io::Result<()> {
+        Err(io::Error::other(
+            "a workbook report is written row by row, not as CSV lines",
+        ))
+    }
     fn write(&mut self, row: &ReportRow) -> io::Result<()> {
         if self.result.is_ok() {
             self.result = self.write_row(row);
