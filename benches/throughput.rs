@@ -35,34 +35,15 @@ fn data_dir() -> PathBuf {
     d
 }
 
+#[path = "../tests/common/peak.rs"]
+mod peak;
+
 /// What a finished child used: wall time, CPU time and peak resident memory.
 struct Usage {
     wall: Duration,
     cpu: Duration,
     peak_rss_mb: f64,
     code: i32,
-}
-
-/// The child's own peak resident memory: `VmHWM` belongs to its address space after exec.
-/// (`ru_maxrss` would also count the pages it shared with this process before exec, which
-/// is the whole sandbox when one runs in here.)
-fn watch_peak(pid: u32) -> std::thread::JoinHandle<f64> {
-    std::thread::spawn(move || {
-        let mut peak_kb = 0f64;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) else {
-                break;
-            };
-            let kb: f64 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            peak_kb = peak_kb.max(kb);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        peak_kb / 1024.0
-    })
 }
 
 fn run_measured(cmd: &mut Command) -> Usage {
@@ -72,21 +53,12 @@ fn run_measured(cmd: &mut Command) -> Usage {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let watcher = watch_peak(child.id());
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // wait4 gives this child's own rusage, unlike RUSAGE_CHILDREN's maximum over all of them.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    let wall = started.elapsed();
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    std::mem::forget(child);
+    let used = peak::wait_with_peak(child);
     Usage {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss_mb: watcher.join().unwrap_or(0.0),
-        code: libc::WEXITSTATUS(status),
+        wall: started.elapsed(),
+        cpu: used.cpu,
+        peak_rss_mb: used.peak_mb,
+        code: used.code,
     }
 }
 

@@ -216,11 +216,19 @@ pub fn key_hash(edit: &Edit) -> u64 {
 }
 
 /// Collects the keys of valid rows as one 8-byte hash a row, then finds the rows whose keys
-/// collide: a million rows cost 8 MB, and no row is held.
+/// collide. No row is held, and memory does not grow with the file: past [`RUN`] hashes, each
+/// run of them is sorted and set aside in a temporary file, and the runs are merged at the end.
 #[derive(Default)]
 pub struct KeyCollector {
     hashes: Vec<u64>,
+    runs: Vec<std::fs::File>,
+    error: Option<std::io::Error>,
+    /// Hashes per run; 0 means [`RUN`] (tests use small runs).
+    run_len: usize,
 }
+
+/// Hashes held in memory at most: 8 MB.
+pub const RUN: usize = 1 << 20;
 
 /// Rows that name a user another row names too, with the error to report on each.
 #[derive(Default, Debug)]
@@ -239,33 +247,109 @@ impl Duplicates {
 
 impl KeyCollector {
     pub fn add(&mut self, edit: &Edit) {
-        self.hashes.push(key_hash(edit));
+        self.add_hash(key_hash(edit));
     }
 
     /// A key already hashed with [`key_hash`].
     pub fn add_hash(&mut self, hash: u64) {
+        let run_len = if self.run_len == 0 { RUN } else { self.run_len };
+        if self.hashes.capacity() == 0 {
+            self.hashes.reserve_exact(run_len);
+        }
         self.hashes.push(hash);
+        if self.hashes.len() == run_len {
+            self.set_aside();
+        }
+    }
+
+    /// Sorts the hashes in memory and moves them to a temporary file (deleted on close).
+    fn set_aside(&mut self) {
+        use std::io::{Seek, Write};
+        self.hashes.sort_unstable();
+        let written = (|| -> std::io::Result<std::fs::File> {
+            let mut file = tempfile::tempfile()?;
+            let mut w = std::io::BufWriter::new(&mut file);
+            for h in &self.hashes {
+                w.write_all(&h.to_le_bytes())?;
+            }
+            w.flush()?;
+            drop(w);
+            file.rewind()?;
+            Ok(file)
+        })();
+        match written {
+            Ok(f) => self.runs.push(f),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self.hashes.clear();
+    }
+
+    /// Every hash that occurs more than once, in order.
+    fn repeated(mut self) -> std::io::Result<Vec<u64>> {
+        use std::cmp::Reverse;
+        use std::io::Read;
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.hashes.sort_unstable();
+        let mut sources: Vec<Box<dyn Iterator<Item = std::io::Result<u64>>>> = Vec::new();
+        for file in self.runs {
+            let mut r = std::io::BufReader::new(file);
+            sources.push(Box::new(std::iter::from_fn(move || {
+                let mut b = [0u8; 8];
+                match r.read_exact(&mut b) {
+                    Ok(()) => Some(Ok(u64::from_le_bytes(b))),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })));
+        }
+        sources.push(Box::new(
+            std::mem::take(&mut self.hashes).into_iter().map(Ok),
+        ));
+        // A k-way merge of sorted runs: equal neighbours are repeats.
+        let mut heads = std::collections::BinaryHeap::new();
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(h) = s.next() {
+                heads.push(Reverse((h?, i)));
+            }
+        }
+        let mut repeated = Vec::new();
+        let mut last: Option<(u64, bool)> = None;
+        while let Some(Reverse((h, i))) = heads.pop() {
+            match last {
+                Some((prev, counted)) if prev == h => {
+                    if !counted {
+                        repeated.push(h);
+                        last = Some((h, true));
+                    }
+                }
+                _ => last = Some((h, false)),
+            }
+            if let Some(next) = sources[i].next() {
+                heads.push(Reverse((next?, i)));
+            }
+        }
+        Ok(repeated)
     }
 
     /// Finds the rows whose keys are equal. Equal hashes are only candidates: `reread` reads
     /// the file again, picks the rows whose key hashes are among them, and their exact keys
     /// decide.
     pub fn duplicates(
-        mut self,
+        self,
         reread: impl FnOnce(&dyn Fn(&Edit) -> bool) -> Result<Vec<KeyedRow>, StartError>,
     ) -> Result<Duplicates, StartError> {
-        self.hashes.sort_unstable();
-        let mut candidates: Vec<u64> = self
-            .hashes
-            .chunk_by(|a, b| a == b)
-            .filter(|group| group.len() > 1)
-            .map(|group| group[0])
-            .collect();
-        drop(self.hashes);
+        let candidates = self.repeated().map_err(|e| {
+            StartError::usage(format!(
+                "cannot keep the keys aside in a temporary file to find duplicates: {e}"
+            ))
+        })?;
         if candidates.is_empty() {
             return Ok(Duplicates::default());
         }
-        candidates.sort_unstable();
         let wanted = |edit: &Edit| candidates.binary_search(&key_hash(edit)).is_ok();
         let rows = reread(&wanted)?;
         let mut groups: HashMap<String, Vec<&KeyedRow>> = HashMap::new();
@@ -361,4 +445,28 @@ pub fn reread_keys(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_hashes_are_found_across_runs_set_aside_on_disk() {
+        let mut keys = KeyCollector {
+            run_len: 4,
+            ..KeyCollector::default()
+        };
+        for h in [5, 1, 9, 5, 3, 1, 7, 2, 8, 9, 10, 9] {
+            keys.add_hash(h);
+        }
+        assert_eq!(keys.runs.len(), 3, "three full runs went to disk");
+        assert_eq!(keys.repeated().unwrap(), vec![1, 5, 9]);
+        let mut small = KeyCollector::default();
+        for h in [3, 2, 3] {
+            small.add_hash(h);
+        }
+        assert!(small.runs.is_empty());
+        assert_eq!(small.repeated().unwrap(), vec![3]);
+    }
 }

@@ -141,3 +141,90 @@ fn twenty_thousand_rows_killed_at_random_points_and_resumed() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_everything_applied(&sb, &report);
 }
+
+fn hub_rows(dir: &Path, rows: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join(format!("hub-{rows}.csv"));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(w, "user_email,user_first_name,user_last_name,user_department,user_is_active,user_invite_status,user_roles").unwrap();
+    for i in 1..=rows {
+        writeln!(
+            w,
+            "user{i:07}@example.com,First{i},Last{i},\"Accounts, Payable\",1,3,8; 6:2"
+        )
+        .unwrap();
+    }
+    path
+}
+
+fn peak_of(cmd: &mut std::process::Command) -> (i32, f64) {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let used = peak::wait_with_peak(child);
+    (used.code, used.peak_mb)
+}
+
+#[test]
+fn validate_memory_stays_flat_as_the_file_grows() {
+    let dir = tempdir();
+    let mut peaks = Vec::new();
+    // The second file is past one run of key hashes (check::RUN), so a run goes to disk.
+    for rows in [200_000, 1_200_000] {
+        let file = hub_rows(dir.path(), rows);
+        let (code, peak) = peak_of(
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"))
+                .arg("validate")
+                .arg(&file)
+                .arg("--report")
+                .arg(dir.path().join("report.csv")),
+        );
+        assert_eq!(code, 0);
+        eprintln!("validate {rows} rows: peak {peak:.1} MB");
+        assert!(peak < 64.0, "{rows} rows: peak {peak:.1} MB (at most 64)");
+        peaks.push(peak);
+        let report = std::fs::read(dir.path().join("report.csv")).unwrap();
+        let lines = report.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(lines, rows + 1, "a header and every row");
+    }
+    // 6x the rows: only the key hashes may grow, and they stop at 8 MB (one run).
+    assert!(
+        peaks[1] < peaks[0] + 10.0,
+        "memory grows with the file: {peaks:?} MB"
+    );
+}
+
+#[test]
+fn apply_memory_is_bounded_by_the_user_cache() {
+    // 40,000 users are read with the paged list and kept (as compact JSON) for their rows.
+    let rows = 40_000;
+    let sb = Sandbox::start(SandboxConfig {
+        users: rows,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let dir = tempdir();
+    let mut text = String::from("id,description\n");
+    for i in 1..=rows {
+        text.push_str(&format!("{i},Memory {i}\n"));
+    }
+    let file = write(dir.path(), "cr.csv", text);
+    let report = dir.path().join("report.csv");
+    let (code, peak) = peak_of(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"))
+            .arg("apply")
+            .arg(&file)
+            .args(["--url", sb.url_for("control-room").as_str()])
+            .args(["--rate", "unlimited", "--concurrency", "16", "--report"])
+            .arg(&report)
+            .env("BULKEDIT_USERNAME", "sandbox")
+            .env("BULKEDIT_PASSWORD", "sandbox-password"),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(read_report(&report).len(), rows);
+    eprintln!("apply {rows} rows and users: peak {peak:.1} MB");
+    // ~1 KB a cached user plus the workers' buffers; parsed maps cost five times as much.
+    assert!(peak < 160.0, "peak {peak:.1} MB for {rows} users");
+}

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+pub mod peak;
+
 /// The `bulkedit` binary with no `BULKEDIT_*` variables from the environment leaking in.
 pub fn bulkedit() -> Command {
     let mut cmd = Command::cargo_bin("bulkedit").expect("the binary is built");
