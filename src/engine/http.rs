@@ -157,6 +157,8 @@ impl Http {
         stop: Arc<AtomicBool>,
         log: Option<LogSink>,
     ) -> Result<Self, String> {
+        // reqwest is built without a crypto provider of its own; rustls's ring is the one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))

@@ -255,7 +255,7 @@ fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<tokio_rustls
         .collect::<Result<_, _>>()
         .map_err(|e| invalid(&e))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid(&e))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(&e))?
