@@ -754,7 +754,9 @@ fn an_expired_or_revoked_token_is_renewed_and_the_row_retried() {
     let base = sb.base_url();
     let revoker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1200));
-        reqwest::blocking::Client::new()
+        http_client()
+            .build()
+            .unwrap()
             .post(format!("{base}/_sandbox/revoke-tokens"))
             .send()
             .unwrap();

@@ -9,11 +9,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bulkedit::sandbox::{Faults, Sandbox, SandboxConfig};
+use common::http_client;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
 fn client() -> Client {
-    Client::builder()
+    http_client()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
@@ -640,7 +641,7 @@ fn slow_answers_outlast_a_client_timeout() {
         slow: Duration::from_millis(1500),
         ..Faults::default()
     });
-    let c = Client::builder()
+    let c = http_client()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();

@@ -104,3 +104,10 @@ pub fn rows_of(file: &Path) -> Vec<serde_json::Value> {
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A reqwest client builder for tests that talk to the sandbox directly. bulkedit builds
+/// reqwest without a TLS provider of its own and installs rustls's ring; so do the tests.
+pub fn http_client() -> reqwest::blocking::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+}
