@@ -1,19 +1,20 @@
 //! `bulkedit apply`: check every row first (nothing is sent for a file with ambiguous users
-//! until we know which they are), then send the valid rows through `--concurrency` workers
-//! sharing one rate limiter, journal each outcome as it arrives, and finish with the report in
-//! input order.
+//! until we know which they are), then hand the valid rows to the engine's worker pool (one
+//! rate limiter for all workers), journal each outcome as it arrives, and finish with the
+//! report in input order.
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::bounded;
 use url::Url;
 
 use crate::check::{self, KeyCollector};
+use crate::engine::pool::{self, Stop, StopReason};
 use crate::engine::{Http, HttpSettings, Outcome, Rate, StartError, Status};
 use crate::platform::{Connect, Edit, Options, Plan, Session};
 use crate::read::{Cells, Row};
@@ -76,12 +77,6 @@ impl Default for ApplyArgs {
         }
     }
 }
-
-/// Why a run stopped taking rows.
-const RUNNING: u8 = 0;
-const INTERRUPTED: u8 = 1;
-const MAX_ERRORS: u8 = 2;
-const AUTH: u8 = 3;
 
 /// `http://` only to loopback unless allowed: a token must not cross a network in clear text.
 pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, StartError> {
@@ -236,9 +231,7 @@ pub fn run(
         .rows
         .saturating_sub(dups.by_line.len() + earlier.done.len());
 
-    let stop_reason = Arc::new(AtomicU8::new(RUNNING));
-    // Counted where outcomes are made, so no worker takes a row past the limit.
-    let errors_seen = AtomicU64::new(0);
+    let stop = Stop::new(args.max_errors);
     // With -v there is no progress bar (see `Progress::new`), so lines go straight to stderr.
     let log: Option<crate::engine::http::LogSink> = if args.verbose {
         let secrets = secrets.clone();
@@ -285,7 +278,7 @@ pub fn run(
         }
         Err(e) if e.exit_code == 2 => return Err(StartError::usage(secrets.redact(&e.message))),
         Err(e) => {
-            stop_reason.store(AUTH, Ordering::SeqCst);
+            stop.stop(StopReason::Auth);
             (None, Some(secrets.redact(&e.message)))
         }
     };
@@ -328,70 +321,36 @@ pub fn run(
         &args.options,
     )?;
     let panic_row = test_panic_row();
-    let summary = std::thread::scope(|scope| -> Result<Summary, StartError> {
-        // Workers.
-        for _ in 0..args.concurrency {
-            let job_rx: Receiver<Job> = job_rx.clone();
-            let done_tx: Sender<Done> = done_tx.clone();
-            let session = session.as_deref();
-            let stop_reason = Arc::clone(&stop_reason);
-            let secrets = &secrets;
-            let errors_seen = &errors_seen;
-            scope.spawn(move || {
-                for job in job_rx {
-                    let mut outcome = match session {
-                        Some(s) if stop_reason.load(Ordering::SeqCst) == RUNNING => {
-                            // A bug in one row's handling costs that row, not the run.
-                            crate::crash::caught(|| {
-                                if panic_row == Some(job.line) {
-                                    panic!("test panic holding {}", secrets.values().join(" "));
-                                }
-                                s.apply(&job.edit, args.dry_run)
-                            })
-                            .unwrap_or_else(|m| {
-                                Outcome::with_error(
-                                    Status::Failed,
-                                    format!(
-                                        "internal error while carrying out this row (a bug in \
-                                         bulkedit; please report it): {m}"
-                                    ),
-                                )
-                            })
-                        }
-                        _ => Outcome::with_error(
-                            Status::Skipped,
-                            "the run stopped before this row was sent",
-                        ),
-                    };
-                    outcome.error = secrets.redact(&outcome.error);
-                    if outcome.stop_run {
-                        let _ = stop_reason.compare_exchange(
-                            RUNNING,
-                            AUTH,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        );
-                    }
-                    if matches!(outcome.status, Status::Failed | Status::NotFound)
-                        && args.max_errors > 0
-                        && errors_seen.fetch_add(1, Ordering::SeqCst) + 1 >= args.max_errors
-                    {
-                        let _ = stop_reason.compare_exchange(
-                            RUNNING,
-                            MAX_ERRORS,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        );
-                    }
-                    let _ = done_tx.send(Done {
-                        line: job.line,
-                        cells: job.cells,
-                        outcome,
-                        errors: Vec::new(),
-                    });
-                }
-            });
+    let carry_out = |job: &Job| -> Outcome {
+        let Some(session) = session.as_deref() else {
+            return Outcome::with_error(
+                Status::Skipped,
+                stop_message(stop.reason(), start_failure.as_deref()),
+            );
+        };
+        if panic_row == Some(job.line) {
+            panic!("test panic holding {}", secrets.values().join(" "));
         }
+        let mut outcome = session.apply(&job.edit, args.dry_run);
+        outcome.error = secrets.redact(&outcome.error);
+        outcome
+    };
+    let skipped =
+        |why| Outcome::with_error(Status::Skipped, stop_message(why, start_failure.as_deref()));
+    let finish = |job: Job, outcome| Done {
+        line: job.line,
+        cells: job.cells,
+        outcome,
+        errors: Vec::new(),
+    };
+    let work = pool::Work {
+        carry_out: &carry_out,
+        skipped: &skipped,
+        finish: &finish,
+    };
+    let summary = std::thread::scope(|scope| -> Result<Summary, StartError> {
+        // Workers: the pool carries each row out through the platform's session.
+        pool::start(scope, args.concurrency, &job_rx, &done_tx, &stop, &work);
         drop(job_rx);
 
         // The journal writer: every outcome reaches the disk as it arrives (outcomes that
@@ -434,12 +393,7 @@ pub fn run(
             let results = check::check_chunk(platform, layout, &chunk);
             for (row, result) in chunk.into_iter().zip(results) {
                 if interrupted.load(Ordering::SeqCst) {
-                    let _ = stop_reason.compare_exchange(
-                        RUNNING,
-                        INTERRUPTED,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
+                    stop.stop(StopReason::Interrupted);
                 }
                 if earlier.done.contains_key(&row.line) {
                     continue;
@@ -447,7 +401,7 @@ pub fn run(
                 let Row { line, cells, .. } = row;
                 let (edit, outcome, errors) = verdict(result, dups.get(line), Status::Skipped);
                 let done = match edit {
-                    Ok(edit) if stop_reason.load(Ordering::SeqCst) == RUNNING => {
+                    Ok(edit) if stop.is_running() => {
                         if job_tx.send(Job { line, cells, edit }).is_err() {
                             break 'rows;
                         }
@@ -458,10 +412,7 @@ pub fn run(
                         cells,
                         outcome: Outcome::with_error(
                             Status::Skipped,
-                            stop_message(
-                                stop_reason.load(Ordering::SeqCst),
-                                start_failure.as_deref(),
-                            ),
+                            stop_message(stop.reason(), start_failure.as_deref()),
                         ),
                         errors,
                     },
@@ -540,13 +491,10 @@ pub fn run(
         wrote_failures.then_some(failures.as_path()),
     ));
     drop(sandbox);
-    Ok(match stop_reason.load(Ordering::SeqCst) {
-        INTERRUPTED => 130,
-        MAX_ERRORS | AUTH => {
-            console.warn(&stop_message(
-                stop_reason.load(Ordering::SeqCst),
-                start_failure.as_deref(),
-            ));
+    Ok(match stop.reason() {
+        StopReason::Interrupted => 130,
+        why @ (StopReason::MaxErrors | StopReason::Auth) => {
+            console.warn(&stop_message(why, start_failure.as_deref()));
             3
         }
         _ if summary.any_problem() => 1,
@@ -554,13 +502,17 @@ pub fn run(
     })
 }
 
-fn stop_message(reason: u8, start_failure: Option<&str>) -> String {
+fn stop_message(reason: StopReason, start_failure: Option<&str>) -> String {
     match (reason, start_failure) {
         (_, Some(m)) => format!("not sent: the run stopped before the first row: {m}"),
-        (INTERRUPTED, _) => "not sent: the run was interrupted".into(),
-        (MAX_ERRORS, _) => "not sent: the run stopped after --max-errors failed rows".into(),
-        (AUTH, _) => "not sent: the run stopped because the server refused the credentials".into(),
-        _ => "not sent".into(),
+        (StopReason::Interrupted, _) => "not sent: the run was interrupted".into(),
+        (StopReason::MaxErrors, _) => {
+            "not sent: the run stopped after --max-errors failed rows".into()
+        }
+        (StopReason::Auth, _) => {
+            "not sent: the run stopped because the server refused the credentials".into()
+        }
+        (StopReason::Running, _) => "not sent".into(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! shared by every worker, and the worker pool that turns rows into outcomes.
 
 pub mod http;
+pub mod pool;
 pub mod rate;
 
 use std::fmt;
