@@ -68,6 +68,22 @@ fn normalized(field: &str, value: &str) -> String {
     format!("{field}\u{0}{}", validate::normalize_key(value))
 }
 
+/// The user among a search's results whose `field` is `value` (compared as keys are:
+/// trimmed, any case). Vendor searches match loosely; only an exact match is the row's user.
+pub fn exact_match(users: Vec<Value>, field: &str, value: &str) -> Option<Map<String, Value>> {
+    let wanted = validate::normalize_key(value);
+    users.into_iter().find_map(|u| match u {
+        Value::Object(u)
+            if u.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|v| validate::normalize_key(v) == wanted) =>
+        {
+            Some(u)
+        }
+        _ => None,
+    })
+}
+
 /// Moves the objects out of a JSON array (a list page), leaving `Null` behind.
 pub fn take_objects(v: &mut Value) -> Vec<Value> {
     match v.take() {

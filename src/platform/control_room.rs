@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{take_objects, UserCache};
+use super::cache::{exact_match, take_objects, UserCache};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
@@ -364,19 +364,9 @@ impl ControlRoomSession {
         if key.field == "id" {
             return self.get(&key.value);
         }
-        let wanted = validate::normalize_key(&key.value);
         let filter = json!({"operator": "eq", "field": "username", "value": key.value});
         let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
-        let user = users.into_iter().find_map(|u| match u {
-            Value::Object(u)
-                if u.get("username")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| validate::normalize_key(n) == wanted) =>
-            {
-                Some(u)
-            }
-            _ => None,
-        });
+        let user = exact_match(users, "username", &key.value);
         Ok((user, attempts))
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{take_objects, UserCache};
+use super::cache::{exact_match, take_objects, UserCache};
 use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
     Platform, Record, Session, Template, UserKey, UserPage,
@@ -482,18 +482,8 @@ impl HubSession {
         if let Some(cache) = self.cache.get() {
             return Ok((cache.get(key), 0));
         }
-        let wanted = validate::normalize_key(&key.value);
         let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
-        let user = users.into_iter().find_map(|u| match u {
-            Value::Object(u)
-                if u.get("user_email")
-                    .and_then(Value::as_str)
-                    .is_some_and(|e| validate::normalize_key(e) == wanted) =>
-            {
-                Some(u)
-            }
-            _ => None,
-        });
+        let user = exact_match(users, "user_email", &key.value);
         Ok((user, attempts))
     }
 }

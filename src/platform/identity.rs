@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{take_objects, UserCache};
+use super::cache::{exact_match, take_objects, UserCache};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit,
@@ -326,7 +326,6 @@ impl IdentitySession {
         if let Some(cache) = self.cache.get() {
             return Ok((cache.get(key).map(Value::Object), 0));
         }
-        let wanted = validate::normalize_key(&key.value);
         if key.field == "userId" {
             let url = endpoint(&self.base, &["api", "User", &key.value]);
             let reply = self
@@ -350,12 +349,7 @@ impl IdentitySession {
             ));
         };
         let (results, _, attempts) = self.search(partition, &key.value, 20, 0)?;
-        // The search is fuzzy: only an exact (case-insensitive) e-mail match is this user.
-        let user = results.into_iter().find(|u| {
-            u["email"]
-                .as_str()
-                .is_some_and(|e| validate::normalize_key(e) == wanted)
-        });
+        let user = exact_match(results, "email", &key.value).map(Value::Object);
         Ok((user, attempts))
     }
 }
