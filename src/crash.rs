@@ -20,7 +20,7 @@ static HELD: OnceLock<Secrets> = OnceLock::new();
 /// Replaces Rust's panic message with one that names the bug and never shows a credential.
 pub fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
-        if QUIET.with(Cell::get) {
+        if expected() {
             return;
         }
         let at = info
@@ -32,6 +32,11 @@ pub fn install_hook() {
             redact(&message(info.payload()))
         );
     }));
+}
+
+/// Whether a panic now would be one that is expected and reported some other way.
+pub fn expected() -> bool {
+    QUIET.with(Cell::get)
 }
 
 /// Makes these the credentials every panic message is redacted with.
