@@ -189,9 +189,11 @@ fn validate_memory_stays_flat_as_the_file_grows() {
         let lines = report.iter().filter(|&&b| b == b'\n').count();
         assert_eq!(lines, rows + 1, "a header and every row");
     }
-    // 6x the rows: only the key hashes may grow, and they stop at 8 MB (one run).
+    // 6x the rows. Holding rows would add hundreds of MB; the key hashes add at most 8 MB
+    // (one run; past it they go to disk, unit-tested in check.rs), and rows in flight between
+    // the stages vary by a few MB with how busy the machine is.
     assert!(
-        peaks[1] < peaks[0] + 10.0,
+        peaks[1] < peaks[0] + 20.0,
         "memory grows with the file: {peaks:?} MB"
     );
 }
