@@ -103,23 +103,29 @@ fn raw_csv_parse(path: &Path) -> (Duration, u64) {
     (started.elapsed(), n)
 }
 
+/// `bulkedit validate` of `path`, the fastest of three runs.
+fn validate_best_of_3(path: &Path, report: &Path) -> Usage {
+    best_of(3, || {
+        let u = run_measured(
+            Command::new(BIN)
+                .arg("validate")
+                .arg(path)
+                .arg("--report")
+                .arg(report),
+        );
+        assert_eq!(u.code, 0);
+        (u.wall, u)
+    })
+    .1
+}
+
 fn validate_1m() {
     let rows = 1_000_000;
     let path = hub_csv(rows);
     let report = data_dir().join("hub-1m-report.csv");
     let (raw, n) = best_of(3, || raw_csv_parse(&path));
     assert_eq!(n as usize, rows);
-    let (_, usage) = best_of(3, || {
-        let u = run_measured(
-            Command::new(BIN)
-                .arg("validate")
-                .arg(&path)
-                .arg("--report")
-                .arg(&report),
-        );
-        assert_eq!(u.code, 0);
-        (u.wall, u)
-    });
+    let usage = validate_best_of_3(&path, &report);
     let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     println!("validate, {rows} hub rows ({mb:.0} MB CSV):");
     println!(
@@ -184,17 +190,7 @@ fn xlsx_100k() {
     });
     assert!(cells > 0);
     let report = data_dir().join("hub-100k-report.csv");
-    let (_, usage) = best_of(3, || {
-        let u = run_measured(
-            Command::new(BIN)
-                .arg("validate")
-                .arg(&path)
-                .arg("--report")
-                .arg(&report),
-        );
-        assert_eq!(u.code, 0);
-        (u.wall, u)
-    });
+    let usage = validate_best_of_3(&path, &report);
     println!("xlsx, {rows} hub rows:");
     println!("  calamine's own read      {:.2} s", calamine.as_secs_f64());
     println!(

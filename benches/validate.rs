@@ -12,21 +12,14 @@ use bulkedit::platform::{self, Keep, Options};
 use bulkedit::read::{headers::map_headers, Row};
 
 fn hub_rows(n: usize) -> (Vec<String>, Vec<Row>) {
-    let headers: Vec<String> = [
-        "user_email",
-        "user_first_name",
-        "user_last_name",
-        "user_job_title",
-        "user_business_unit",
-        "user_department",
-        "user_location",
-        "user_is_active",
-        "user_invite_status",
-        "user_roles",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    // The template's header: every hub field, in the order the cells below follow.
+    let headers: Vec<String> = platform::by_name("hub", &Options::default())
+        .expect("hub exists")
+        .template()
+        .headers
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let rows = (1..=n)
         .map(|i| Row {
             line: i as u64 + 1,

@@ -19,29 +19,22 @@ pub struct UserCache {
 }
 
 impl UserCache {
-    /// Keeps `record`, findable by each `(key field, value)` given (an id, an e-mail, a name).
-    pub fn add(&mut self, record: &Value, keys: &[(&'static str, Option<&str>)]) {
-        let at = self.records.len() as u32;
-        self.records
-            .push(serde_json::to_string(record).unwrap_or_default().into());
-        for (field, value) in keys {
-            if let Some(v) = value {
-                self.index.insert(normalized(field, v), at);
-            }
-        }
-    }
-
-    /// Adds every object of a list page, moving out of it; `keys` names each record's keys.
+    /// Keeps every record of a list page (the objects [`take_objects`] gave), each findable
+    /// by the `(key field, value)` pairs `keys` names for it: an id, an e-mail, a name.
     pub fn add_page(
         &mut self,
         page: Vec<Value>,
         keys: impl Fn(&Value) -> Vec<(&'static str, Option<String>)>,
     ) {
-        for record in page.iter().filter(|r| r.is_object()) {
-            let found = keys(record);
-            let borrowed: Vec<(&'static str, Option<&str>)> =
-                found.iter().map(|(f, v)| (*f, v.as_deref())).collect();
-            self.add(record, &borrowed);
+        for record in &page {
+            let at = self.records.len() as u32;
+            self.records
+                .push(serde_json::to_string(record).unwrap_or_default().into());
+            for (field, value) in keys(record) {
+                if let Some(v) = value {
+                    self.index.insert(normalized(field, &v), at);
+                }
+            }
         }
     }
 
