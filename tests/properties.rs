@@ -108,6 +108,42 @@ proptest! {
 
     /// No cells make any platform's validator panic, and a rejected row always says why.
     #[test]
+    /// `validate` reads UTF-8 text with a fast reader, in blocks on every core, and hands
+    /// whatever that reader does not take to the full parser: together they must read
+    /// exactly what the full parser alone reads, wherever the blocks are cut.
+    #[test]
+    fn the_fast_reader_reads_what_the_full_parser_reads(
+        bytes in proptest::collection::vec(prop::sample::select(
+            b"aaab ,,;\"\"\n\n\r\t".iter().copied().chain([0xc3, 0xa9, 0xff]).collect::<Vec<u8>>()), 0..300),
+        d in prop::sample::select(vec![b',', b';', b'\t']),
+        mut cuts in proptest::collection::vec(0usize..300, 0..4),
+    ) {
+        cuts.sort_unstable();
+        let full: Vec<Row> = read::parse_text(&bytes, d).into_iter().map(|r| r.unwrap()).collect();
+        let fast: Vec<Row> = read::parse_text_in_blocks(&bytes, d, &cuts).into_iter().map(|r| r.unwrap()).collect();
+        prop_assert_eq!(fast, full, "{:?}", String::from_utf8_lossy(&bytes));
+    }
+
+    /// A record the fast reader calls canonical is copied into the report as it stands, so
+    /// its bytes must be exactly what the report writer would make of its cells.
+    #[test]
+    fn canonical_records_are_what_the_report_would_write(
+        bytes in proptest::collection::vec(prop::sample::select(
+            b"aab ,,\"\"\n\r".iter().copied().chain([0xc3, 0xa9]).collect::<Vec<u8>>()), 0..200),
+    ) {
+        let mut records = read::records::Records::new(&bytes, b',', true);
+        let mut row = Row::default();
+        while let read::records::Next::Record(info) = records.next_into(&mut row) {
+            if info.canonical {
+                let mut line = Vec::new();
+                bulkedit::report::push_csv_record(&mut line, row.cells.iter());
+                line.pop();
+                prop_assert_eq!(String::from_utf8_lossy(&bytes[info.start..info.end]), String::from_utf8_lossy(&line));
+            }
+        }
+    }
+
+    #[test]
     fn no_cells_panic_a_validator(cells in proptest::collection::vec("\\PC{0,20}|#clear|[0-9.]{1,6}|[a-z]{1,8}@[a-z]{1,8}\\.com", 0..14)) {
         for name in platform::NAMES {
             let p = platform::by_name(name, &Options::default()).unwrap();

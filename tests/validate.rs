@@ -370,6 +370,17 @@ fn rows_are_numbered_as_excel_shows_them_across_blank_lines_and_quoted_breaks() 
         statuses(&r),
         pairs(&[("4", "valid"), ("7", "valid"), ("8", "valid")])
     );
+    // Empty lines count as rows too, in Excel and here, whatever ends the lines.
+    let f = write(
+        dir.path(),
+        "e.csv",
+        "user_email\n\nuser00001@example.com\n\r\n\r\nuser00002@example.com\r\n\nuser00003@example.com",
+    );
+    assert_eq!(validate(&f, &report, &[]).status.code(), Some(0));
+    assert_eq!(
+        statuses(&read_report(&report)),
+        pairs(&[("3", "valid"), ("6", "valid"), ("8", "valid")])
+    );
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::path::Path;
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::{split_header, Cells, ReadError, Row, Rows, Sheet};
+use super::records::{Next, Numbering, Records};
+use super::{split_header, Cells, ReadError, Row, Rows, Sheet, TextBody};
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 
@@ -157,9 +158,14 @@ pub(super) fn open(
                 .build(source),
         ),
     };
-    let rows = rows_from_reader(path, reader, delimiter);
+    let rows = rows_from_reader(path, reader, delimiter, Numbering::default());
     let (header, rows) = split_header(path, rows, "the file")?;
+    let text = match encoding {
+        TextEncoding::Utf8 => body_after_header(path, &head, bom_len, delimiter, &header),
+        _ => None,
+    };
     Ok(Sheet {
+        text,
         path: path.to_path_buf(),
         description,
         headers: header.cells.to_vec(),
@@ -167,6 +173,43 @@ pub(super) fn open(
         rows,
         warnings,
     })
+}
+
+/// Where the rows after the header start, found again with the fast reader, which must agree
+/// with the full parser about the header. `None` when it cannot tell within the first bytes.
+fn body_after_header(
+    path: &Path,
+    head: &[u8],
+    bom_len: usize,
+    delimiter: u8,
+    header: &Row,
+) -> Option<TextBody> {
+    let file_len = std::fs::metadata(path).ok()?.len();
+    let at_eof = head.len() as u64 == file_len;
+    let mut records = Records::new(&head[bom_len..], delimiter, at_eof);
+    let mut numbering = Numbering::default();
+    let mut row = Row::default();
+    loop {
+        match records.next_into(&mut row) {
+            Next::Record(info) => {
+                let line = numbering.line(info.rows_before);
+                if row.is_blank() {
+                    continue;
+                }
+                if row.cells != header.cells || line != header.line {
+                    return None;
+                }
+                numbering.pass(records.rows_passed());
+                return Some(TextBody {
+                    path: path.to_path_buf(),
+                    delimiter,
+                    data_start: (bom_len + records.position()) as u64,
+                    numbering,
+                });
+            }
+            Next::End | Next::Stop(_) => return None,
+        }
+    }
 }
 
 /// `str::trim`, skipped for the usual cell that neither starts nor ends with a space.
@@ -177,81 +220,160 @@ fn trim(cell: &str) -> &str {
     }
 }
 
-/// Parses delimited text into rows numbered as Excel numbers them: a record's number is the
-/// line it starts on, less the line breaks held inside quoted cells before it. Files that end
-/// lines with a bare CR count no lines at all, so a row is never numbered below the previous
-/// row plus one.
-pub fn rows_from_reader(path: &Path, reader: Box<dyn Read + Send>, delimiter: u8) -> Rows {
-    let mut csv = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .buffer_capacity(256 * 1024)
-        .from_reader(reader);
+/// Parses delimited text into rows numbered as Excel numbers them (see [`Numbering`]), with
+/// `csv_core` doing the parsing. Blank lines are skipped here rather than inside `csv_core`, so
+/// that each record's first line is known and the blank lines before it are counted.
+pub fn rows_from_reader(
+    path: &Path,
+    mut reader: Box<dyn Read + Send>,
+    delimiter: u8,
+    start: Numbering,
+) -> Rows {
+    let mut core = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
     let path = path.to_path_buf();
-    let mut record = ::csv::ByteRecord::new();
-    let mut embedded_breaks: u64 = 0;
-    let mut last_line: u64 = 0;
+    let mut input = Input {
+        buf: vec![0; 256 * 1024],
+        lo: 0,
+        hi: 0,
+        eof: false,
+    };
+    let mut out = vec![0u8; 4096];
+    let mut ends = vec![0usize; 64];
+    let mut numbering = start;
+    // Line ends outside quoted cells since the reader's start.
+    let mut rows: u64 = 0;
     let mut done = false;
     Box::new(std::iter::from_fn(move || {
         if done {
             return None;
         }
-        match csv.read_byte_record(&mut record) {
-            Ok(false) => {
-                done = true;
-                None
-            }
-            Err(e) => {
-                done = true;
-                let at = e
-                    .position()
-                    .map(|p| format!(" near line {}", p.line()))
-                    .unwrap_or_default();
-                Some(Err(ReadError::new(&path, format!("cannot read{at}: {e}"))))
-            }
-            Ok(true) => {
-                let start = record.position().map_or(last_line + 1, |p| p.line());
-                let line = (start.saturating_sub(embedded_breaks)).max(last_line + 1);
-                last_line = line;
-                let mut row = Row {
-                    line,
-                    cells: Cells::with_capacity(record.len(), record.as_slice().len()),
-                    bad_cells: Vec::new(),
-                };
-                embedded_breaks += record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-                // Usually the whole record is valid UTF-8 at once and each cell a slice of it;
-                // cell by cell only when it is not (or a cell would split a character).
-                if let Ok(text) = std::str::from_utf8(record.as_slice()) {
-                    let whole_characters = (0..record.len()).all(|i| {
-                        record.range(i).is_some_and(|r| {
-                            text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
-                        })
-                    });
-                    if whole_characters {
-                        for i in 0..record.len() {
-                            let cell = record.range(i).and_then(|r| text.get(r));
-                            row.cells.push(trim(cell.unwrap_or("")));
-                        }
-                        return Some(Ok(row));
-                    }
+        let fail =
+            |e: std::io::Error| Some(Err(ReadError::new(&path, format!("cannot read: {e}"))));
+        loop {
+            while input.lo < input.hi {
+                match input.buf[input.lo] {
+                    b'\n' => rows += 1,
+                    b'\r' => {}
+                    _ => break,
                 }
-                for (i, field) in record.iter().enumerate() {
-                    match std::str::from_utf8(field) {
-                        Ok(s) => row.cells.push(s.trim()),
-                        Err(_) => {
-                            row.cells.push(String::from_utf8_lossy(field).trim());
-                            row.bad_cells.push((
-                                i,
-                                "is not valid UTF-8 text (save the file as CSV UTF-8)".into(),
-                            ));
-                        }
-                    }
-                }
-                Some(Ok(row))
+                input.lo += 1;
+            }
+            if input.lo < input.hi || input.eof {
+                break;
+            }
+            if let Err(e) = input.refill(&mut reader) {
+                done = true;
+                return fail(e);
             }
         }
+        if input.lo == input.hi {
+            done = true;
+            return None;
+        }
+        let rows_before = rows;
+        let (mut nout, mut nend) = (0, 0);
+        loop {
+            let (result, nin, o, e) = core.read_record(
+                &input.buf[input.lo..input.hi],
+                &mut out[nout..],
+                &mut ends[nend..],
+            );
+            rows += memchr::memchr_iter(b'\n', &input.buf[input.lo..input.lo + nin]).count() as u64;
+            rows -= memchr::memchr_iter(b'\n', &out[nout..nout + o]).count() as u64;
+            input.lo += nin;
+            nout += o;
+            nend += e;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty => {
+                    if let Err(e) = input.refill(&mut reader) {
+                        done = true;
+                        return fail(e);
+                    }
+                }
+                csv_core::ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+                csv_core::ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                csv_core::ReadRecordResult::Record => break,
+                csv_core::ReadRecordResult::End => {
+                    done = true;
+                    if nend == 0 {
+                        return None;
+                    }
+                    break;
+                }
+            }
+        }
+        let line = numbering.line(rows_before);
+        Some(Ok(make_row(line, &out[..nout], &ends[..nend])))
     }))
+}
+
+/// A reader's bytes not yet parsed: `buf[lo..hi]`.
+struct Input {
+    buf: Vec<u8>,
+    lo: usize,
+    hi: usize,
+    eof: bool,
+}
+
+impl Input {
+    /// Keeps the unparsed bytes and reads more after them; at the end of the input, `eof`.
+    fn refill(&mut self, reader: &mut dyn Read) -> std::io::Result<()> {
+        self.buf.copy_within(self.lo..self.hi, 0);
+        self.hi -= self.lo;
+        self.lo = 0;
+        loop {
+            match reader.read(&mut self.buf[self.hi..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.hi += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A row from a record's unquoted cell bytes and where each cell ends.
+fn make_row(line: u64, bytes: &[u8], ends: &[usize]) -> Row {
+    let mut row = Row {
+        line,
+        cells: Cells::with_capacity(ends.len(), bytes.len()),
+        bad_cells: Vec::new(),
+    };
+    let range = |i: usize| (if i == 0 { 0 } else { ends[i - 1] })..ends[i];
+    // Usually the whole record is valid UTF-8 at once and each cell a slice of it; cell by
+    // cell only when it is not (or a cell would split a character).
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let whole_characters = (0..ends.len()).all(|i| {
+            let r = range(i);
+            text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+        });
+        if whole_characters {
+            for i in 0..ends.len() {
+                row.cells.push(trim(&text[range(i)]));
+            }
+            return row;
+        }
+    }
+    for i in 0..ends.len() {
+        let field = &bytes[range(i)];
+        match std::str::from_utf8(field) {
+            Ok(s) => row.cells.push(s.trim()),
+            Err(_) => {
+                row.cells.push(String::from_utf8_lossy(field).trim());
+                row.bad_cells.push((
+                    i,
+                    "is not valid UTF-8 text (save the file as CSV UTF-8)".into(),
+                ));
+            }
+        }
+    }
+    row
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ pub(super) fn open(
         header_line: header.line,
         rows,
         warnings,
+        text: None,
     })
 }
 

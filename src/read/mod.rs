@@ -5,10 +5,11 @@
 mod csv;
 mod excel;
 pub mod headers;
+pub mod records;
 
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub use headers::{ColumnUse, Layout};
@@ -42,6 +43,38 @@ impl Cells {
 
     pub fn push(&mut self, cell: &str) {
         self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Starts a cell whose text comes in pieces; returns where it begins.
+    pub(crate) fn begin_cell(&self) -> usize {
+        self.text.len()
+    }
+
+    pub(crate) fn append(&mut self, piece: &str) {
+        self.text.push_str(piece);
+    }
+
+    /// The text of the cell begun at `begin`, so far.
+    pub(crate) fn open_cell(&self, begin: usize) -> &str {
+        &self.text[begin..]
+    }
+
+    /// Ends the cell begun at `begin`, without the white space around it.
+    pub(crate) fn end_cell_trimmed(&mut self, begin: usize) {
+        let cell = &self.text[begin..];
+        let trimmed = cell.trim();
+        let lead = trimmed.as_ptr() as usize - cell.as_ptr() as usize;
+        let len = trimmed.len();
+        if lead > 0 {
+            self.text.drain(begin..begin + lead);
+        }
+        self.text.truncate(begin + len);
         self.ends.push(self.text.len());
     }
 
@@ -127,6 +160,95 @@ pub struct Sheet {
     pub rows: Rows,
     /// Things worth telling the user that do not stop the run.
     pub warnings: Vec<String>,
+    /// For UTF-8 delimited text: where its rows lie, to read them in blocks on every core.
+    pub text: Option<TextBody>,
+}
+
+/// The rows of a UTF-8 delimited text file after its header, as bytes: read in blocks of
+/// whole lines by [`TextBody::blocks`], parsed by [`records::Records`], and by the full
+/// parser again ([`TextBody::rows_from`]) from any record the fast one does not take.
+#[derive(Debug, Clone)]
+pub struct TextBody {
+    pub path: PathBuf,
+    pub delimiter: u8,
+    /// Where the first row after the header starts, in bytes from the start of the file.
+    pub data_start: u64,
+    /// Row numbering at `data_start`.
+    pub numbering: records::Numbering,
+}
+
+/// Whole lines of a text file, and where they start in it.
+pub struct Block {
+    pub start: u64,
+    pub bytes: Vec<u8>,
+    /// Whether the block runs to the end of the file (and so may end without a line end).
+    pub at_eof: bool,
+}
+
+impl TextBody {
+    /// The bytes after the header in blocks of about `size` bytes, each cut after a line end.
+    /// A cut can fall inside a quoted cell; [`records::Records`] stops there and says so.
+    pub fn blocks(&self, size: usize) -> io::Result<impl Iterator<Item = io::Result<Block>>> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(self.data_start))?;
+        let mut start = self.data_start;
+        let mut carry: Vec<u8> = Vec::new();
+        let mut done = false;
+        Ok(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let mut bytes = std::mem::take(&mut carry);
+            bytes.reserve(size);
+            loop {
+                let filled = bytes.len();
+                let want = (filled + size).max(bytes.capacity());
+                bytes.resize(want, 0);
+                let n = match read_up_to(&mut file, &mut bytes[filled..]) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                };
+                bytes.truncate(filled + n);
+                if filled + n < want {
+                    done = true;
+                    let block = Block {
+                        start,
+                        bytes,
+                        at_eof: true,
+                    };
+                    return Some(Ok(block));
+                }
+                // A line longer than a block: read on until one ends.
+                if let Some(cut) = memchr::memrchr(b'\n', &bytes[filled..]).map(|i| filled + i + 1)
+                {
+                    carry = bytes[cut..].to_vec();
+                    bytes.truncate(cut);
+                    let block = Block {
+                        start,
+                        bytes,
+                        at_eof: false,
+                    };
+                    start += block.bytes.len() as u64;
+                    return Some(Ok(block));
+                }
+            }
+        }))
+    }
+
+    /// The rows from byte `offset` (where a record starts) to the end, read by the full parser.
+    pub fn rows_from(&self, offset: u64, numbering: records::Numbering) -> io::Result<Rows> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(csv::rows_from_reader(
+            &self.path,
+            Box::new(file),
+            self.delimiter,
+            numbering,
+        ))
+    }
 }
 
 /// What a file really is, decided from its first bytes.
@@ -247,10 +369,74 @@ fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), 
 /// delimiter detection): for conformance tests and fuzzing.
 pub fn parse_text(bytes: &[u8], delimiter: u8) -> Vec<Result<Row, ReadError>> {
     let reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.to_vec()));
-    csv::rows_from_reader(Path::new("<memory>"), reader, delimiter).collect()
+    csv::rows_from_reader(
+        Path::new("<memory>"),
+        reader,
+        delimiter,
+        records::Numbering::default(),
+    )
+    .collect()
 }
 
 /// The delimiter the reader would pick for a file starting with `sample`.
 pub fn detect_delimiter(sample: &str) -> u8 {
     csv::detect_delimiter(sample)
+}
+
+/// Parses delimited text held in memory the way `validate` reads a UTF-8 file: in blocks cut
+/// after the first line end at or after each of `cuts`, each block read by the fast reader,
+/// and everything from the first record it does not take read by the full parser. For tests
+/// and fuzzing, which hold it to [`parse_text`].
+pub fn parse_text_in_blocks(
+    bytes: &[u8],
+    delimiter: u8,
+    cuts: &[usize],
+) -> Vec<Result<Row, ReadError>> {
+    let mut blocks = Vec::new();
+    let mut from = 0;
+    for &cut in cuts {
+        let Some(nl) = bytes
+            .get(cut.max(from)..)
+            .and_then(|b| memchr::memchr(b'\n', b))
+        else {
+            break;
+        };
+        let to = cut.max(from) + nl + 1;
+        if to < bytes.len() {
+            blocks.push(from..to);
+            from = to;
+        }
+    }
+    blocks.push(from..bytes.len());
+    let last = blocks.len() - 1;
+    let mut numbering = records::Numbering::default();
+    let mut out = Vec::new();
+    for (i, block) in blocks.into_iter().enumerate() {
+        let mut records = records::Records::new(&bytes[block.clone()], delimiter, i == last);
+        let mut row = Row::default();
+        loop {
+            match records.next_into(&mut row) {
+                records::Next::Record(info) => {
+                    row.line = numbering.line(info.rows_before);
+                    out.push(Ok(row.clone()));
+                }
+                records::Next::End => {
+                    numbering.pass(records.rows_passed());
+                    break;
+                }
+                records::Next::Stop(at) => {
+                    numbering.pass(records.rows_passed());
+                    let rest = bytes[block.start + at..].to_vec();
+                    out.extend(csv::rows_from_reader(
+                        Path::new("<memory>"),
+                        Box::new(std::io::Cursor::new(rest)),
+                        delimiter,
+                        numbering,
+                    ));
+                    return out;
+                }
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,230 @@
+//! A fast reader for the delimited text almost every file holds: UTF-8, every quoted cell
+//! closed by a quote that is followed by a delimiter or a line end. On such text it reads the
+//! same cells and numbers the same rows as the `csv` crate (the full parser in `csv.rs`); on
+//! anything else it stops and says where, and the full parser takes over from that record.
+//! It works on any run of bytes that starts at a record, so the two halves of a file can be
+//! read on two cores at once, each checked afterwards against where the other ended.
+//! `tests/properties.rs` compares the two readers on generated text.
+
+use memchr::{memchr, memchr3};
+
+use super::Row;
+
+/// Where one record lies in the bytes, and whether they can be copied to a report as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// The record's bytes, without its line end.
+    pub start: usize,
+    pub end: usize,
+    /// Line breaks that end lines (not those inside quoted cells) before the record, counted
+    /// from the start of the bytes: the record's distance in rows from the first one.
+    pub rows_before: u64,
+    /// Every cell is written the way the report would write it: not trimmed, quoted exactly
+    /// when it holds a comma, a quote or a line break.
+    pub canonical: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Record(RecordInfo),
+    /// The bytes are used up at the end of a record.
+    End,
+    /// The record that starts here is not one this reader takes (a stray quote, bytes that
+    /// are not UTF-8) or is cut off by the end of the bytes: the full parser reads from here.
+    Stop(usize),
+}
+
+/// Reads records from `bytes`, which must start where a record starts.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    /// Whether the bytes run to the end of the file; if not, a record needs its line end.
+    at_eof: bool,
+    delimiter: u8,
+    pos: usize,
+    /// Bytes before this are valid UTF-8.
+    utf8_up_to: usize,
+    rows: u64,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(bytes: &'a [u8], delimiter: u8, at_eof: bool) -> Self {
+        let utf8_up_to = match std::str::from_utf8(bytes) {
+            Ok(_) => bytes.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        Records {
+            bytes,
+            at_eof,
+            delimiter,
+            pos: 0,
+            utf8_up_to,
+            rows: 0,
+        }
+    }
+
+    /// Where the next record starts (or would).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Line ends passed so far, not counting those inside quoted cells.
+    pub fn rows_passed(&self) -> u64 {
+        self.rows
+    }
+
+    /// Reads the next record's cells into `row`, trimmed as the full parser trims them.
+    pub fn next_into(&mut self, row: &mut Row) -> Next {
+        let b = self.bytes;
+        // Blank lines are skipped, as the `csv` crate skips them; they still count as rows.
+        while let Some(&c) = b.get(self.pos) {
+            match c {
+                b'\n' => self.rows += 1,
+                b'\r' => {}
+                _ => break,
+            }
+            self.pos += 1;
+        }
+        let start = self.pos;
+        if start == b.len() {
+            return Next::End;
+        }
+        let rows_before = self.rows;
+        row.cells.clear();
+        row.bad_cells.clear();
+        let mut canonical = true;
+        let mut p = start;
+        // Cells are cut at ASCII bytes, so a cell that ends before `utf8_up_to` is whole text.
+        let text = |from: usize, to: usize| -> Option<&'a str> {
+            if to <= self.utf8_up_to {
+                // SAFETY: `from..to` lies in the valid UTF-8 prefix and both ends sit at, or
+                // just after, an ASCII byte (or the ends of the bytes): character boundaries.
+                Some(unsafe { std::str::from_utf8_unchecked(&b[from..to]) })
+            } else {
+                None
+            }
+        };
+        let end = loop {
+            // One cell, starting at `p`; afterwards `p` is at the byte that ended it.
+            let begin = row.cells.begin_cell();
+            if b[p] == b'"' {
+                let mut from = p + 1;
+                loop {
+                    let Some(q) = memchr(b'"', &b[from..]).map(|i| from + i) else {
+                        return Next::Stop(start);
+                    };
+                    let Some(piece) = text(from, q + 1) else {
+                        return Next::Stop(start);
+                    };
+                    match b.get(q + 1) {
+                        Some(b'"') => {
+                            // `""` inside quotes is one quote: keep the first, skip the second.
+                            row.cells.append(piece);
+                            from = q + 2;
+                        }
+                        Some(&c) if c == self.delimiter || c == b'\n' || c == b'\r' => {
+                            row.cells.append(&piece[..piece.len() - 1]);
+                            p = q + 1;
+                            break;
+                        }
+                        None if self.at_eof => {
+                            row.cells.append(&piece[..piece.len() - 1]);
+                            p = q + 1;
+                            break;
+                        }
+                        // `"a"b`, or a record cut off by the end of the bytes.
+                        _ => return Next::Stop(start),
+                    }
+                }
+                let value = row.cells.open_cell(begin).as_bytes();
+                let needs_quotes = value
+                    .iter()
+                    .any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r'));
+                canonical &= needs_quotes && !needs_trim(value);
+            } else {
+                let q = match memchr3(self.delimiter, b'\n', b'\r', &b[p..]) {
+                    Some(i) => p + i,
+                    None if self.at_eof => b.len(),
+                    None => return Next::Stop(start),
+                };
+                let Some(value) = text(p, q) else {
+                    return Next::Stop(start);
+                };
+                canonical &=
+                    memchr(b'"', value.as_bytes()).is_none() && !needs_trim(value.as_bytes());
+                row.cells.append(value);
+                p = q;
+            }
+            row.cells.end_cell_trimmed(begin);
+            match b.get(p) {
+                Some(&c) if c == self.delimiter => {
+                    p += 1;
+                    if p == b.len() {
+                        if !self.at_eof {
+                            return Next::Stop(start);
+                        }
+                        // `a,` at the end of the file: the last cell is empty.
+                        row.cells.push("");
+                        break p;
+                    }
+                }
+                _ => break p,
+            }
+        };
+        // The line end: `\r\n`, `\n` or a bare `\r`, as the `csv` crate takes them.
+        self.pos = end;
+        match b.get(end) {
+            Some(b'\r') => {
+                self.pos += 1;
+                if b.get(self.pos) == Some(&b'\n') {
+                    self.pos += 1;
+                    self.rows += 1;
+                }
+            }
+            Some(b'\n') => {
+                self.pos += 1;
+                self.rows += 1;
+            }
+            _ => {}
+        }
+        Next::Record(RecordInfo {
+            start,
+            end,
+            rows_before,
+            canonical,
+        })
+    }
+}
+
+/// Whether `str::trim` would change the cell (as the full parser trims every cell).
+fn needs_trim(value: &[u8]) -> bool {
+    match (value.first(), value.last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => false,
+        (None, _) | (_, None) => false,
+        _ => std::str::from_utf8(value).map_or(true, |s| s.trim().len() != s.len()),
+    }
+}
+
+/// Row numbers as Excel shows them, carried from one run of bytes to the next: a record's
+/// number is one more than the line ends before it outside quoted cells, and never less than
+/// the previous row's number plus one (a file that ends lines with a bare CR counts none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Numbering {
+    /// Line ends outside quoted cells before the current run of bytes.
+    pub rows_passed: u64,
+    /// The number of the last record numbered.
+    pub last_line: u64,
+}
+
+impl Numbering {
+    /// The number of the record with `rows_before` line ends before it in the current run.
+    pub fn line(&mut self, rows_before: u64) -> u64 {
+        let line = (1 + self.rows_passed + rows_before).max(self.last_line + 1);
+        self.last_line = line;
+        line
+    }
+
+    /// Moves on to the next run of bytes, which starts `rows` line ends further on.
+    pub fn pass(&mut self, rows: u64) {
+        self.rows_passed += rows;
+    }
+}
