@@ -665,3 +665,56 @@ fn templates_validate_and_the_workbook_offers_drop_downs() {
     assert!(text.starts_with("user_email,user_first_name,"), "{text}");
     assert_eq!(text.lines().count(), 2);
 }
+
+/// `validate` reads UTF-8 text in blocks on every core, and other text row by row; the report
+/// must not depend on which. The same sheet as UTF-8 and as UTF-16, with quoted line breaks
+/// (some falling where a block is cut), empty lines, padded and quoted cells, broken rows, and
+/// a stray quote two thirds in, where the fast reader hands over to the full parser.
+#[test]
+fn reading_in_blocks_reports_what_reading_row_by_row_reports() {
+    let mut text = String::from("user_email,user_first_name,user_job_title,user_is_active\r\n");
+    for i in 1..=6000 {
+        let email = if i % 101 == 0 {
+            "not-an-email".to_string()
+        } else {
+            format!("user{i:05}@example.com")
+        };
+        let job = match i % 6 {
+            0 | 3 => "\"Two\nlines\"",
+            1 => "\"Smith, Jones\"",
+            2 => " padded ",
+            4 => "\"say \"\"hi\"\"\"",
+            _ => "Analyst",
+        };
+        let active = if i % 13 == 0 { "maybe" } else { "1" };
+        text.push_str(&format!("{email},First{i},{job},{active}\n"));
+        if i % 997 == 0 {
+            text.push_str("\r\n\n");
+        }
+        if i == 4000 {
+            text.push_str("user99999@example.com,\"Odd\"quote,x,1\n");
+        }
+    }
+    let dir = tempdir();
+    let utf8 = write(dir.path(), "u8.csv", &text);
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let utf16 = write(dir.path(), "u16.csv", utf16);
+    let (r8, r16) = (dir.path().join("r8.csv"), dir.path().join("r16.csv"));
+    assert_eq!(validate(&utf8, &r8, &[]).status.code(), Some(1));
+    assert_eq!(validate(&utf16, &r16, &[]).status.code(), Some(1));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    assert_eq!(read(&r8), read(&r16));
+    let failures = |p: &std::path::Path| read(&bulkedit::report::failures_path(p));
+    assert_eq!(failures(&r8), failures(&r16));
+    let rows = read_report(&r8);
+    assert_eq!(rows.len(), 6001);
+    // A spot check that both are right, not only alike: the row after the stray quote.
+    let after = rows
+        .iter()
+        .find(|r| r["user_email"] == "user04001@example.com")
+        .unwrap();
+    // Quoted line breaks do not count; the empty lines and the stray-quote row do.
+    let expected_line = 1 + 4001 + 2 * (4000 / 997) + 1;
+    assert_eq!(after["row"], expected_line.to_string());
+}

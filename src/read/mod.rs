@@ -68,6 +68,15 @@ impl Cells {
     /// Ends the cell begun at `begin`, without the white space around it.
     pub(crate) fn end_cell_trimmed(&mut self, begin: usize) {
         let cell = &self.text[begin..];
+        let bytes = cell.as_bytes();
+        let plain = match (bytes.first(), bytes.last()) {
+            (Some(a), Some(z)) => a.is_ascii_graphic() && z.is_ascii_graphic(),
+            _ => true,
+        };
+        if plain {
+            self.ends.push(self.text.len());
+            return;
+        }
         let trimmed = cell.trim();
         let lead = trimmed.as_ptr() as usize - cell.as_ptr() as usize;
         let len = trimmed.len();
@@ -186,9 +195,14 @@ pub struct Block {
 }
 
 impl TextBody {
-    /// The bytes after the header in blocks of about `size` bytes, each cut after a line end.
+    /// The bytes after the header in blocks of about `size` bytes, each cut after a line end,
+    /// each in a buffer from `buffer` (so that buffers can be used again).
     /// A cut can fall inside a quoted cell; [`records::Records`] stops there and says so.
-    pub fn blocks(&self, size: usize) -> io::Result<impl Iterator<Item = io::Result<Block>>> {
+    pub fn blocks(
+        &self,
+        size: usize,
+        mut buffer: impl FnMut() -> Vec<u8>,
+    ) -> io::Result<impl Iterator<Item = io::Result<Block>>> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(self.data_start))?;
         let mut start = self.data_start;
@@ -198,12 +212,12 @@ impl TextBody {
             if done {
                 return None;
             }
-            let mut bytes = std::mem::take(&mut carry);
-            bytes.reserve(size);
+            let mut bytes = buffer();
+            bytes.clear();
+            bytes.append(&mut carry);
             loop {
                 let filled = bytes.len();
-                let want = (filled + size).max(bytes.capacity());
-                bytes.resize(want, 0);
+                bytes.resize(filled + size, 0);
                 let n = match read_up_to(&mut file, &mut bytes[filled..]) {
                     Ok(n) => n,
                     Err(e) => {
@@ -212,19 +226,18 @@ impl TextBody {
                     }
                 };
                 bytes.truncate(filled + n);
-                if filled + n < want {
+                if n < size {
                     done = true;
-                    let block = Block {
+                    return Some(Ok(Block {
                         start,
                         bytes,
                         at_eof: true,
-                    };
-                    return Some(Ok(block));
+                    }));
                 }
                 // A line longer than a block: read on until one ends.
                 if let Some(cut) = memchr::memrchr(b'\n', &bytes[filled..]).map(|i| filled + i + 1)
                 {
-                    carry = bytes[cut..].to_vec();
+                    carry.extend_from_slice(&bytes[cut..]);
                     bytes.truncate(cut);
                     let block = Block {
                         start,

@@ -6,8 +6,6 @@
 //! read on two cores at once, each checked afterwards against where the other ended.
 //! `tests/properties.rs` compares the two readers on generated text.
 
-use memchr::{memchr, memchr3};
-
 use super::Row;
 
 /// Where one record lies in the bytes, and whether they can be copied to a report as they are.
@@ -104,14 +102,21 @@ impl<'a> Records<'a> {
             }
         };
         let end = loop {
-            // One cell, starting at `p`; afterwards `p` is at the byte that ended it.
+            // One cell, starting at `p`; afterwards `p` is at the byte that ended it. Cells are
+            // short, so plain loops beat memchr's set-up here.
             let begin = row.cells.begin_cell();
             if b[p] == b'"' {
                 let mut from = p + 1;
+                let mut needs_quotes = false;
                 loop {
-                    let Some(q) = memchr(b'"', &b[from..]).map(|i| from + i) else {
+                    let mut q = from;
+                    while q < b.len() && b[q] != b'"' {
+                        needs_quotes |= matches!(b[q], b',' | b'\n' | b'\r');
+                        q += 1;
+                    }
+                    if q == b.len() {
                         return Next::Stop(start);
-                    };
+                    }
                     let Some(piece) = text(from, q + 1) else {
                         return Next::Stop(start);
                     };
@@ -119,6 +124,7 @@ impl<'a> Records<'a> {
                         Some(b'"') => {
                             // `""` inside quotes is one quote: keep the first, skip the second.
                             row.cells.append(piece);
+                            needs_quotes = true;
                             from = q + 2;
                         }
                         Some(&c) if c == self.delimiter || c == b'\n' || c == b'\r' => {
@@ -136,21 +142,25 @@ impl<'a> Records<'a> {
                     }
                 }
                 let value = row.cells.open_cell(begin).as_bytes();
-                let needs_quotes = value
-                    .iter()
-                    .any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r'));
                 canonical &= needs_quotes && !needs_trim(value);
             } else {
-                let q = match memchr3(self.delimiter, b'\n', b'\r', &b[p..]) {
-                    Some(i) => p + i,
-                    None if self.at_eof => b.len(),
-                    None => return Next::Stop(start),
-                };
+                let mut q = p;
+                let mut quote = false;
+                while q < b.len() {
+                    let c = b[q];
+                    if c == self.delimiter || c == b'\n' || c == b'\r' {
+                        break;
+                    }
+                    quote |= c == b'"';
+                    q += 1;
+                }
+                if q == b.len() && !self.at_eof {
+                    return Next::Stop(start);
+                }
                 let Some(value) = text(p, q) else {
                     return Next::Stop(start);
                 };
-                canonical &=
-                    memchr(b'"', value.as_bytes()).is_none() && !needs_trim(value.as_bytes());
+                canonical &= !quote && !needs_trim(value.as_bytes());
                 row.cells.append(value);
                 p = q;
             }

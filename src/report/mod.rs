@@ -51,20 +51,8 @@ impl Columns {
         row: &ReportRow,
         mut f: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<(), E> {
-        let o = row.outcome;
-        let mut num = itoa::Buffer::new();
-        f(num.format(row.line))?;
-        f(o.status.as_str())?;
-        if needs_defusing(&o.error) {
-            f(&defuse(&o.error))?;
-        } else {
-            f(&o.error)?;
-        }
-        match o.http_status {
-            Some(s) => f(num.format(s))?,
-            None => f("")?,
-        }
-        f(num.format(o.attempts))?;
+        f(itoa::Buffer::new().format(row.line))?;
+        outcome_cells(row.outcome, &mut f)?;
         for &c in &self.input_cols {
             let v = row.cells.get(c).unwrap_or("");
             f(if !v.is_empty() && self.masked.contains(&c) {
@@ -101,6 +89,57 @@ impl Columns {
         out.push(b'\n');
     }
 
+    /// [`Columns::csv_line`] without the row number, which a caller that does not know it yet
+    /// puts in front later.
+    pub fn csv_line_after_row(&self, row: &ReportRow, out: &mut Vec<u8>) {
+        let mut i = 0;
+        let _ = self.each_cell(row, |s| {
+            if i > 1 {
+                out.push(b',');
+            }
+            if i > 0 {
+                push_csv_field(out, s);
+            }
+            i += 1;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        out.push(b'\n');
+    }
+
+    /// Whether a record whose bytes are already written as this report writes cells (see
+    /// [`crate::read::records::RecordInfo::canonical`]) can be copied into a report line as
+    /// it stands: the report shows every input column, in input order.
+    pub fn copies_records(&self) -> bool {
+        self.input_cols.iter().copied().eq(0..self.headers.len())
+    }
+
+    /// Whether a row's cells appear in its report line as they are: one per column, and no
+    /// value that would be masked.
+    pub fn shows_as_read(&self, cells: &Cells) -> bool {
+        cells.len() == self.headers.len()
+            && self
+                .masked
+                .iter()
+                .all(|&c| cells.get(c).is_none_or(str::is_empty))
+    }
+
+    /// A report line without its row number, from the outcome and the record's own bytes
+    /// (only when [`Columns::copies_records`] and the record is canonical).
+    pub fn csv_line_after_row_copying(&self, outcome: &Outcome, record: &[u8], out: &mut Vec<u8>) {
+        let mut first = true;
+        let _ = outcome_cells(outcome, |s| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            push_csv_field(out, s);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        out.push(b',');
+        out.extend_from_slice(record);
+        out.push(b'\n');
+    }
+
     /// The report column a cell of input column `col` lands in.
     pub fn output_col(&self, col: usize) -> Option<usize> {
         self.input_cols
@@ -108,6 +147,22 @@ impl Columns {
             .position(|&c| c == col)
             .map(|i| i + 5)
     }
+}
+
+/// The report's cells after the row number: status, error, http_status, attempts.
+fn outcome_cells<E>(o: &Outcome, mut f: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    let mut num = itoa::Buffer::new();
+    f(o.status.as_str())?;
+    if needs_defusing(&o.error) {
+        f(&defuse(&o.error))?;
+    } else {
+        f(&o.error)?;
+    }
+    match o.http_status {
+        Some(s) => f(num.format(s))?,
+        None => f("")?,
+    }
+    f(num.format(o.attempts))
 }
 
 /// Appends one CSV field, quoted only when it holds a comma, a quote or a line break (as the
@@ -221,6 +276,42 @@ struct CsvSink {
     writer: BufWriter<File>,
     columns: Columns,
     line: Vec<u8>,
+    written: Writeback,
+}
+
+/// Asks the kernel to start writing the report to disk as it grows, so that the `fsync` at
+/// the end waits for the last few megabytes rather than the whole file (0.23 s for a 130 MB
+/// report on this machine's disk, a fifth of validating it).
+#[derive(Default)]
+struct Writeback {
+    written: u64,
+    started: u64,
+}
+
+impl Writeback {
+    const STEP: u64 = 8 << 20;
+
+    fn wrote(&mut self, n: usize, writer: &mut BufWriter<File>) -> io::Result<()> {
+        self.written += n as u64;
+        if self.written - self.started >= Self::STEP {
+            writer.flush()?;
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: a plain system call on a file descriptor we own; it only starts I/O.
+                unsafe {
+                    libc::sync_file_range(
+                        writer.get_ref().as_raw_fd(),
+                        self.started as libc::off64_t,
+                        (self.written - self.started) as libc::off64_t,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+            }
+            self.started = self.written;
+        }
+        Ok(())
+    }
 }
 
 impl CsvSink {
@@ -235,6 +326,7 @@ impl CsvSink {
             writer,
             columns: columns.clone(),
             line,
+            written: Writeback::default(),
         })
     }
 }
@@ -243,10 +335,12 @@ impl Sink for CsvSink {
     fn write(&mut self, row: &ReportRow) -> io::Result<()> {
         self.line.clear();
         self.columns.csv_line(row, &mut self.line);
-        self.writer.write_all(&self.line)
+        self.writer.write_all(&self.line)?;
+        self.written.wrote(self.line.len(), &mut self.writer)
     }
     fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.writer.write_all(lines)
+        self.writer.write_all(lines)?;
+        self.written.wrote(lines.len(), &mut self.writer)
     }
     fn finish(mut self: Box<Self>) -> io::Result<()> {
         self.writer.flush()?;

@@ -31,6 +31,20 @@ impl Summary {
         }
     }
 
+    /// Adds the counts of another summary, as if its rows had been added after this one's.
+    pub fn merge(&mut self, other: &Summary) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        for (text, n) in &other.errors {
+            if let Some(mine) = self.errors.get_mut(text) {
+                *mine += n;
+            } else if self.errors.len() < MAX_DISTINCT {
+                self.errors.insert(text.clone(), *n);
+            }
+        }
+    }
+
     fn count_error(&mut self, text: &str) {
         // Rows naming the same user differ only in which rows they name: one line for all.
         let grouped;
