@@ -42,7 +42,13 @@ pub struct Records<'a> {
     /// Bytes before this are valid UTF-8.
     utf8_up_to: usize,
     rows: u64,
+    /// What each byte means to the scan: [`ENDS_CELL`], [`QUOTE`], [`NEEDS_QUOTES`].
+    class: [u8; 256],
 }
+
+const ENDS_CELL: u8 = 1;
+const QUOTE: u8 = 2;
+const NEEDS_QUOTES: u8 = 4;
 
 impl<'a> Records<'a> {
     pub fn new(bytes: &'a [u8], delimiter: u8, at_eof: bool) -> Self {
@@ -50,6 +56,12 @@ impl<'a> Records<'a> {
             Ok(_) => bytes.len(),
             Err(e) => e.valid_up_to(),
         };
+        let mut class = [0u8; 256];
+        class[usize::from(delimiter)] |= ENDS_CELL;
+        class[usize::from(b'\n')] |= ENDS_CELL | NEEDS_QUOTES;
+        class[usize::from(b'\r')] |= ENDS_CELL | NEEDS_QUOTES;
+        class[usize::from(b'"')] |= QUOTE | NEEDS_QUOTES;
+        class[usize::from(b',')] |= NEEDS_QUOTES;
         Records {
             bytes,
             at_eof,
@@ -57,6 +69,7 @@ impl<'a> Records<'a> {
             pos: 0,
             utf8_up_to,
             rows: 0,
+            class,
         }
     }
 
@@ -110,10 +123,16 @@ impl<'a> Records<'a> {
                 let mut needs_quotes = false;
                 loop {
                     let mut q = from;
-                    while q < b.len() && b[q] != b'"' {
-                        needs_quotes |= matches!(b[q], b',' | b'\n' | b'\r');
+                    let mut seen = 0;
+                    while q < b.len() {
+                        let k = self.class[usize::from(b[q])];
+                        if k & QUOTE != 0 {
+                            break;
+                        }
+                        seen |= k;
                         q += 1;
                     }
+                    needs_quotes |= seen & NEEDS_QUOTES != 0;
                     if q == b.len() {
                         return Next::Stop(start);
                     }
@@ -145,15 +164,16 @@ impl<'a> Records<'a> {
                 canonical &= needs_quotes && !needs_trim(value);
             } else {
                 let mut q = p;
-                let mut quote = false;
+                let mut seen = 0;
                 while q < b.len() {
-                    let c = b[q];
-                    if c == self.delimiter || c == b'\n' || c == b'\r' {
+                    let k = self.class[usize::from(b[q])];
+                    if k & ENDS_CELL != 0 {
                         break;
                     }
-                    quote |= c == b'"';
+                    seen |= k;
                     q += 1;
                 }
+                let quote = seen & QUOTE != 0;
                 if q == b.len() && !self.at_eof {
                     return Next::Stop(start);
                 }
