@@ -293,7 +293,19 @@ impl KeyCollector {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        self.hashes.sort_unstable();
+        // At the end of the run, with every core free.
+        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut self.hashes[..]);
+        if self.runs.is_empty() {
+            // One run, the usual case: repeats are equal neighbours.
+            let mut repeated: Vec<u64> = self
+                .hashes
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(|w| w[0])
+                .collect();
+            repeated.dedup();
+            return Ok(repeated);
+        }
         let mut sources: Vec<Box<dyn Iterator<Item = std::io::Result<u64>>>> = Vec::new();
         for file in self.runs {
             let mut r = std::io::BufReader::new(file);
@@ -463,10 +475,10 @@ mod tests {
         assert_eq!(keys.runs.len(), 3, "three full runs went to disk");
         assert_eq!(keys.repeated().unwrap(), vec![1, 5, 9]);
         let mut small = KeyCollector::default();
-        for h in [3, 2, 3] {
+        for h in [3, 2, 3, 4, 3, 4] {
             small.add_hash(h);
         }
         assert!(small.runs.is_empty());
-        assert_eq!(small.repeated().unwrap(), vec![3]);
+        assert_eq!(small.repeated().unwrap(), vec![3, 4]);
     }
 }
