@@ -134,11 +134,8 @@ pub fn check_row_keeping(
             )
         })
         .collect();
-    let extra = row
-        .cells
-        .iter()
-        .skip(layout.headers.len())
-        .filter(|c| !c.is_empty())
+    let extra = (layout.headers.len()..row.cells.len())
+        .filter(|&i| row.cells.get(i).is_some_and(|c| !c.is_empty()))
         .count();
     if extra > 0 {
         errors.push(FieldError::new(

@@ -49,23 +49,41 @@ pub fn join_errors(errors: &[FieldError]) -> String {
 /// The WHATWG HTML "valid e-mail address" with RFC 5321's length limits
 /// (local part at most 64 octets, whole address at most 254).
 pub fn is_valid_email(s: &str) -> bool {
-    if s.len() > 254 {
+    let b = s.as_bytes();
+    if b.len() > 254 {
         return false;
     }
-    let Some((local, domain)) = s.split_once('@') else {
+    // Bytes, not chars: every allowed character is ASCII, and this runs on every row.
+    let Some(at) = b.iter().position(|&c| c == b'@') else {
         return false;
     };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
     if local.is_empty() || local.len() > 64 || domain.is_empty() {
         return false;
     }
-    let local_ok = local
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&b));
-    local_ok && domain.split('.').all(is_valid_label)
+    local.iter().all(|&c| LOCAL_PART[usize::from(c)])
+        && domain.split(|&c| c == b'.').all(is_valid_label)
 }
 
-fn is_valid_label(label: &str) -> bool {
-    let b = label.as_bytes();
+/// The characters WHATWG allows before the `@`.
+const LOCAL_PART: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let others = b".!#$%&'*+/=?^_`{|}~-";
+    let mut i = 0;
+    while i < others.len() {
+        t[others[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+fn is_valid_label(b: &[u8]) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()

@@ -126,8 +126,11 @@ impl Hub {
 
     /// `ROLE` or `ROLE:CATEGORY`.
     fn role_item(&self, item: &str) -> Result<(u32, u32), String> {
-        match item.split_once(':') {
-            Some((role, cat)) => Ok((self.role(role.trim())?, Hub::category(cat.trim())?)),
+        match item.bytes().position(|c| c == b':') {
+            Some(i) => Ok((
+                self.role(item[..i].trim())?,
+                Hub::category(item[i + 1..].trim())?,
+            )),
             None => Ok((self.role(item)?, 0)),
         }
     }
