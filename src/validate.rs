@@ -115,14 +115,16 @@ pub fn check_text(value: &str, max: usize) -> Result<(), String> {
             return Err(format!("{chars} characters is too long (at most {max})"));
         }
     }
-    let control = if value.is_ascii() {
-        value
-            .bytes()
-            .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
-    } else {
-        value
+    // One pass over the bytes for the usual ASCII text; chars only once a non-ASCII byte shows.
+    let control = match value
+        .bytes()
+        .find(|&b| b >= 0x80 || b == 0x7f || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')))
+    {
+        None => false,
+        Some(b) if b < 0x80 => true,
+        Some(_) => value
             .chars()
-            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
     };
     if control {
         return Err("contains a control character (remove it)".into());
@@ -161,12 +163,16 @@ pub fn parse_whole(value: &str) -> Option<i64> {
 }
 
 /// Items of a list cell, separated by `;` or `,`, trimmed, empty items dropped.
-pub fn split_list(value: &str) -> Vec<&str> {
-    value
-        .split([';', ','])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split([';', ',']).map(trim).filter(|s| !s.is_empty())
+}
+
+/// `str::trim`, skipped for the usual text that neither starts nor ends with a space.
+pub fn trim(value: &str) -> &str {
+    match (value.as_bytes().first(), value.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => value,
+        _ => value.trim(),
+    }
 }
 
 /// Ids go into a URL path: nothing that could change which resource the URL names.

@@ -128,8 +128,8 @@ impl Hub {
     fn role_item(&self, item: &str) -> Result<(u32, u32), String> {
         match item.bytes().position(|c| c == b':') {
             Some(i) => Ok((
-                self.role(item[..i].trim())?,
-                Hub::category(item[i + 1..].trim())?,
+                self.role(validate::trim(&item[..i]))?,
+                Hub::category(validate::trim(&item[i + 1..]))?,
             )),
             None => Ok((self.role(item)?, 0)),
         }

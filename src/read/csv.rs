@@ -212,14 +212,6 @@ fn body_after_header(
     }
 }
 
-/// `str::trim`, skipped for the usual cell that neither starts nor ends with a space.
-fn trim(cell: &str) -> &str {
-    match (cell.as_bytes().first(), cell.as_bytes().last()) {
-        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => cell,
-        _ => cell.trim(),
-    }
-}
-
 /// Parses delimited text into rows numbered as Excel numbers them (see [`Numbering`]), with
 /// `csv_core` doing the parsing. Blank lines are skipped here rather than inside `csv_core`, so
 /// that each record's first line is known and the blank lines before it are counted.
@@ -355,7 +347,7 @@ fn make_row(line: u64, bytes: &[u8], ends: &[usize]) -> Row {
         });
         if whole_characters {
             for i in 0..ends.len() {
-                row.cells.push(trim(&text[range(i)]));
+                row.cells.push(crate::validate::trim(&text[range(i)]));
             }
             return row;
         }

@@ -90,7 +90,12 @@ impl Cells {
     pub fn get(&self, i: usize) -> Option<&str> {
         let end = *self.ends.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..end])
+        // Every cell is a whole `&str` pushed or trimmed in place, so its ends are character
+        // boundaries; slicing the bytes skips re-checking that on every look-up.
+        let bytes = &self.text.as_bytes()[start..end];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: see above; `text` only ever grows by whole strings and is trimmed with `str::trim`.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 
     pub fn len(&self) -> usize {
