@@ -66,7 +66,7 @@ pub fn is_valid_email(s: &str) -> bool {
 }
 
 /// The characters WHATWG allows before the `@`.
-const LOCAL_PART: [bool; 256] = {
+static LOCAL_PART: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {

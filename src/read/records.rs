@@ -162,29 +162,37 @@ impl<'a> Records<'a> {
                 }
                 let value = row.cells.open_cell(begin).as_bytes();
                 canonical &= needs_quotes && !needs_trim(value);
+                row.cells.end_cell_trimmed(begin);
             } else {
                 let mut q = p;
-                let mut seen = 0;
-                while q < b.len() {
-                    let k = self.class[usize::from(b[q])];
-                    if k & ENDS_CELL != 0 {
+                let mut quote = false;
+                loop {
+                    q = self.next_special(q);
+                    if q < b.len() && b[q] == b'"' {
+                        // A quote inside an unquoted cell is text (as the `csv` crate reads it).
+                        quote = true;
+                        q += 1;
+                    } else {
                         break;
                     }
-                    seen |= k;
-                    q += 1;
                 }
-                let quote = seen & QUOTE != 0;
                 if q == b.len() && !self.at_eof {
                     return Next::Stop(start);
                 }
                 let Some(value) = text(p, q) else {
                     return Next::Stop(start);
                 };
-                canonical &= !quote && !needs_trim(value.as_bytes());
-                row.cells.append(value);
                 p = q;
+                if needs_trim(value.as_bytes()) {
+                    canonical = false;
+                    row.cells.append(value);
+                    row.cells.end_cell_trimmed(begin);
+                } else {
+                    canonical &= !quote;
+                    row.cells.push(value);
+                }
             }
-            row.cells.end_cell_trimmed(begin);
+
             match b.get(p) {
                 Some(&c) if c == self.delimiter => {
                     p += 1;
@@ -222,6 +230,35 @@ impl<'a> Records<'a> {
             rows_before,
             canonical,
         })
+    }
+}
+
+impl Records<'_> {
+    /// The first byte at or after `from` that ends an unquoted cell or is a quote (or the end of
+    /// the bytes): eight bytes at a time, then byte by byte.
+    fn next_special(&self, mut from: usize) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        // High bit set in each byte of `x` equal to `byte` (and perhaps in bytes after the first
+        // such one, which the caller does not look at).
+        let equal = |x: u64, byte: u8| {
+            let v = x ^ (ONES * u64::from(byte));
+            v.wrapping_sub(ONES) & !v & HIGHS
+        };
+        let b = self.bytes;
+        while from + 8 <= b.len() {
+            let x = u64::from_le_bytes(b[from..from + 8].try_into().expect("eight bytes"));
+            let hits =
+                equal(x, self.delimiter) | equal(x, b'\n') | equal(x, b'\r') | equal(x, b'"');
+            if hits != 0 {
+                return from + (hits.trailing_zeros() / 8) as usize;
+            }
+            from += 8;
+        }
+        while from < b.len() && self.class[usize::from(b[from])] & (ENDS_CELL | QUOTE) == 0 {
+            from += 1;
+        }
+        from
     }
 }
 
