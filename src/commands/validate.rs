@@ -422,9 +422,13 @@ fn check_block(
     buffer: impl Fn() -> Vec<u8>,
 ) -> CheckedBlock {
     use crate::read::records::{Next, Records};
+    // Sized for rows of 64 bytes or more, so that they rarely grow.
+    let rows = block.bytes.len() / 64 + 1;
     let mut out = CheckedBlock {
         start: block.start,
         report: buffer(),
+        rows: Vec::with_capacity(rows),
+        keys: Vec::with_capacity(rows),
         ..CheckedBlock::default()
     };
     out.report.clear();
