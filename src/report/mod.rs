@@ -77,32 +77,14 @@ impl Columns {
     /// Appends a row's report line as CSV, without building its cells first. Lines can be
     /// made on every core and written by one thread.
     pub fn csv_line(&self, row: &ReportRow, out: &mut Vec<u8>) {
-        let mut first = true;
-        let _ = self.each_cell(row, |s| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            push_csv_field(out, s);
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let _ = self.each_cell(row, csv_fields(out, 0));
         out.push(b'\n');
     }
 
     /// [`Columns::csv_line`] without the row number, which a caller that does not know it yet
     /// puts in front later.
     pub fn csv_line_after_row(&self, row: &ReportRow, out: &mut Vec<u8>) {
-        let mut i = 0;
-        let _ = self.each_cell(row, |s| {
-            if i > 1 {
-                out.push(b',');
-            }
-            if i > 0 {
-                push_csv_field(out, s);
-            }
-            i += 1;
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let _ = self.each_cell(row, csv_fields(out, 1));
         out.push(b'\n');
     }
 
@@ -126,15 +108,7 @@ impl Columns {
     /// A report line without its row number, from the outcome and the record's own bytes
     /// (only when [`Columns::copies_records`] and the record is canonical).
     pub fn csv_line_after_row_copying(&self, outcome: &Outcome, record: &[u8], out: &mut Vec<u8>) {
-        let mut first = true;
-        let _ = outcome_cells(outcome, |s| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            push_csv_field(out, s);
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let _ = outcome_cells(outcome, csv_fields(out, 0));
         out.push(b',');
         out.extend_from_slice(record);
         out.push(b'\n');
@@ -146,6 +120,25 @@ impl Columns {
             .iter()
             .position(|&c| c == col)
             .map(|i| i + 5)
+    }
+}
+
+/// Writes the cells handed to it as CSV fields with commas between, leaving out the first
+/// `skip` of them.
+fn csv_fields(
+    out: &mut Vec<u8>,
+    skip: usize,
+) -> impl FnMut(&str) -> Result<(), std::convert::Infallible> + '_ {
+    let mut i = 0;
+    move |s| {
+        if i > skip {
+            out.push(b',');
+        }
+        if i >= skip {
+            push_csv_field(out, s);
+        }
+        i += 1;
+        Ok(())
     }
 }
 
