@@ -199,15 +199,26 @@ pub fn key_hash(edit: &Edit) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     edit.key.field.hash(&mut h);
     let value = edit.key.value.trim();
-    // Both paths hash the same bytes: the lower-case UTF-8 of the trimmed key.
-    let mut buf = [0u8; 256];
-    if value.is_ascii() && value.len() <= buf.len() {
-        let lower = &mut buf[..value.len()];
-        lower.copy_from_slice(value.as_bytes());
-        lower.make_ascii_lowercase();
-        h.write(lower);
+    // Every byte is hashed with its 0x20 bit set, which is the same for a letter in either
+    // case: the usual ASCII key needs no lower-cased copy. Keys that differ only where that
+    // bit hides a difference (`@` and a backquote) share a hash, and are told apart when the
+    // candidate rows are read again and compared exactly.
+    let hash_bytes = |h: &mut rustc_hash::FxHasher, bytes: &[u8]| {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            h.write_u64(
+                u64::from_le_bytes(c.try_into().expect("eight bytes")) | 0x2020_2020_2020_2020,
+            );
+        }
+        for &b in chunks.remainder() {
+            h.write_u8(b | 0x20);
+        }
+        h.write_usize(bytes.len());
+    };
+    if value.is_ascii() {
+        hash_bytes(&mut h, value.as_bytes());
     } else {
-        h.write(value.to_lowercase().as_bytes());
+        hash_bytes(&mut h, value.to_lowercase().as_bytes());
     }
     h.finish()
 }
@@ -459,6 +470,32 @@ pub fn reread_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn edit(field: &'static str, value: &str) -> Edit {
+        Edit {
+            key: crate::platform::UserKey {
+                field,
+                value: value.to_string(),
+            },
+            changes: crate::platform::Changes::new(Keep::VerdictOnly),
+        }
+    }
+
+    #[test]
+    fn keys_hash_alike_in_any_case_and_padding_and_apart_otherwise() {
+        let h = |f, v| key_hash(&edit(f, v));
+        let base = h("user_email", "Jane.Doe@Example.com");
+        assert_eq!(base, h("user_email", "  jane.doe@EXAMPLE.COM "));
+        assert_ne!(base, h("user_email", "jane.doe@example.co"));
+        assert_ne!(base, h("user_email", "jane.dof@example.com"));
+        assert_ne!(base, h("username", "jane.doe@example.com"));
+        // Non-ASCII keys are lower-cased in full, as `UserKey::normalized` compares them.
+        assert_eq!(
+            h("user_email", "ÉLODIE@example.com"),
+            h("user_email", "élodie@EXAMPLE.com")
+        );
+        assert_eq!(h("username", "\u{212A}im"), h("username", "kim"));
+    }
 
     #[test]
     fn repeated_hashes_are_found_across_runs_set_aside_on_disk() {
