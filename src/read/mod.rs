@@ -458,3 +458,38 @@ pub fn parse_text_in_blocks(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_whole_lines_that_join_up_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.csv");
+        let long = "x".repeat(5000);
+        let text = format!("email,name\na@b.cc,{long}\nc@d.ee,short\n\"q\nr\",s\nlast,no line end");
+        std::fs::write(&path, &text).unwrap();
+        let sheet = open(&path, None).unwrap();
+        let body = sheet.text.expect("UTF-8 text is read in blocks");
+        assert_eq!(body.data_start, "email,name\n".len() as u64);
+        let blocks: Vec<Block> = body
+            .blocks(1000, Vec::new)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut joined = Vec::new();
+        for (i, block) in blocks.iter().enumerate() {
+            assert_eq!(block.start, body.data_start + joined.len() as u64);
+            let last = i == blocks.len() - 1;
+            assert_eq!(block.at_eof, last);
+            if !last {
+                // A line longer than a block makes a longer block, never a cut inside it.
+                assert_eq!(block.bytes.last(), Some(&b'\n'));
+            }
+            joined.extend_from_slice(&block.bytes);
+        }
+        assert_eq!(joined, text.as_bytes()[body.data_start as usize..]);
+        assert!(blocks.iter().any(|b| b.bytes.len() > 5000));
+    }
+}
