@@ -198,7 +198,7 @@ pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, read::R
 pub fn key_hash(edit: &Edit) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     edit.key.field.hash(&mut h);
-    let value = edit.key.value.trim();
+    let value = crate::validate::trim(&edit.key.value);
     // Every byte is hashed with its 0x20 bit set, which is the same for a letter in either
     // case: the usual ASCII key needs no lower-cased copy. Keys that differ only where that
     // bit hides a difference (`@` and a backquote) share a hash, and are told apart when the

@@ -433,6 +433,8 @@ fn check_block(
     };
     out.report.clear();
     let copies = job.columns.copies_records() && delimiter == b',';
+    let valid = Outcome::new(Status::Valid);
+    let valid_then = report::Columns::csv_outcome_then_record(&valid);
     let mut records = Records::new(&block.bytes, delimiter, block.at_eof);
     let mut row = crate::read::Row::default();
     loop {
@@ -460,14 +462,13 @@ fn check_block(
         };
         if copies
             && info.canonical
-            && checked.errors.is_empty()
+            && checked.outcome == valid
             && job.columns.shows_as_read(&row.cells)
         {
-            job.columns.csv_line_after_row_copying(
-                &checked.outcome,
-                &block.bytes[info.start..info.end],
-                &mut out.report,
-            );
+            out.report.extend_from_slice(&valid_then);
+            out.report
+                .extend_from_slice(&block.bytes[info.start..info.end]);
+            out.report.push(b'\n');
         } else {
             job.columns.csv_line_after_row(&report_row, &mut out.report);
         }

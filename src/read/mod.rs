@@ -134,7 +134,11 @@ impl fmt::Debug for Cells {
 impl Row {
     /// Empty rows, including rows of only whitespace, are skipped and not reported.
     pub fn is_blank(&self) -> bool {
-        self.bad_cells.is_empty() && self.cells.iter().all(|c| c.trim().is_empty())
+        self.bad_cells.is_empty()
+            && self
+                .cells
+                .iter()
+                .all(|c| crate::validate::trim(c).is_empty())
     }
 }
 

@@ -105,13 +105,14 @@ impl Columns {
                 .all(|&c| cells.get(c).is_none_or(str::is_empty))
     }
 
-    /// A report line without its row number, from the outcome and the record's own bytes
-    /// (only when [`Columns::copies_records`] and the record is canonical).
-    pub fn csv_line_after_row_copying(&self, outcome: &Outcome, record: &[u8], out: &mut Vec<u8>) {
-        let _ = outcome_cells(outcome, csv_fields(out, 0));
+    /// The start of a report line after the row number: the outcome's cells and a comma, to
+    /// go before a record's own bytes (only when [`Columns::copies_records`] and the record
+    /// is canonical). The same for every valid row, so it is made once.
+    pub fn csv_outcome_then_record(outcome: &Outcome) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = outcome_cells(outcome, csv_fields(&mut out, 0));
         out.push(b',');
-        out.extend_from_slice(record);
-        out.push(b'\n');
+        out
     }
 
     /// The report column a cell of input column `col` lands in.
