@@ -1,10 +1,10 @@
 //! A fast reader for the delimited text almost every file holds: UTF-8, every quoted cell
 //! closed by a quote that is followed by a delimiter or a line end. On such text it reads the
-//! same cells and numbers the same rows as the `csv` crate (the full parser in `csv.rs`); on
+//! same cells and numbers the same rows as the full parser (`csv.rs`, on `csv_core`); on
 //! anything else it stops and says where, and the full parser takes over from that record.
-//! It works on any run of bytes that starts at a record, so the two halves of a file can be
-//! read on two cores at once, each checked afterwards against where the other ended.
-//! `tests/properties.rs` compares the two readers on generated text.
+//! It works on any run of bytes that starts at a record, so the blocks of a file can be read
+//! on every core at once, each checked afterwards against where the one before it ended.
+//! `tests/properties.rs` and the `read_csv` fuzz target compare the two readers.
 
 use super::Row;
 
