@@ -157,6 +157,8 @@ fn cannot_read(path: &std::path::Path, e: std::io::Error) -> StartError {
     StartError::usage(format!("{}: cannot read: {e}", path.display()))
 }
 
+/// Why a pass stopped: the input could not be read (already worded), or the report could not
+/// be written (worded by [`pass`], which knows the report's path).
 enum Failed {
     Read(StartError),
     Write(std::io::Error),
