@@ -305,14 +305,12 @@ impl KeyCollector {
         rayon::slice::ParallelSliceMut::par_sort_unstable(&mut self.hashes[..]);
         if self.runs.is_empty() {
             // One run, the usual case: repeats are equal neighbours.
-            let mut repeated: Vec<u64> = self
+            return Ok(self
                 .hashes
-                .windows(2)
-                .filter(|w| w[0] == w[1])
-                .map(|w| w[0])
-                .collect();
-            repeated.dedup();
-            return Ok(repeated);
+                .chunk_by(|a, b| a == b)
+                .filter(|group| group.len() > 1)
+                .map(|group| group[0])
+                .collect());
         }
         let mut sources: Vec<Box<dyn Iterator<Item = std::io::Result<u64>>>> = Vec::new();
         for file in self.runs {

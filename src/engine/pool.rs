@@ -127,10 +127,30 @@ pub fn start<'scope, J: Send + 'scope, D: Send + 'scope>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_job_ends_once_and_max_errors_stops_the_rest() {
+    /// Jobs `0..jobs` through `workers` workers; what `finish` made of each, in order.
+    fn run_jobs<D: Send + Ord>(
+        workers: usize,
+        jobs: u32,
+        stop: &Stop,
+        work: &Work<u32, D>,
+    ) -> Vec<D> {
         let (tx, rx) = crossbeam_channel::bounded::<u32>(4);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        std::thread::scope(|scope| {
+            start(scope, workers, &rx, &done_tx, stop, work);
+            for job in 0..jobs {
+                tx.send(job).unwrap();
+            }
+            drop(tx);
+        });
+        drop(done_tx);
+        let mut seen: Vec<D> = done_rx.iter().collect();
+        seen.sort();
+        seen
+    }
+
+    #[test]
+    fn every_job_ends_once_and_max_errors_stops_the_rest() {
         let stop = Stop::new(3);
         let carry_out = |_: &u32| Outcome::new(Status::Failed);
         let skipped = |why: StopReason| {
@@ -143,16 +163,7 @@ mod tests {
             skipped: &skipped,
             finish: &finish,
         };
-        std::thread::scope(|scope| {
-            start(scope, 1, &rx, &done_tx, &stop, &work);
-            for job in 0..10 {
-                tx.send(job).unwrap();
-            }
-            drop(tx);
-        });
-        drop(done_tx);
-        let mut seen: Vec<_> = done_rx.iter().collect();
-        seen.sort();
+        let seen = run_jobs(1, 10, &stop, &work);
         assert_eq!(seen.len(), 10, "every job once");
         let failed = seen.iter().filter(|(_, s)| *s == Status::Failed).count();
         assert_eq!(failed, 3, "one worker: exactly --max-errors rows fail");
@@ -161,8 +172,6 @@ mod tests {
 
     #[test]
     fn a_panicking_job_is_reported_failed_and_the_others_go_on() {
-        let (tx, rx) = crossbeam_channel::bounded::<u32>(4);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let stop = Stop::new(0);
         let carry_out = |job: &u32| {
             assert!(*job != 2, "a bug on job 2");
@@ -175,16 +184,7 @@ mod tests {
             skipped: &skipped,
             finish: &finish,
         };
-        std::thread::scope(|scope| {
-            start(scope, 2, &rx, &done_tx, &stop, &work);
-            for job in 0..5 {
-                tx.send(job).unwrap();
-            }
-            drop(tx);
-        });
-        drop(done_tx);
-        let mut seen: Vec<_> = done_rx.iter().collect();
-        seen.sort();
+        let seen = run_jobs(2, 5, &stop, &work);
         assert_eq!(seen.len(), 5);
         assert_eq!(seen[2].1, Status::Failed);
         assert!(seen[2].2.contains("a bug on job 2"), "{:?}", seen[2]);

@@ -8,7 +8,7 @@ use std::path::Path;
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::records::{Next, Numbering, Records};
+use super::records::{skip_empty_lines, Next, Numbering, Records};
 use super::{split_header, Cells, ReadError, Row, Rows, Sheet, TextBody};
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -242,14 +242,7 @@ pub fn rows_from_reader(
         let fail =
             |e: std::io::Error| Some(Err(ReadError::new(&path, format!("cannot read: {e}"))));
         loop {
-            while input.lo < input.hi {
-                match input.buf[input.lo] {
-                    b'\n' => rows += 1,
-                    b'\r' => {}
-                    _ => break,
-                }
-                input.lo += 1;
-            }
+            input.lo += skip_empty_lines(&input.buf[input.lo..input.hi], &mut rows);
             if input.lo < input.hi || input.eof {
                 break;
             }

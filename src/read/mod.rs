@@ -68,16 +68,7 @@ impl Cells {
     /// Ends the cell begun at `begin`, without the white space around it.
     pub(crate) fn end_cell_trimmed(&mut self, begin: usize) {
         let cell = &self.text[begin..];
-        let bytes = cell.as_bytes();
-        let plain = match (bytes.first(), bytes.last()) {
-            (Some(a), Some(z)) => a.is_ascii_graphic() && z.is_ascii_graphic(),
-            _ => true,
-        };
-        if plain {
-            self.ends.push(self.text.len());
-            return;
-        }
-        let trimmed = cell.trim();
+        let trimmed = crate::validate::trim(cell);
         let lead = trimmed.as_ptr() as usize - cell.as_ptr() as usize;
         let len = trimmed.len();
         if lead > 0 {

@@ -86,15 +86,7 @@ impl<'a> Records<'a> {
     /// Reads the next record's cells into `row`, trimmed as the full parser trims them.
     pub fn next_into(&mut self, row: &mut Row) -> Next {
         let b = self.bytes;
-        // Blank lines are skipped, as the `csv` crate skips them; they still count as rows.
-        while let Some(&c) = b.get(self.pos) {
-            match c {
-                b'\n' => self.rows += 1,
-                b'\r' => {}
-                _ => break,
-            }
-            self.pos += 1;
-        }
+        self.pos += skip_empty_lines(&b[self.pos..], &mut self.rows);
         let start = self.pos;
         if start == b.len() {
             return Next::End;
@@ -117,8 +109,8 @@ impl<'a> Records<'a> {
         let end = loop {
             // One cell, starting at `p`; afterwards `p` is at the byte that ended it. Cells are
             // short, so plain loops beat memchr's set-up here.
-            let begin = row.cells.begin_cell();
             if b[p] == b'"' {
+                let begin = row.cells.begin_cell();
                 let mut from = p + 1;
                 let mut needs_quotes = false;
                 loop {
@@ -160,7 +152,7 @@ impl<'a> Records<'a> {
                         _ => return Next::Stop(start),
                     }
                 }
-                let value = row.cells.open_cell(begin).as_bytes();
+                let value = row.cells.open_cell(begin);
                 canonical &= needs_quotes && !needs_trim(value);
                 row.cells.end_cell_trimmed(begin);
             } else {
@@ -183,14 +175,8 @@ impl<'a> Records<'a> {
                     return Next::Stop(start);
                 };
                 p = q;
-                if needs_trim(value.as_bytes()) {
-                    canonical = false;
-                    row.cells.append(value);
-                    row.cells.end_cell_trimmed(begin);
-                } else {
-                    canonical &= !quote;
-                    row.cells.push(value);
-                }
+                canonical &= !quote && !needs_trim(value);
+                row.cells.push(crate::validate::trim(value));
             }
 
             match b.get(p) {
@@ -231,9 +217,7 @@ impl<'a> Records<'a> {
             canonical,
         })
     }
-}
 
-impl Records<'_> {
     /// The first byte at or after `from` that ends an unquoted cell or is a quote (or the end of
     /// the bytes): eight bytes at a time, then byte by byte.
     fn next_special(&self, mut from: usize) -> usize {
@@ -262,13 +246,21 @@ impl Records<'_> {
     }
 }
 
-/// Whether `str::trim` would change the cell (as the full parser trims every cell).
-fn needs_trim(value: &[u8]) -> bool {
-    match (value.first(), value.last()) {
-        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => false,
-        (None, _) | (_, None) => false,
-        _ => std::str::from_utf8(value).map_or(true, |s| s.trim().len() != s.len()),
-    }
+/// Whether the full parser's trim would change the cell.
+fn needs_trim(value: &str) -> bool {
+    crate::validate::trim(value).len() != value.len()
+}
+
+/// Skips the line ends at the start of `bytes`: empty lines, which are not records (the
+/// `csv` crate skips them too) but still count as rows, added to `rows`. Returns how many
+/// bytes were skipped. The full parser skips them with this as well.
+pub(super) fn skip_empty_lines(bytes: &[u8], rows: &mut u64) -> usize {
+    let n = bytes
+        .iter()
+        .position(|&c| c != b'\n' && c != b'\r')
+        .unwrap_or(bytes.len());
+    *rows += bytes[..n].iter().filter(|&&c| c == b'\n').count() as u64;
+    n
 }
 
 /// Row numbers as Excel shows them, carried from one run of bytes to the next: a record's

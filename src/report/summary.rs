@@ -37,11 +37,7 @@ impl Summary {
             *mine += theirs;
         }
         for (text, n) in &other.errors {
-            if let Some(mine) = self.errors.get_mut(text) {
-                *mine += n;
-            } else if self.errors.len() < MAX_DISTINCT {
-                self.errors.insert(text.clone(), *n);
-            }
+            self.count_error_times(text, *n);
         }
     }
 
@@ -55,10 +51,14 @@ impl Summary {
             }
             None => text,
         };
+        self.count_error_times(text, 1);
+    }
+
+    fn count_error_times(&mut self, text: &str, times: u64) {
         if let Some(n) = self.errors.get_mut(text) {
-            *n += 1;
+            *n += times;
         } else if self.errors.len() < MAX_DISTINCT {
-            self.errors.insert(text.to_string(), 1);
+            self.errors.insert(text.to_string(), times);
         }
     }
 
