@@ -25,76 +25,77 @@ pub struct Row {
     pub bad_cells: Vec<(usize, String)>,
 }
 
-/// The cells of a row as one string and where each cell ends: two allocations a row rather
-/// than one per cell, which at a million rows is most of what reading costs.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// The cells of a row as one string and where each cell lies in it: two allocations a row
+/// rather than one per cell, which at a million rows is most of what reading costs. Cells
+/// pushed one by one follow each other; the fast reader copies a record whole and points into
+/// it, with the delimiters and quotes left between the cells.
+#[derive(Clone, Default)]
 pub struct Cells {
     text: String,
-    ends: Vec<usize>,
+    spans: Vec<(usize, usize)>,
+}
+
+/// A cell the fast reader found: where it lies in the record's text, or, for a quoted cell
+/// with a doubled quote in it, in the text it unquoted into `extra`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub in_extra: bool,
 }
 
 impl Cells {
     pub fn with_capacity(cells: usize, bytes: usize) -> Self {
         Cells {
             text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(cells),
+            spans: Vec::with_capacity(cells),
         }
     }
 
     pub fn push(&mut self, cell: &str) {
+        let start = self.text.len();
         self.text.push_str(cell);
-        self.ends.push(self.text.len());
+        self.spans.push((start, self.text.len()));
     }
 
     pub fn clear(&mut self) {
         self.text.clear();
-        self.ends.clear();
+        self.spans.clear();
     }
 
-    /// Starts a cell whose text comes in pieces; returns where it begins.
-    pub(crate) fn begin_cell(&self) -> usize {
-        self.text.len()
-    }
-
-    pub(crate) fn append(&mut self, piece: &str) {
-        self.text.push_str(piece);
-    }
-
-    /// The text of the cell begun at `begin`, so far.
-    pub(crate) fn open_cell(&self, begin: usize) -> &str {
-        &self.text[begin..]
-    }
-
-    /// Ends the cell begun at `begin`, without the white space around it.
-    pub(crate) fn end_cell_trimmed(&mut self, begin: usize) {
-        let cell = &self.text[begin..];
-        let trimmed = crate::validate::trim(cell);
-        let lead = trimmed.as_ptr() as usize - cell.as_ptr() as usize;
-        let len = trimmed.len();
-        if lead > 0 {
-            self.text.drain(begin..begin + lead);
-        }
-        self.text.truncate(begin + len);
-        self.ends.push(self.text.len());
+    /// The cells of one record at once: its text copied whole (with `extra` after it), and
+    /// each cell a span of it. Every span must start and end on a character boundary, as
+    /// spans taken from `&str` slices of `record` and `extra` do.
+    pub(crate) fn set_record(&mut self, record: &str, extra: &str, spans: &[Span]) {
+        self.clear();
+        self.text.push_str(record);
+        self.text.push_str(extra);
+        let shift = record.len();
+        self.spans.extend(spans.iter().map(|s| {
+            let at = if s.in_extra { shift } else { 0 };
+            debug_assert!(self.text.is_char_boundary(s.start + at));
+            debug_assert!(self.text.is_char_boundary(s.end + at));
+            (s.start + at, s.end + at)
+        }));
     }
 
     pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        // Every cell is a whole `&str` pushed or trimmed in place, so its ends are character
-        // boundaries; slicing the bytes skips re-checking that on every look-up.
+        let (start, end) = *self.spans.get(i)?;
+        // Every cell is a whole `&str` pushed, or a span of one that `set_record` was promised
+        // starts and ends on character boundaries; slicing the bytes skips re-checking that on
+        // every look-up.
         let bytes = &self.text.as_bytes()[start..end];
         debug_assert!(std::str::from_utf8(bytes).is_ok());
-        // SAFETY: see above; `text` only ever grows by whole strings and is trimmed with `str::trim`.
+        // SAFETY: see above.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
@@ -115,6 +116,15 @@ impl<S: AsRef<str>> From<Vec<S>> for Cells {
         out
     }
 }
+
+/// Cells are equal when their texts are, however they are held.
+impl PartialEq for Cells {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Cells {}
 
 impl fmt::Debug for Cells {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

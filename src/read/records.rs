@@ -6,7 +6,7 @@
 //! on every core at once, each checked afterwards against where the one before it ended.
 //! `tests/properties.rs` and the `read_csv` fuzz target compare the two readers.
 
-use super::Row;
+use super::{Row, Span};
 
 /// Where one record lies in the bytes, and whether they can be copied to a report as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub struct Records<'a> {
     /// Bytes before this are valid UTF-8.
     utf8_up_to: usize,
     rows: u64,
+    /// The current record's cells, and the text of those unquoted apart from it.
+    spans: Vec<Span>,
+    extra: String,
     /// What each byte means to the scan: [`ENDS_CELL`], [`QUOTE`], [`NEEDS_QUOTES`].
     class: [u8; 256],
 }
@@ -69,6 +72,8 @@ impl<'a> Records<'a> {
             pos: 0,
             utf8_up_to,
             rows: 0,
+            spans: Vec::new(),
+            extra: String::new(),
             class,
         }
     }
@@ -92,13 +97,14 @@ impl<'a> Records<'a> {
             return Next::End;
         }
         let rows_before = self.rows;
-        row.cells.clear();
-        row.bad_cells.clear();
+        self.spans.clear();
+        self.extra.clear();
         let mut canonical = true;
         let mut p = start;
         // Cells are cut at ASCII bytes, so a cell that ends before `utf8_up_to` is whole text.
+        let utf8_up_to = self.utf8_up_to;
         let text = |from: usize, to: usize| -> Option<&'a str> {
-            if to <= self.utf8_up_to {
+            if to <= utf8_up_to {
                 // SAFETY: `from..to` lies in the valid UTF-8 prefix and both ends sit at, or
                 // just after, an ASCII byte (or the ends of the bytes): character boundaries.
                 Some(unsafe { std::str::from_utf8_unchecked(&b[from..to]) })
@@ -106,13 +112,24 @@ impl<'a> Records<'a> {
                 None
             }
         };
+        // A cell's span once trimmed, `value` being a slice of `within`, which starts at `base`.
+        let trimmed = |value: &str, within: &str, base: usize, in_extra: bool| {
+            let t = crate::validate::trim(value);
+            let start = t.as_ptr() as usize - within.as_ptr() as usize + base;
+            Span {
+                start,
+                end: start + t.len(),
+                in_extra,
+            }
+        };
         let end = loop {
             // One cell, starting at `p`; afterwards `p` is at the byte that ended it. Cells are
             // short, so plain loops beat memchr's set-up here.
             if b[p] == b'"' {
-                let begin = row.cells.begin_cell();
                 let mut from = p + 1;
                 let mut needs_quotes = false;
+                // Whether a doubled quote was met: the cell is then unquoted into `extra`.
+                let mut unquoted: Option<usize> = None;
                 loop {
                     let mut q = from;
                     let mut seen = 0;
@@ -131,30 +148,35 @@ impl<'a> Records<'a> {
                     let Some(piece) = text(from, q + 1) else {
                         return Next::Stop(start);
                     };
-                    match b.get(q + 1) {
-                        Some(b'"') => {
-                            // `""` inside quotes is one quote: keep the first, skip the second.
-                            row.cells.append(piece);
-                            needs_quotes = true;
-                            from = q + 2;
-                        }
-                        Some(&c) if c == self.delimiter || c == b'\n' || c == b'\r' => {
-                            row.cells.append(&piece[..piece.len() - 1]);
-                            p = q + 1;
-                            break;
-                        }
-                        None if self.at_eof => {
-                            row.cells.append(&piece[..piece.len() - 1]);
-                            p = q + 1;
-                            break;
-                        }
+                    let closed = match b.get(q + 1) {
+                        Some(b'"') => false,
+                        Some(&c) if c == self.delimiter || c == b'\n' || c == b'\r' => true,
+                        None if self.at_eof => true,
                         // `"a"b`, or a record cut off by the end of the bytes.
                         _ => return Next::Stop(start),
+                    };
+                    if !closed {
+                        // `""` inside quotes is one quote: keep the first, skip the second.
+                        unquoted.get_or_insert(self.extra.len());
+                        self.extra.push_str(piece);
+                        needs_quotes = true;
+                        from = q + 2;
+                        continue;
                     }
+                    let piece = &piece[..piece.len() - 1];
+                    let (span, len) = match unquoted {
+                        None => (trimmed(piece, piece, from - start, false), piece.len()),
+                        Some(begin) => {
+                            self.extra.push_str(piece);
+                            let value = &self.extra[begin..];
+                            (trimmed(value, &self.extra, 0, true), value.len())
+                        }
+                    };
+                    canonical &= needs_quotes && span.end - span.start == len;
+                    self.spans.push(span);
+                    p = q + 1;
+                    break;
                 }
-                let value = row.cells.open_cell(begin);
-                canonical &= needs_quotes && !needs_trim(value);
-                row.cells.end_cell_trimmed(begin);
             } else {
                 let mut q = p;
                 let mut quote = false;
@@ -174,9 +196,10 @@ impl<'a> Records<'a> {
                 let Some(value) = text(p, q) else {
                     return Next::Stop(start);
                 };
+                let span = trimmed(value, value, p - start, false);
+                canonical &= !quote && span.end - span.start == value.len();
+                self.spans.push(span);
                 p = q;
-                canonical &= !quote && !needs_trim(value);
-                row.cells.push(crate::validate::trim(value));
             }
 
             match b.get(p) {
@@ -187,13 +210,22 @@ impl<'a> Records<'a> {
                             return Next::Stop(start);
                         }
                         // `a,` at the end of the file: the last cell is empty.
-                        row.cells.push("");
+                        self.spans.push(Span {
+                            start: p - start,
+                            end: p - start,
+                            in_extra: false,
+                        });
                         break p;
                     }
                 }
                 _ => break p,
             }
         };
+        let Some(record) = text(start, end) else {
+            return Next::Stop(start);
+        };
+        row.cells.set_record(record, &self.extra, &self.spans);
+        row.bad_cells.clear();
         // The line end: `\r\n`, `\n` or a bare `\r`, as the `csv` crate takes them.
         self.pos = end;
         match b.get(end) {
@@ -244,11 +276,6 @@ impl<'a> Records<'a> {
         }
         from
     }
-}
-
-/// Whether the full parser's trim would change the cell.
-fn needs_trim(value: &str) -> bool {
-    crate::validate::trim(value).len() != value.len()
 }
 
 /// Skips the line ends at the start of `bytes`: empty lines, which are not records (the
