@@ -137,7 +137,7 @@ impl Hub {
 
     fn roles(&self, c: &mut Checker) {
         let rec = c.record;
-        let mut roles: Vec<(u32, u32)> = Vec::new();
+        let mut roles: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
         let mut ok = true;
         if let Some(cell) = rec.get(ROLES) {
             if cell.value.eq_ignore_ascii_case(super::CLEAR) {
