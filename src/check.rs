@@ -118,22 +118,20 @@ pub fn check_row_keeping(
     row: &Row,
     keep: Keep,
 ) -> Result<Edit, Vec<FieldError>> {
-    let mut errors: Vec<FieldError> = row
-        .bad_cells
-        .iter()
-        .map(|(col, why)| {
-            let name = layout
-                .headers
-                .get(*col)
-                .cloned()
-                .unwrap_or_else(|| format!("column {}", col + 1));
-            FieldError::new(
-                Some(*col).filter(|c| *c < layout.headers.len()),
-                name,
-                why.clone(),
-            )
-        })
-        .collect();
+    // Most rows have no unreadable cells: no list is made for them.
+    let mut errors: Vec<FieldError> = Vec::new();
+    errors.extend(row.bad_cells.iter().map(|(col, why)| {
+        let name = layout
+            .headers
+            .get(*col)
+            .cloned()
+            .unwrap_or_else(|| format!("column {}", col + 1));
+        FieldError::new(
+            Some(*col).filter(|c| *c < layout.headers.len()),
+            name,
+            why.clone(),
+        )
+    }));
     let extra = (layout.headers.len()..row.cells.len())
         .filter(|&i| row.cells.get(i).is_some_and(|c| !c.is_empty()))
         .count();

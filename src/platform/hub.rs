@@ -316,14 +316,14 @@ impl Platform for Hub {
         }
         let active = c.boolean(IS_ACTIVE, "user_is_active");
         if let Some(a) = active {
-            c.changes.insert("user_is_active", json!(u8::from(a)));
+            c.changes.insert("user_is_active", u8::from(a));
         }
         let mut invite = None;
         if let Some(cell) = record.get(INVITE_STATUS) {
             match validate::parse_whole(cell.value) {
                 Some(n @ 0..=3) => {
                     invite = Some(n);
-                    c.changes.insert("user_invite_status", json!(n));
+                    c.changes.insert("user_invite_status", n);
                 }
                 _ => c.fail(
                     cell,
