@@ -518,9 +518,16 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, StartError> {
         .report
         .clone()
         .unwrap_or_else(|| report::default_path(&args.file));
+    let cannot_write = |e: std::io::Error| {
+        StartError::usage(format!(
+            "{}: cannot write the report: {e}",
+            report_path.display()
+        ))
+    };
     let mut keys = KeyCollector::default();
     let (mut writer, mut summary) =
         pass(input, &report_path, &Duplicates::default(), Some(&mut keys))?;
+    writer.rows_done().map_err(cannot_write)?;
     let dups = keys.duplicates(|wanted| {
         check::reread_keys(
             &args.file,
@@ -537,12 +544,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, StartError> {
         (writer, summary) = pass(open()?, &report_path, &dups, None)?;
     }
     let failures_path = writer.failures_path.clone();
-    let wrote_failures = writer.finish().map_err(|e| {
-        StartError::usage(format!(
-            "{}: cannot write the report: {e}",
-            report_path.display()
-        ))
-    })?;
+    let wrote_failures = writer.finish().map_err(cannot_write)?;
     console.summary(&summary.render(
         started.elapsed(),
         None,

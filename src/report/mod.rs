@@ -261,6 +261,10 @@ trait Sink: Send {
     fn write(&mut self, row: &ReportRow) -> io::Result<()>;
     /// Report lines already made with [`Columns::csv_line`] (CSV sinks only).
     fn write_lines(&mut self, lines: &[u8]) -> io::Result<()>;
+    /// Every row is written: what is left may start going to disk before [`Sink::finish`].
+    fn rows_done(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     fn finish(self: Box<Self>) -> io::Result<()>;
     fn abandon(self: Box<Self>);
 }
@@ -323,6 +327,17 @@ impl Writeback {
         Ok(())
     }
 
+    /// Asks for the rest of what was written to be synced now, without waiting for it.
+    fn sync_rest(&mut self, writer: &mut BufWriter<File>) -> io::Result<()> {
+        writer.flush()?;
+        if let Some(ask) = &self.ask {
+            // When a request is already waiting, the sync it asks for comes after this flush.
+            let _ = ask.try_send(());
+        }
+        self.requested = self.written;
+        Ok(())
+    }
+
     /// Waits for the sync in progress, and returns the first error any of them met.
     fn finish(&mut self) -> io::Result<()> {
         self.ask = None;
@@ -369,6 +384,9 @@ impl Sink for CsvSink {
     fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
         self.writer.write_all(lines)?;
         self.written.wrote(lines.len(), &mut self.writer)
+    }
+    fn rows_done(&mut self) -> io::Result<()> {
+        self.written.sync_rest(&mut self.writer)
     }
     fn finish(mut self: Box<Self>) -> io::Result<()> {
         self.writer.flush()?;
@@ -445,6 +463,19 @@ impl ReportWriter {
             if let Some(f) = self.failures.as_mut() {
                 f.write(row)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Every row is written: the rest of both files starts going to disk while the caller
+    /// does its last work before [`ReportWriter::finish`] (on this machine's disk, syncing
+    /// the last megabytes of a large report takes about as long as looking for duplicates).
+    pub fn rows_done(&mut self) -> io::Result<()> {
+        for sink in [self.report.as_mut(), self.failures.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            sink.rows_done()?;
         }
         Ok(())
     }
