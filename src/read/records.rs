@@ -112,10 +112,10 @@ impl<'a> Records<'a> {
                 None
             }
         };
-        // A cell's span once trimmed, `value` being a slice of `within`, which starts at `base`.
-        let trimmed = |value: &str, within: &str, base: usize, in_extra: bool| {
+        // The span of `value`, which starts at `at`, once trimmed.
+        let trimmed = |value: &str, at: usize, in_extra: bool| {
             let t = crate::validate::trim(value);
-            let start = t.as_ptr() as usize - within.as_ptr() as usize + base;
+            let start = at + (t.as_ptr() as usize - value.as_ptr() as usize);
             Span {
                 start,
                 end: start + t.len(),
@@ -165,11 +165,11 @@ impl<'a> Records<'a> {
                     }
                     let piece = &piece[..piece.len() - 1];
                     let (span, len) = match unquoted {
-                        None => (trimmed(piece, piece, from - start, false), piece.len()),
+                        None => (trimmed(piece, from - start, false), piece.len()),
                         Some(begin) => {
                             self.extra.push_str(piece);
                             let value = &self.extra[begin..];
-                            (trimmed(value, &self.extra, 0, true), value.len())
+                            (trimmed(value, begin, true), value.len())
                         }
                     };
                     canonical &= needs_quotes && span.end - span.start == len;
@@ -196,7 +196,7 @@ impl<'a> Records<'a> {
                 let Some(value) = text(p, q) else {
                     return Next::Stop(start);
                 };
-                let span = trimmed(value, value, p - start, false);
+                let span = trimmed(value, p - start, false);
                 canonical &= !quote && span.end - span.start == value.len();
                 self.spans.push(span);
                 p = q;

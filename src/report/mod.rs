@@ -318,16 +318,12 @@ impl Writeback {
     fn wrote(&mut self, n: usize, writer: &mut BufWriter<File>) -> io::Result<()> {
         self.written += n as u64;
         if self.written - self.requested >= Self::STEP {
-            writer.flush()?;
-            if let Some(ask) = &self.ask {
-                let _ = ask.try_send(());
-            }
-            self.requested = self.written;
+            self.sync_rest(writer)?;
         }
         Ok(())
     }
 
-    /// Asks for the rest of what was written to be synced now, without waiting for it.
+    /// Asks for all that was written so far to be synced now, without waiting for it.
     fn sync_rest(&mut self, writer: &mut BufWriter<File>) -> io::Result<()> {
         writer.flush()?;
         if let Some(ask) = &self.ask {
