@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::engine::StartError;
+use crate::error::Error;
 use crate::platform::{self, Edit, Keep, Options, Platform, Record};
 use crate::read::{self, Layout, Row, Sheet};
 use crate::report::Columns;
@@ -46,11 +46,11 @@ pub fn open_input(
     platform_name: Option<&str>,
     sheet: Option<&str>,
     options: &Options,
-) -> Result<Input, StartError> {
-    let opened = read::open(path, sheet).map_err(|e| StartError::usage(e.to_string()))?;
+) -> Result<Input, Error> {
+    let opened = read::open(path, sheet)?;
     let platform = match platform_name {
         Some(name) => platform::by_name(name, options).ok_or_else(|| {
-            StartError::usage(format!(
+            Error::usage(format!(
                 "unknown platform '{name}' (use {})",
                 platform::NAMES.join(", ")
             ))
@@ -62,12 +62,14 @@ pub fn open_input(
                 .take(4)
                 .map(|h| format!("'{h}'"))
                 .collect();
-            StartError::usage(format!(
-                "{}: {m} (row {}, the first non-empty row, is the header: {})",
-                path.display(),
-                opened.header_line,
-                shown.join(", ")
-            ))
+            Error::input(
+                path,
+                format!(
+                    "{m} (row {}, the first non-empty row, is the header: {})",
+                    opened.header_line,
+                    shown.join(", ")
+                ),
+            )
         })?,
     };
     let layout = read::headers::map_headers(&opened.headers, platform.fields());
@@ -89,11 +91,7 @@ pub fn open_input(
         ));
     }
     if !errors.is_empty() {
-        return Err(StartError::usage(format!(
-            "{}: {}",
-            path.display(),
-            errors.join("; ")
-        )));
+        return Err(Error::input(path, errors.join("; ")));
     }
     Ok(Input {
         sheet: opened,
@@ -173,7 +171,7 @@ pub fn check_chunk(
 }
 
 /// Reads the rest of a sheet in chunks of non-blank rows.
-pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, read::ReadError>> {
+pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>> {
     let mut rows = rows.filter(|r| !matches!(r, Ok(row) if row.is_blank()));
     std::iter::from_fn(move || {
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -357,10 +355,10 @@ impl KeyCollector {
     /// decide.
     pub fn duplicates(
         self,
-        reread: impl FnOnce(&dyn Fn(&Edit) -> bool) -> Result<Vec<KeyedRow>, StartError>,
-    ) -> Result<Duplicates, StartError> {
+        reread: impl FnOnce(&dyn Fn(&Edit) -> bool) -> Result<Vec<KeyedRow>, Error>,
+    ) -> Result<Duplicates, Error> {
         let candidates = self.repeated().map_err(|e| {
-            StartError::usage(format!(
+            Error::usage(format!(
                 "cannot keep the keys aside in a temporary file to find duplicates: {e}"
             ))
         })?;
@@ -430,11 +428,11 @@ pub fn reread_keys(
     sheet: Option<&str>,
     options: &Options,
     wanted: &dyn Fn(&Edit) -> bool,
-) -> Result<Vec<KeyedRow>, StartError> {
+) -> Result<Vec<KeyedRow>, Error> {
     let input = open_input(path, Some(platform_name), sheet, options)?;
     let mut out = Vec::new();
     for row in input.sheet.rows {
-        let row = row.map_err(|e| StartError::usage(e.to_string()))?;
+        let row = row?;
         if row.is_blank() {
             continue;
         }

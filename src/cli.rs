@@ -329,12 +329,12 @@ pub fn main() -> i32 {
     }
 }
 
-fn exit_with(result: Result<i32, crate::engine::StartError>) -> i32 {
+fn exit_with(result: Result<i32, crate::error::Error>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bulkedit: error: {e}");
-            e.exit_code
+            e.exit_code()
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod crash;
 pub mod engine;
+pub mod error;
 pub mod platform;
 pub mod read;
 pub mod report;

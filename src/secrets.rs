@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::engine::StartError;
+use crate::error::Error;
 
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -34,15 +34,15 @@ fn env(name: &str) -> Option<String> {
 
 impl Secrets {
     /// Reads `BULKEDIT_*` variables; `--token-file` takes the place of `BULKEDIT_TOKEN`.
-    pub fn from_env(token_file: Option<&Path>) -> Result<Self, StartError> {
+    pub fn from_env(token_file: Option<&Path>) -> Result<Self, Error> {
         let token = match token_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    StartError::usage(format!("--token-file {}: cannot read: {e}", path.display()))
+                    Error::Credentials(format!("--token-file {}: cannot read: {e}", path.display()))
                 })?;
                 let token = text.trim().to_string();
                 if token.is_empty() {
-                    return Err(StartError::usage(format!(
+                    return Err(Error::Credentials(format!(
                         "--token-file {}: the file is empty",
                         path.display()
                     )));

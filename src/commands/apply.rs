@@ -15,8 +15,9 @@ use url::Url;
 
 use crate::check::{self, KeyCollector};
 use crate::engine::pool::{self, Stop, StopReason};
-use crate::engine::{Http, HttpSettings, Outcome, Rate, StartError, Status};
-use crate::platform::{Connect, Edit, Options, Plan, Session};
+use crate::engine::{Http, HttpSettings, Outcome, Rate, Status};
+use crate::error::Error;
+use crate::platform::{Connect, Edit, Options, Plan};
 use crate::read::{Cells, Row};
 use crate::report::journal::{self, Earlier, Journal};
 use crate::report::summary::Summary;
@@ -79,9 +80,9 @@ impl Default for ApplyArgs {
 }
 
 /// `http://` only to loopback unless allowed: a token must not cross a network in clear text.
-pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, StartError> {
+pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, Error> {
     let url = Url::parse(raw.trim())
-        .map_err(|e| StartError::usage(format!("--url '{raw}' is not a URL: {e}")))?;
+        .map_err(|e| Error::url(raw, format!("--url '{raw}' is not a URL: {e}")))?;
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -92,22 +93,24 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, StartError> {
                 None => false,
             };
             if !loopback && !allow_http {
-                return Err(StartError::usage(format!(
+                return Err(Error::url(raw, format!(
                     "--url {url}: http:// sends the token in clear text and is refused except to \
                      loopback; use https:// or, for a Control Room that only speaks http, --allow-http"
                 )));
             }
         }
         other => {
-            return Err(StartError::usage(format!(
-                "--url {url}: the scheme must be https (or http), not {other}"
-            )))
+            return Err(Error::url(
+                raw,
+                format!("--url {url}: the scheme must be https (or http), not {other}"),
+            ))
         }
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(StartError::usage(format!(
-            "--url {url}: give the service root, without ? or #"
-        )));
+        return Err(Error::url(
+            raw,
+            format!("--url {url}: give the service root, without ? or #"),
+        ));
     }
     Ok(url)
 }
@@ -125,14 +128,10 @@ struct Done {
     errors: Vec<FieldError>,
 }
 
-pub fn run(
-    args: &ApplyArgs,
-    console: &Console,
-    interrupted: &AtomicBool,
-) -> Result<i32, StartError> {
+pub fn run(args: &ApplyArgs, console: &Console, interrupted: &AtomicBool) -> Result<i32, Error> {
     let started = Instant::now();
     if args.concurrency == 0 {
-        return Err(StartError::usage("--concurrency must be at least 1"));
+        return Err(Error::usage("--concurrency must be at least 1"));
     }
     let input = check::open_input(
         &args.file,
@@ -159,10 +158,10 @@ pub fn run(
     let mut secrets = Secrets::from_env(args.token_file.as_deref())?;
     let sandbox = if args.sandbox {
         if args.url.is_some() {
-            return Err(StartError::usage("give --url or --sandbox, not both"));
+            return Err(Error::usage("give --url or --sandbox, not both"));
         }
         let sb = Sandbox::start(SandboxConfig::default())
-            .map_err(|e| StartError::usage(format!("cannot start the sandbox: {e}")))?;
+            .map_err(|e| Error::usage(format!("cannot start the sandbox: {e}")))?;
         if secrets.is_empty() {
             secrets = crate::sandbox::default_secrets(&platform_name);
         }
@@ -175,7 +174,7 @@ pub fn run(
         (Some(sb), _) => sb.url_for(&platform_name),
         (None, Some(raw)) => check_url(raw, args.allow_http)?,
         (None, None) => {
-            return Err(StartError::usage(
+            return Err(Error::usage(
                 "give --url URL (the service root) or --sandbox",
             ))
         }
@@ -183,7 +182,7 @@ pub fn run(
     let ca_cert = match &args.ca_cert {
         Some(p) => Some(
             std::fs::read(p)
-                .map_err(|e| StartError::usage(format!("--ca-cert {}: {e}", p.display())))?,
+                .map_err(|e| Error::usage(format!("--ca-cert {}: {e}", p.display())))?,
         ),
         None => None,
     };
@@ -199,7 +198,7 @@ pub fn run(
     let mut plan = Plan::default();
     let mut total_rows = 0u64;
     for chunk in read_ahead(input.sheet.rows) {
-        let chunk = chunk.map_err(|e| StartError::usage(e.to_string()))?;
+        let chunk = chunk?;
         total_rows += chunk.len() as u64;
         for edit in check::check_chunk(input.platform.as_ref(), &input.layout, &chunk)
             .into_iter()
@@ -222,7 +221,7 @@ pub fn run(
         )
     })?;
     let earlier = if args.resume {
-        journal::read_earlier(&report_path, &columns).map_err(StartError::usage)?
+        journal::read_earlier(&report_path, &columns).map_err(Error::Usage)?
     } else {
         Earlier::none()
     };
@@ -252,13 +251,11 @@ pub fn run(
         ..HttpSettings::default()
     };
     let rate = settings.rate;
-    let http = Arc::new(
-        Http::new(settings, Arc::new(AtomicBool::new(false)), log).map_err(StartError::usage)?,
-    );
+    let http = Arc::new(Http::new(settings, log).map_err(Error::Usage)?);
 
     // Log in and read what the rows need; a refusal here still reports every row.
-    let session: Result<Box<dyn Session>, StartError> = if plan.rows == 0 {
-        Err(StartError::auth("nothing to send"))
+    let session = if plan.rows == 0 {
+        Ok(None)
     } else {
         input
             .platform
@@ -268,19 +265,15 @@ pub fn run(
                 partition: args.partition.as_deref().or(secrets.partition.as_deref()),
                 http: Arc::clone(&http),
             })
-            .and_then(|s| s.prepare(&plan).map(|()| s))
+            .and_then(|s| s.prepare(&plan).map(|()| Some(s)))
     };
     let (session, start_failure) = match session {
-        Ok(s) => (Some(s), None),
-        Err(e) if plan.rows == 0 => {
-            let _ = e;
-            (None, None)
-        }
-        Err(e) if e.exit_code == 2 => return Err(StartError::usage(secrets.redact(&e.message))),
-        Err(e) => {
+        Ok(s) => (s, None),
+        Err(e) if e.is_refusal() => {
             stop.stop(StopReason::Auth);
-            (None, Some(secrets.redact(&e.message)))
+            (None, Some(secrets.redact(&e.to_string())))
         }
+        Err(e) => return Err(e.redacted(|text| secrets.redact(text))),
     };
     if let Some(m) = &start_failure {
         console.warn(&format!("stopping before the first row: {m}"));
@@ -298,12 +291,8 @@ pub fn run(
         ));
     }
 
-    let mut journal = Journal::open(&report_path, &columns, &earlier).map_err(|e| {
-        StartError::usage(format!(
-            "{}: cannot write the report: {e}",
-            report_path.display()
-        ))
-    })?;
+    let mut journal = Journal::open(&report_path, &columns, &earlier)
+        .map_err(|e| Error::report(&report_path, e))?;
     let journal_path = journal.path.clone();
 
     let (job_tx, job_rx) = bounded::<Job>(args.concurrency * 4);
@@ -348,7 +337,7 @@ pub fn run(
         skipped: &skipped,
         finish: &finish,
     };
-    let summary = std::thread::scope(|scope| -> Result<Summary, StartError> {
+    let summary = std::thread::scope(|scope| -> Result<Summary, Error> {
         // Workers: the pool carries each row out through the platform's session.
         pool::start(scope, args.concurrency, &job_rx, &done_tx, &stop, &work);
         drop(job_rx);
@@ -433,14 +422,9 @@ pub fn run(
         let summary = writer
             .join()
             .expect("the journal writer does not panic")
-            .map_err(|e| {
-                StartError::usage(format!(
-                    "{}: cannot write the report: {e}",
-                    journal_path.display()
-                ))
-            })?;
+            .map_err(|e| Error::report(&journal_path, e))?;
         if let Some(e) = read_error {
-            return Err(StartError::usage(format!(
+            return Err(Error::usage(format!(
                 "{e} (the rows before it are in {})",
                 journal_path.display()
             )));
@@ -448,12 +432,9 @@ pub fn run(
         Ok(summary)
     })?;
     progress.finish();
-    journal.close().map_err(|e| {
-        StartError::usage(format!(
-            "{}: cannot write the report: {e}",
-            journal_path.display()
-        ))
-    })?;
+    journal
+        .close()
+        .map_err(|e| Error::report(&journal_path, e))?;
 
     // The final report, in input order.
     // The platform and layout of the send pass: the file need not be opened again.
@@ -471,12 +452,7 @@ pub fn run(
             .unwrap_or_default()
     };
     let wrote_failures = journal::finalize(&journal_path, &report_path, &columns, &field_errors)
-        .map_err(|e| {
-            StartError::usage(format!(
-                "{}: cannot write the report: {e}",
-                report_path.display()
-            ))
-        })?;
+        .map_err(|e| Error::report(&report_path, e))?;
 
     // Earlier runs' finished rows count in the summary too.
     let mut summary = summary;

@@ -7,7 +7,8 @@ pub mod validate;
 use std::io::Write;
 use std::sync::Mutex;
 
-use crate::read::{self, ReadError, Row};
+use crate::error::Error;
+use crate::read::{self, Row};
 
 /// Where messages for a person go: stderr, quiet or not, around a progress bar if one shows.
 pub struct Console {
@@ -55,7 +56,7 @@ impl Console {
 }
 
 /// Reads rows on a thread of their own, a chunk ahead, so parsing overlaps checking.
-pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, ReadError>> {
+pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>> {
     let (tx, rx) = crossbeam_channel::bounded(2);
     std::thread::spawn(move || {
         for chunk in crate::check::chunks(rows) {
@@ -69,15 +70,11 @@ pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Rea
 }
 
 /// `bulkedit rows`: the header and every row as read, one JSON object a line.
-pub fn print_rows(
-    path: &std::path::Path,
-    sheet: Option<&str>,
-) -> Result<(), crate::engine::StartError> {
-    use crate::engine::StartError;
-    let opened = read::open(path, sheet).map_err(|e| StartError::usage(e.to_string()))?;
+pub fn print_rows(path: &std::path::Path, sheet: Option<&str>) -> Result<(), Error> {
+    let opened = read::open(path, sheet)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    let io = |e: std::io::Error| StartError::usage(e.to_string());
+    let io = |e: std::io::Error| Error::usage(e.to_string());
     for w in &opened.warnings {
         eprintln!("bulkedit: warning: {w}");
     }
@@ -88,7 +85,7 @@ pub fn print_rows(
     )
     .map_err(io)?;
     for row in opened.rows {
-        let row = row.map_err(|e| StartError::usage(e.to_string()))?;
+        let row = row?;
         if row.is_blank() {
             continue;
         }

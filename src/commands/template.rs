@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{DataValidation, Format, Workbook};
 
-use crate::engine::StartError;
+use crate::error::Error;
 use crate::platform::{self, Options};
 
 pub struct TemplateArgs {
@@ -15,9 +15,9 @@ pub struct TemplateArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, StartError> {
+pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, Error> {
     let p = platform::by_name(&args.platform, &Options::default()).ok_or_else(|| {
-        StartError::usage(format!(
+        Error::usage(format!(
             "unknown platform '{}' (use {})",
             args.platform,
             platform::NAMES.join(", ")
@@ -30,27 +30,26 @@ pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, StartError> {
             .output
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", p.name())));
-        write_xlsx(&path, &t).map_err(|e| StartError::usage(format!("{}: {e}", path.display())))?;
+        write_xlsx(&path, &t).map_err(|e| Error::output(&path, "template", e))?;
         return Ok(Some(path));
     }
     let mut bytes = Vec::new();
     {
         let mut w = csv::Writer::from_writer(&mut bytes);
-        let io = |e: csv::Error| StartError::usage(e.to_string());
+        let io = |e: csv::Error| Error::usage(e.to_string());
         w.write_record(&t.headers).map_err(io)?;
         w.write_record(&t.example).map_err(io)?;
-        w.flush().map_err(|e| StartError::usage(e.to_string()))?;
+        w.flush().map_err(|e| Error::usage(e.to_string()))?;
     }
     match &args.output {
         Some(path) => {
-            std::fs::write(path, &bytes)
-                .map_err(|e| StartError::usage(format!("{}: {e}", path.display())))?;
+            std::fs::write(path, &bytes).map_err(|e| Error::output(path, "template", e))?;
             Ok(Some(path.clone()))
         }
         None => {
             std::io::stdout()
                 .write_all(&bytes)
-                .map_err(|e| StartError::usage(e.to_string()))?;
+                .map_err(|e| Error::usage(e.to_string()))?;
             Ok(None)
         }
     }

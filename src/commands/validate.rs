@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::check::{self, Duplicates, Input, KeyCollector};
-use crate::engine::{Outcome, StartError, Status};
+use crate::engine::{Outcome, Status};
+use crate::error::Error;
 use crate::platform::Options;
 use crate::report::{self, summary::Summary, ReportRow, ReportWriter};
 use crate::validate::FieldError;
@@ -106,13 +107,8 @@ fn pass(
     report_path: &std::path::Path,
     dups: &Duplicates,
     keys: Option<&mut KeyCollector>,
-) -> Result<(ReportWriter, Summary), StartError> {
-    let cannot_write = |e: std::io::Error| {
-        StartError::usage(format!(
-            "{}: cannot write the report: {e}",
-            report_path.display()
-        ))
-    };
+) -> Result<(ReportWriter, Summary), Error> {
+    let cannot_write = |e: std::io::Error| Error::report(report_path, e);
     let columns = input.columns();
     let writer = ReportWriter::create(report_path, columns.clone()).map_err(cannot_write)?;
     let job = Job {
@@ -153,14 +149,14 @@ fn pass(
     Ok((out.writer, out.summary))
 }
 
-fn cannot_read(path: &std::path::Path, e: std::io::Error) -> StartError {
-    StartError::usage(format!("{}: cannot read: {e}", path.display()))
+fn cannot_read(path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::input(path, format!("cannot read: {e}"))
 }
 
 /// Why a pass stopped: the input could not be read (already worded), or the report could not
 /// be written (worded by [`pass`], which knows the report's path).
 enum Failed {
-    Read(StartError),
+    Read(Error),
     Write(std::io::Error),
 }
 
@@ -206,7 +202,7 @@ fn check_rows(
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    read_error = Some(StartError::usage(e.to_string()));
+                    read_error = Some(e);
                     break;
                 }
             };
@@ -489,7 +485,7 @@ fn check_block(
     out
 }
 
-pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, StartError> {
+pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
     let started = Instant::now();
     let open = || {
         check::open_input(
@@ -518,12 +514,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, StartError> {
         .report
         .clone()
         .unwrap_or_else(|| report::default_path(&args.file));
-    let cannot_write = |e: std::io::Error| {
-        StartError::usage(format!(
-            "{}: cannot write the report: {e}",
-            report_path.display()
-        ))
-    };
+    let cannot_write = |e: std::io::Error| Error::report(&report_path, e);
     let mut keys = KeyCollector::default();
     let (mut writer, mut summary) =
         pass(input, &report_path, &Duplicates::default(), Some(&mut keys))?;

@@ -2,7 +2,7 @@
 //! `Retry-After` pausing the whole pool, and token renewal on 401. Platforms build requests and
 //! read replies; they never retry or sleep themselves.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -108,8 +108,6 @@ pub enum CallError {
     Transport { message: String, attempts: u32 },
     /// A 401 that renewing the token did not cure: the run must stop.
     Unauthorized { message: String, attempts: u32 },
-    /// The run was stopped before this call was sent.
-    Stopped,
 }
 
 /// How a platform authenticates its requests. Renewal is the platform's business; when to
@@ -146,17 +144,12 @@ pub struct Http {
     settings: HttpSettings,
     /// Set by a `Retry-After`: no worker sends before this instant.
     paused_until: Mutex<Option<Instant>>,
-    stop: Arc<AtomicBool>,
     log: Option<LogSink>,
     sent: AtomicU64,
 }
 
 impl Http {
-    pub fn new(
-        settings: HttpSettings,
-        stop: Arc<AtomicBool>,
-        log: Option<LogSink>,
-    ) -> Result<Self, String> {
+    pub fn new(settings: HttpSettings, log: Option<LogSink>) -> Result<Self, String> {
         // reqwest is built without a crypto provider of its own; rustls's ring is the one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Client::builder()
@@ -183,7 +176,6 @@ impl Http {
             limiter: Limiter::new(settings.rate),
             settings,
             paused_until: Mutex::new(None),
-            stop,
             log,
             sent: AtomicU64::new(0),
         })
@@ -192,10 +184,6 @@ impl Http {
     /// Requests sent so far, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
     }
 
     /// Sends `req`, retrying as the policy says, renewing the token once on a 401.
@@ -214,11 +202,14 @@ impl Http {
             let retries_left = attempts <= self.settings.retries;
             match result {
                 // An untrusted certificate will be as untrusted in a moment: no retry.
-                Err(message) if message.contains("certificate") => {
+                Err(Unanswered {
+                    message,
+                    tls_refused: true,
+                }) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
                     return Err(CallError::Transport { message, attempts });
                 }
-                Err(message) => {
+                Err(Unanswered { message, .. }) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
                     if !retries_left {
                         return Err(CallError::Transport {
@@ -280,7 +271,7 @@ impl Http {
         &self,
         req: &Request,
         auth: &dyn Auth,
-    ) -> Result<(u16, Option<Duration>, String), String> {
+    ) -> Result<(u16, Option<Duration>, String), Unanswered> {
         let mut builder = self
             .client
             .request(req.method.clone(), req.url.clone())
@@ -374,19 +365,56 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
-fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
+/// A request that got no usable answer, and whether TLS itself refused the server (which no
+/// retry cures).
+struct Unanswered {
+    message: String,
+    tls_refused: bool,
+}
+
+fn describe_transport(e: &reqwest::Error, timeout: Duration) -> Unanswered {
     if e.is_timeout() {
-        return format!("no answer within {} s (timeout)", timeout.as_secs_f64());
+        return Unanswered {
+            message: format!("no answer within {} s (timeout)", timeout.as_secs_f64()),
+            tls_refused: false,
+        };
     }
     // reqwest's own text names the URL; keep the cause, which is what helps.
     let chain = error_chain(e);
-    if chain.contains("certificate") {
-        return format!(
-            "the server's TLS certificate is not trusted ({chain}); if a private CA signed it, \
-             pass that CA with --ca-cert"
-        );
+    if tls_refused(e) {
+        return Unanswered {
+            message: format!(
+                "the server's TLS certificate is not trusted ({chain}); if a private CA signed \
+                 it, pass that CA with --ca-cert"
+            ),
+            tls_refused: true,
+        };
     }
-    format!("could not reach the server: {chain}")
+    Unanswered {
+        message: format!("could not reach the server: {chain}"),
+        tls_refused: false,
+    }
+}
+
+/// Whether rustls refused the server's certificate somewhere down the error's causes. An
+/// `io::Error`'s `source` skips the error it wraps, so that one is looked into by hand.
+fn tls_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let found = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if matches!(
+            found,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 pub fn error_chain(e: &dyn std::error::Error) -> String {

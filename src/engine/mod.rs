@@ -125,39 +125,6 @@ impl Outcome {
                 stop_run: true,
                 ..Outcome::with_error(Status::Failed, message)
             },
-            CallError::Stopped => {
-                Outcome::with_error(Status::Skipped, "the run stopped before this row was sent")
-            }
         }
     }
 }
-
-/// The command could not start (exit 2), or stopped before sending anything (exit 3).
-#[derive(Debug, Clone)]
-pub struct StartError {
-    pub message: String,
-    pub exit_code: i32,
-}
-
-impl StartError {
-    pub fn usage(message: impl Into<String>) -> Self {
-        StartError {
-            message: message.into(),
-            exit_code: 2,
-        }
-    }
-    pub fn auth(message: impl Into<String>) -> Self {
-        StartError {
-            message: message.into(),
-            exit_code: 3,
-        }
-    }
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StartError {}

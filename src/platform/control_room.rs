@@ -13,7 +13,8 @@ use super::{
     Platform, Record, Session, Template, UserKey, UserPage,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, CallError, Http, Outcome, Request, StartError, Status};
+use crate::engine::{Auth, CallError, Http, Outcome, Request, Status};
+use crate::error::Error;
 use crate::validate::{self, FieldError, MAX_TEXT};
 
 pub const ID: usize = 0;
@@ -173,14 +174,14 @@ impl Platform for ControlRoom {
         5.0
     }
 
-    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, StartError> {
+    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, Error> {
         let secrets = settings.secrets;
         let login = match (&secrets.username, &secrets.password, &secrets.api_key) {
             (Some(u), Some(p), _) => Some(json!({"username": u, "password": p})),
             (Some(u), None, Some(k)) => Some(json!({"username": u, "apiKey": k})),
             (Some(_), None, None) => {
-                return Err(StartError::usage(
-                    "BULKEDIT_USERNAME needs BULKEDIT_PASSWORD or BULKEDIT_API_KEY",
+                return Err(Error::Credentials(
+                    "BULKEDIT_USERNAME needs BULKEDIT_PASSWORD or BULKEDIT_API_KEY".into(),
                 ))
             }
             _ => None,
@@ -189,16 +190,17 @@ impl Platform for ControlRoom {
         let first = match (&login, &secrets.token) {
             (Some(body), _) => log_in(&settings.http, &auth_url, body).map_err(|e| match e {
                 LoginError::Refused(m) => {
-                    StartError::auth(format!("the Control Room refused the login: {m}"))
+                    Error::Authentication(format!("the Control Room refused the login: {m}"))
                 }
                 LoginError::Unreachable(m) => {
-                    StartError::usage(format!("cannot reach {}: {m}", settings.url))
+                    Error::url(settings.url, format!("cannot reach {}: {m}", settings.url))
                 }
             })?,
             (None, Some(t)) => Token::from_jwt(t.clone()),
-            (None, None) => return Err(StartError::usage(
+            (None, None) => return Err(Error::Credentials(
                 "control-room needs BULKEDIT_USERNAME with BULKEDIT_PASSWORD or BULKEDIT_API_KEY, \
-                     or a token in BULKEDIT_TOKEN or --token-file",
+                     or a token in BULKEDIT_TOKEN or --token-file"
+                    .into(),
             )),
         };
         Ok(Box::new(ControlRoomSession {
@@ -229,7 +231,6 @@ fn log_in(http: &Http, auth_url: &url::Url, body: &Value) -> Result<Token, Login
         .map_err(|e| match e {
             CallError::Transport { message, .. } => LoginError::Unreachable(message),
             CallError::Unauthorized { message, .. } => LoginError::Refused(message),
-            CallError::Stopped => LoginError::Refused("interrupted".into()),
         })?;
     match reply.json().as_ref().and_then(|b| b["token"].as_str()) {
         Some(t) if reply.is_success() => Ok(Token::from_jwt(t.to_string())),
@@ -456,11 +457,12 @@ fn comparable(user: &Map<String, Value>) -> Map<String, Value> {
 }
 
 impl Session for ControlRoomSession {
-    fn prepare(&self, plan: &Plan) -> Result<(), StartError> {
+    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
         if plan.rows < 2 {
             return Ok(());
         }
-        let fail = |o: Outcome| StartError::auth(format!("cannot list the users: {}", o.error));
+        let fail =
+            |o: Outcome| Error::server(&self.base, format!("cannot list the users: {}", o.error));
         let (users, total, _) = self.list(None, 0, PAGE).map_err(fail)?;
         if total.div_ceil(PAGE).max(1) >= plan.rows || total > super::MAX_CACHED_USERS {
             return Ok(());

@@ -11,7 +11,8 @@ use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
     Platform, Record, Session, Template, UserKey, UserPage,
 };
-use crate::engine::{Auth, Http, Outcome, Request, StartError, Status};
+use crate::engine::{Auth, Http, Outcome, Request, Status};
+use crate::error::Error;
 use crate::read::Layout;
 use crate::validate::{self, normalize_header, FieldError};
 
@@ -384,11 +385,12 @@ impl Platform for Hub {
         10.0
     }
 
-    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, StartError> {
+    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, Error> {
         let token = settings.secrets.token.clone().ok_or_else(|| {
-            StartError::usage(
+            Error::Credentials(
                 "hub needs a token: set BULKEDIT_TOKEN to an Open API token ({tenantId}/{token}) \
-                 or a cloud access token, or use --token-file",
+                 or a cloud access token, or use --token-file"
+                    .into(),
             )
         })?;
         // `{tenantId}/{token}` is an Open API token; anything else is a cloud access token.
@@ -415,17 +417,17 @@ impl Platform for Hub {
             .map_err(|e| super::start_error(e, settings.url))?;
         match reply.status {
             200..=299 => Ok(Box::new(session)),
-            403 => Err(StartError::auth(format!(
+            403 => Err(Error::Authentication(format!(
                 "the token lacks the permission to manage users ({})",
                 server_message(&reply)
             ))),
-            404 => Err(StartError::usage(format!(
+            404 => Err(Error::url(settings.url, format!(
                 "{} does not answer like Automation Hub (is --url everything before /api/v1/openapi, \
                  and is Automation Hub enabled?): {}",
                 settings.url,
                 server_message(&reply)
             ))),
-            _ => Err(StartError::auth(server_message(&reply))),
+            _ => Err(Error::Authentication(server_message(&reply))),
         }
     }
 }
@@ -492,11 +494,16 @@ impl HubSession {
 }
 
 impl Session for HubSession {
-    fn prepare(&self, plan: &Plan) -> Result<(), StartError> {
+    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
         if plan.rows < 2 {
             return Ok(());
         }
-        let fail = |o: Outcome| StartError::auth(format!("cannot read the user list: {}", o.error));
+        let fail = |o: Outcome| {
+            Error::server(
+                &self.base,
+                format!("cannot read the user list: {}", o.error),
+            )
+        };
         let (users, pages, _) = self.users_page(None, 1, PAGE).map_err(fail)?;
         // The whole list costs `pages` calls; one search per row costs `rows`.
         if pages >= plan.rows || pages * PAGE > super::MAX_CACHED_USERS {

@@ -13,7 +13,8 @@ use super::{
     Field, Plan, Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, Http, Outcome, Reply, Request, StartError, Status};
+use crate::engine::{Auth, Http, Outcome, Reply, Request, Status};
+use crate::error::Error;
 use crate::validate::{self, FieldError, MAX_TEXT};
 
 pub const USER_ID: usize = 0;
@@ -188,14 +189,15 @@ impl Platform for Identity {
         0.5
     }
 
-    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, StartError> {
+    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, Error> {
         let secrets = settings.secrets;
         let token_url = endpoint(settings.url, &["connect", "token"]);
         let credentials = match (&secrets.client_id, &secrets.client_secret) {
             (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
             (Some(_), None) | (None, Some(_)) => {
-                return Err(StartError::usage(
-                    "identity client credentials need both BULKEDIT_CLIENT_ID and BULKEDIT_CLIENT_SECRET",
+                return Err(Error::Credentials(
+                    "identity client credentials need both BULKEDIT_CLIENT_ID and BULKEDIT_CLIENT_SECRET"
+                        .into(),
                 ))
             }
             (None, None) => None,
@@ -205,11 +207,12 @@ impl Platform for Identity {
                 (Some(t), _) => Token::from_jwt(t.clone()),
                 (None, Some((id, secret))) => fetch_token(&settings.http, &token_url, id, secret)
                     .map_err(|m| {
-                    StartError::auth(format!("cannot get a token from {token_url}: {m}"))
+                    Error::Authentication(format!("cannot get a token from {token_url}: {m}"))
                 })?,
-                (None, None) => return Err(StartError::usage(
+                (None, None) => return Err(Error::Credentials(
                     "identity needs BULKEDIT_TOKEN (an access token) or BULKEDIT_CLIENT_ID and \
-                     BULKEDIT_CLIENT_SECRET (an external application), or --token-file",
+                     BULKEDIT_CLIENT_SECRET (an external application), or --token-file"
+                        .into(),
                 )),
             };
         let partition = jwt_claims(&first.value)
@@ -239,7 +242,6 @@ fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Res
     let reply = http.send(&req, &NoAuth).map_err(|e| match e {
         crate::engine::CallError::Transport { message, .. } => message,
         crate::engine::CallError::Unauthorized { message, .. } => message,
-        crate::engine::CallError::Stopped => "interrupted".into(),
     })?;
     let body = reply.json().unwrap_or(Value::Null);
     match body.get("access_token").and_then(Value::as_str) {
@@ -404,9 +406,9 @@ fn rejection(reply: &Reply) -> String {
 }
 
 impl Session for IdentitySession {
-    fn prepare(&self, plan: &Plan) -> Result<(), StartError> {
+    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
         if plan.lookups > 0 && self.partition.is_none() {
-            return Err(StartError::usage(
+            return Err(Error::usage(
                 "identity looks users up by e-mail inside the organization's partition: give \
                  --partition ID or BULKEDIT_PARTITION (the token has no prt_id claim)",
             ));
@@ -417,7 +419,12 @@ impl Session for IdentitySession {
         if plan.rows < 2 {
             return Ok(());
         }
-        let fail = |o: Outcome| StartError::auth(format!("cannot read the user list: {}", o.error));
+        let fail = |o: Outcome| {
+            Error::server(
+                &self.base,
+                format!("cannot read the user list: {}", o.error),
+            )
+        };
         let (users, total, _) = self.search(partition, "", PAGE, 0).map_err(fail)?;
         let pages = total.div_ceil(PAGE).max(1);
         if pages >= plan.rows || total > super::MAX_CACHED_USERS {

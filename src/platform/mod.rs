@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::engine::{Http, Outcome, StartError};
+use crate::engine::{Http, Outcome};
+use crate::error::Error;
 use crate::read::{Layout, Row};
 use crate::validate::{self, FieldError, MAX_TEXT};
 
@@ -156,7 +157,7 @@ pub struct Plan {
 pub trait Session: Send + Sync {
     /// Called once before the rows: read every user with the paged list when that takes fewer
     /// calls than reading `rows` users one by one.
-    fn prepare(&self, plan: &Plan) -> Result<(), StartError>;
+    fn prepare(&self, plan: &Plan) -> Result<(), Error>;
     /// Reads the current record, merges the edit, writes it unless nothing changes (or
     /// `dry_run`), and says what happened.
     fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome;
@@ -182,7 +183,7 @@ pub trait Platform: Send + Sync {
     /// A rate that is safe when the user gives none, in requests per second.
     fn default_rate(&self) -> f64;
     /// Authenticates and returns a session.
-    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, StartError>;
+    fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, Error>;
 }
 
 /// Options that change the field dictionary.
@@ -486,15 +487,12 @@ pub fn server_message(reply: &crate::engine::Reply) -> String {
 }
 
 /// A failed first call: an unreachable server is a bad URL (exit 2), a refusal stops the run.
-pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> StartError {
+pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> Error {
     match e {
         crate::engine::CallError::Transport { message, .. } => {
-            StartError::usage(format!("cannot reach {url}: {message}"))
+            Error::url(url, format!("cannot reach {url}: {message}"))
         }
-        crate::engine::CallError::Unauthorized { message, .. } => StartError::auth(message),
-        crate::engine::CallError::Stopped => {
-            StartError::auth("interrupted before the first request")
-        }
+        crate::engine::CallError::Unauthorized { message, .. } => Error::Authentication(message),
     }
 }
 

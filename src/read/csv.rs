@@ -9,7 +9,8 @@ use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::records::{skip_empty_lines, Next, Numbering, Records};
-use super::{split_header, Cells, ReadError, Row, Rows, Sheet, TextBody};
+use super::{split_header, Cells, Row, Rows, Sheet, TextBody};
+use crate::error::Error;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 
@@ -20,12 +21,12 @@ enum TextEncoding {
     Windows1252,
 }
 
-fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), ReadError> {
+fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Error> {
     if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Ok((TextEncoding::Utf8, 3));
     }
     if head.starts_with(&[0xFF, 0xFE, 0, 0]) || head.starts_with(&[0, 0, 0xFE, 0xFF]) {
-        return Err(ReadError::new(
+        return Err(Error::input(
             path,
             "is UTF-32 text, which bulkedit does not read (save it as CSV UTF-8)",
         ));
@@ -37,7 +38,7 @@ fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Re
         return Ok((TextEncoding::Utf16(UTF_16BE), 0));
     }
     if head.contains(&0) {
-        return Err(ReadError::new(
+        return Err(Error::input(
             path,
             "is not a text file or spreadsheet bulkedit can read (it contains NUL bytes; \
              save it as CSV UTF-8 or .xlsx)",
@@ -139,7 +140,7 @@ pub(super) fn open(
     file: File,
     head: Vec<u8>,
     warnings: Vec<String>,
-) -> Result<Sheet, ReadError> {
+) -> Result<Sheet, Error> {
     let (encoding, bom_len) = detect_encoding(path, &head)?;
     let delimiter = detect_delimiter(&decode_sample(encoding, &head[bom_len..]));
     let description = describe(encoding, bom_len > 0, delimiter);
@@ -239,8 +240,7 @@ pub fn rows_from_reader(
         if done {
             return None;
         }
-        let fail =
-            |e: std::io::Error| Some(Err(ReadError::new(&path, format!("cannot read: {e}"))));
+        let fail = |e: std::io::Error| Some(Err(Error::input(&path, format!("cannot read: {e}"))));
         loop {
             input.lo += skip_empty_lines(&input.buf[input.lo..input.hi], &mut rows);
             if input.lo < input.hi || input.eof {

@@ -9,7 +9,8 @@ use calamine::{
 };
 use chrono::Timelike;
 
-use super::{split_header, Cells, Format, ReadError, Row, Sheet};
+use super::{split_header, Cells, Format, Row, Sheet};
+use crate::error::Error;
 
 /// An OLE container holding an `EncryptionInfo` stream is a password-protected OOXML file.
 fn is_encrypted(bytes: &[u8]) -> bool {
@@ -25,11 +26,10 @@ pub(super) fn open(
     format: Format,
     sheet: Option<&str>,
     warnings: Vec<String>,
-) -> Result<Sheet, ReadError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ReadError::new(path, format!("cannot read: {e}")))?;
+) -> Result<Sheet, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     if format == Format::Ole && is_encrypted(&bytes) {
-        return Err(ReadError::new(
+        return Err(Error::input(
             path,
             "is password-protected; open it in Excel, remove the password \
              (File > Info > Protect Workbook) and save it again",
@@ -37,7 +37,7 @@ pub(super) fn open(
     }
     // calamine can panic on a damaged file (seen with a malformed .xls found by fuzzing); a
     // damaged file is an error to report, never a crash.
-    let read = || -> Result<(&'static str, Range<Data>, String), ReadError> {
+    let read = || -> Result<(&'static str, Range<Data>, String), Error> {
         let cursor = Cursor::new(bytes.as_slice());
         match format {
             Format::Xlsx => first_sheet::<Xlsx<_>>(cursor, path, sheet, "XLSX", "an XLSX workbook"),
@@ -54,7 +54,7 @@ pub(super) fn open(
         }
     };
     let (kind, range, sheet_name) = crate::crash::quietly(read).unwrap_or_else(|_| {
-        Err(ReadError::new(
+        Err(Error::input(
             path,
             "cannot be read as a workbook: the file is damaged (the reader gave up on it); \
              open it in Excel and save it again",
@@ -80,13 +80,13 @@ fn first_sheet<'a, R>(
     sheet: Option<&str>,
     kind: &'static str,
     what: &str,
-) -> Result<(&'static str, Range<Data>, String), ReadError>
+) -> Result<(&'static str, Range<Data>, String), Error>
 where
     R: Reader<Cursor<&'a [u8]>>,
     R::Error: std::fmt::Display,
 {
     let damaged = |e: &dyn std::fmt::Display| {
-        ReadError::new(
+        Error::input(
             path,
             format!("cannot be read as {what} (the file may be truncated or damaged): {e}"),
         )
@@ -102,7 +102,7 @@ fn pick_sheet(
     path: &Path,
     sheets: &[calamine::Sheet],
     wanted: Option<&str>,
-) -> Result<String, ReadError> {
+) -> Result<String, Error> {
     let list = || {
         sheets
             .iter()
@@ -120,7 +120,7 @@ fn pick_sheet(
             .or_else(|| sheets.iter().find(|s| s.name.eq_ignore_ascii_case(name)))
             .map(|s| s.name.clone())
             .ok_or_else(|| {
-                ReadError::new(
+                Error::input(
                     path,
                     format!("has no sheet named '{name}'; its sheets are {}", list()),
                 )
@@ -130,7 +130,7 @@ fn pick_sheet(
             .find(|s| s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet)
             .map(|s| s.name.clone())
             .ok_or_else(|| {
-                ReadError::new(
+                Error::input(
                     path,
                     format!(
                         "has no visible worksheet (its sheets are {}); name one with --sheet",

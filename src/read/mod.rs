@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
+
 pub use headers::{ColumnUse, Layout};
 
 /// One data row as the user sees it in Excel.
@@ -143,31 +145,7 @@ impl Row {
     }
 }
 
-/// A problem that stops the file from being read at all (exit code 2).
-#[derive(Debug)]
-pub struct ReadError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl ReadError {
-    pub fn new(path: &Path, message: impl Into<String>) -> Self {
-        ReadError {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for ReadError {}
-
-pub type Rows = Box<dyn Iterator<Item = Result<Row, ReadError>> + Send>;
+pub type Rows = Box<dyn Iterator<Item = Result<Row, Error>> + Send>;
 
 /// An opened sheet: its header row and the data rows after it.
 pub struct Sheet {
@@ -317,12 +295,11 @@ fn extension(path: &Path) -> String {
 }
 
 /// Opens a spreadsheet, finds its header row and returns the rows after it.
-pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, ReadError> {
-    let mut file =
-        File::open(path).map_err(|e| ReadError::new(path, format!("cannot open: {e}")))?;
+pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
+    let mut file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
     let mut head = vec![0u8; 64 * 1024];
     let n = read_up_to(&mut file, &mut head)
-        .map_err(|e| ReadError::new(path, format!("cannot read: {e}")))?;
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     head.truncate(n);
     let format = sniff(&head);
     let ext = extension(path);
@@ -372,11 +349,11 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Skips blank rows to the first non-empty one, which is the header.
-fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), ReadError> {
+fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), Error> {
     loop {
         match rows.next() {
             None => {
-                return Err(ReadError::new(
+                return Err(Error::input(
                     path,
                     format!("{what} is empty: there is no header row"),
                 ))
@@ -390,7 +367,7 @@ fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), 
 
 /// Parses delimited text held in memory, as the CSV reader does with a file (no encoding or
 /// delimiter detection): for conformance tests and fuzzing.
-pub fn parse_text(bytes: &[u8], delimiter: u8) -> Vec<Result<Row, ReadError>> {
+pub fn parse_text(bytes: &[u8], delimiter: u8) -> Vec<Result<Row, Error>> {
     let reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.to_vec()));
     csv::rows_from_reader(
         Path::new("<memory>"),
@@ -414,7 +391,7 @@ pub fn parse_text_in_blocks(
     bytes: &[u8],
     delimiter: u8,
     cuts: &[usize],
-) -> Vec<Result<Row, ReadError>> {
+) -> Vec<Result<Row, Error>> {
     let mut blocks = Vec::new();
     let mut from = 0;
     for &cut in cuts {

@@ -1,0 +1,195 @@
+//! The program's one error type: what failed, with its context as fields, and the exit code
+//! that failure means. Every command returns it; `cli` prints it in one place.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line asks for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+    /// The input cannot be read, or its header cannot be used. `row` is the row a person sees
+    /// in Excel, `column` the header of the cell, when the problem has one.
+    #[error("{}", Located { path, row: *row, column: column.as_deref(), message })]
+    Input {
+        path: PathBuf,
+        row: Option<u64>,
+        column: Option<String>,
+        message: String,
+    },
+    /// A file the command writes (the report, its failures file, the journal, a template).
+    #[error("{}: cannot write the {what}: {message}", path.display())]
+    Output {
+        path: PathBuf,
+        what: &'static str,
+        message: String,
+    },
+    /// `--url` is not an address the run may send to, or does not answer like the platform.
+    #[error("{message}")]
+    Url { url: String, message: String },
+    /// Credentials are missing or unreadable on this machine.
+    #[error("{0}")]
+    Credentials(String),
+    /// The server refused the credentials or their permissions.
+    #[error("{0}")]
+    Authentication(String),
+    /// The server answered, but not with what the run needs to start (a list it cannot read).
+    #[error("{message}")]
+    Server { url: String, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+
+    pub fn input(path: &Path, message: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.to_path_buf(),
+            row: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn report(path: &Path, e: impl fmt::Display) -> Self {
+        Error::output(path, "report", e)
+    }
+
+    pub fn output(path: &Path, what: &'static str, e: impl fmt::Display) -> Self {
+        Error::Output {
+            path: path.to_path_buf(),
+            what,
+            message: e.to_string(),
+        }
+    }
+
+    pub fn url(url: impl fmt::Display, message: impl Into<String>) -> Self {
+        Error::Url {
+            url: url.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn server(url: impl fmt::Display, message: impl Into<String>) -> Self {
+        Error::Server {
+            url: url.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// 2: nothing was sent because the command could not start. 3: the server refused to let
+    /// the run start, so every row is reported `skipped`.
+    pub fn exit_code(&self) -> i32 {
+        if self.is_refusal() {
+            3
+        } else {
+            2
+        }
+    }
+
+    /// The server was reached and refused: the run still reports every row (as `skipped`),
+    /// where any other error stops before a report is written.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Authentication(_) | Error::Server { .. })
+    }
+
+    /// The same error with every secret in its text replaced: what a server echoed can hold one.
+    pub fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
+        match self {
+            Error::Usage(m) => Error::Usage(redact(&m)),
+            Error::Credentials(m) => Error::Credentials(redact(&m)),
+            Error::Authentication(m) => Error::Authentication(redact(&m)),
+            Error::Url { url, message } => Error::Url {
+                url,
+                message: redact(&message),
+            },
+            Error::Server { url, message } => Error::Server {
+                url,
+                message: redact(&message),
+            },
+            Error::Input {
+                path,
+                row,
+                column,
+                message,
+            } => Error::Input {
+                path,
+                row,
+                column,
+                message: redact(&message),
+            },
+            Error::Output {
+                path,
+                what,
+                message,
+            } => Error::Output {
+                path,
+                what,
+                message: redact(&message),
+            },
+        }
+    }
+}
+
+/// `file: row 4, column 'Email': message`, each part only when known.
+struct Located<'a> {
+    path: &'a Path,
+    row: Option<u64>,
+    column: Option<&'a str>,
+    message: &'a str,
+}
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.path.display())?;
+        match (self.row, self.column) {
+            (Some(r), Some(c)) => write!(f, "row {r}, column '{c}': ")?,
+            (Some(r), None) => write!(f, "row {r}: ")?,
+            (None, Some(c)) => write!(f, "column '{c}': ")?,
+            (None, None) => {}
+        }
+        f.write_str(self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_error_names_the_file_row_and_column_it_knows() {
+        let e = Error::Input {
+            path: "users.csv".into(),
+            row: Some(4),
+            column: Some("Email".into()),
+            message: "the quote is never closed".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "users.csv: row 4, column 'Email': the quote is never closed"
+        );
+        assert_eq!(
+            Error::input(Path::new("users.csv"), "cannot open").to_string(),
+            "users.csv: cannot open"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_refusal_by_the_server_stops_the_run_with_3_and_all_else_with_2() {
+        assert_eq!(Error::Authentication("401".into()).exit_code(), 3);
+        assert_eq!(Error::server("https://x", "cannot list").exit_code(), 3);
+        for e in [
+            Error::usage("x"),
+            Error::Credentials("x".into()),
+            Error::url("https://x", "x"),
+            Error::report(Path::new("r.csv"), "disk full"),
+        ] {
+            assert_eq!(e.exit_code(), 2, "{e:?}");
+        }
+    }
+}
