@@ -8,8 +8,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use bulkedit::check;
+use bulkedit::platform::columns::map_headers;
 use bulkedit::platform::{self, Keep, Options};
-use bulkedit::read::{headers::map_headers, Row};
+use bulkedit::read::Row;
 
 fn hub_rows(n: usize) -> (Vec<String>, Vec<Row>) {
     // The template's header: every hub field, in the order the cells below follow.
@@ -79,7 +80,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             emails
                 .iter()
-                .filter(|e| bulkedit::validate::is_valid_email(e))
+                .filter(|e| bulkedit::rules::is_valid_email(e))
                 .count()
         })
     });

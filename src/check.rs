@@ -9,10 +9,11 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::Error;
+use crate::platform::Layout;
 use crate::platform::{self, Edit, Keep, Options, Platform, Record};
-use crate::read::{self, Layout, Row, Sheet};
+use crate::read::{self, Row, Sheet};
 use crate::report::Columns;
-use crate::validate::FieldError;
+use crate::rules::FieldError;
 
 /// Rows handed to the validators at once: big enough to keep both cores busy, small enough
 /// that a million-row file never sits in memory.
@@ -72,7 +73,7 @@ pub fn open_input(
             )
         })?,
     };
-    let layout = read::headers::map_headers(&opened.headers, platform.fields());
+    let layout = platform::columns::map_headers(&opened.headers, platform.fields());
     let mut errors = layout.errors.clone();
     errors.extend(platform.check_layout(&layout));
     if !platform.key_fields().iter().any(|&k| layout.has(k)) {
@@ -195,7 +196,7 @@ pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>>
 pub fn key_hash(edit: &Edit) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     edit.key.field.hash(&mut h);
-    let value = crate::validate::trim(&edit.key.value);
+    let value = crate::rules::trim(&edit.key.value);
     // Every byte is hashed with its 0x20 bit set, which is the same for a letter in either
     // case: the usual ASCII key needs no lower-cased copy. Keys that differ only where that
     // bit hides a difference (`@` and a backquote) share a hash, and are told apart when the

@@ -14,6 +14,6 @@ pub mod error;
 pub mod platform;
 pub mod read;
 pub mod report;
+pub mod rules;
 pub mod sandbox;
 pub mod secrets;
-pub mod validate;

@@ -7,9 +7,10 @@ mod common;
 use std::io::Write;
 
 use bulkedit::check;
+use bulkedit::platform::columns::map_headers;
 use bulkedit::platform::{self, Options};
-use bulkedit::read::{self, headers::map_headers, Row};
-use bulkedit::validate;
+use bulkedit::read::{self, Row};
+use bulkedit::rules;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -51,7 +52,7 @@ proptest! {
         let layout = map_headers(&header_row, platform.fields());
         let result = check::check_row(platform.as_ref(), &layout, &row);
         let trimmed = name.trim();
-        let name_ok = validate::check_text(trimmed, 255).is_ok();
+        let name_ok = rules::check_text(trimmed, 255).is_ok();
         match result {
             Ok(edit) => {
                 prop_assert!(name_ok);
@@ -78,9 +79,9 @@ proptest! {
     /// Whole numbers read back as themselves, with or without a zero fraction.
     #[test]
     fn whole_numbers_round_trip(n in any::<i64>(), zeros in 1usize..4) {
-        prop_assert_eq!(validate::parse_whole(&n.to_string()), Some(n));
-        prop_assert_eq!(validate::parse_whole(&format!("{n}.{}", "0".repeat(zeros))), Some(n));
-        prop_assert_eq!(validate::parse_whole(&format!("{n}.5")), None);
+        prop_assert_eq!(rules::parse_whole(&n.to_string()), Some(n));
+        prop_assert_eq!(rules::parse_whole(&format!("{n}.{}", "0".repeat(zeros))), Some(n));
+        prop_assert_eq!(rules::parse_whole(&format!("{n}.5")), None);
     }
 
     /// Hub roles given as ids, names and categories become the same set whatever their order.
@@ -174,7 +175,7 @@ fn the_email_rule_agrees_with_whatwg_and_rfc_5321_lengths_on_the_isemail_corpus(
             .map_or(address.len(), |(l, _)| l.len());
         let expected =
             case["html_spec_ok"].as_bool().unwrap() && local_len <= 64 && address.len() <= 254;
-        if validate::is_valid_email(address) != expected {
+        if rules::is_valid_email(address) != expected {
             disagreements.push(format!("{address:?} ({})", case["source"]));
         }
         checked += 1;

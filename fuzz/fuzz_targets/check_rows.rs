@@ -3,7 +3,8 @@
 //! always says why.
 #![no_main]
 use bulkedit::platform::{self, Options};
-use bulkedit::read::{headers::map_headers, Row};
+use bulkedit::platform::columns::map_headers;
+use bulkedit::read::Row;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -1,6 +1,6 @@
 //! The shared field rules on any text.
 #![no_main]
-use bulkedit::validate::*;
+use bulkedit::rules::*;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

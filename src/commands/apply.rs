@@ -22,9 +22,9 @@ use crate::read::{Cells, Row};
 use crate::report::journal::{self, Earlier, Journal};
 use crate::report::summary::Summary;
 use crate::report::{self, ReportRow};
+use crate::rules::FieldError;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::secrets::Secrets;
-use crate::validate::FieldError;
 
 use super::validate::verdict;
 use super::{read_ahead, Console};

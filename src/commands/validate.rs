@@ -8,7 +8,7 @@ use crate::engine::{Outcome, Status};
 use crate::error::Error;
 use crate::platform::Options;
 use crate::report::{self, summary::Summary, ReportRow, ReportWriter};
-use crate::validate::FieldError;
+use crate::rules::FieldError;
 
 use super::{read_ahead, Console};
 
@@ -30,13 +30,11 @@ pub fn verdict(
         (Ok(edit), None) => (Ok(edit), Outcome::new(valid), Vec::new()),
         (Ok(_), Some(dup)) => {
             let errors = vec![dup.clone()];
-            let outcome =
-                Outcome::with_error(Status::Invalid, crate::validate::join_errors(&errors));
+            let outcome = Outcome::with_error(Status::Invalid, crate::rules::join_errors(&errors));
             (Err(()), outcome, errors)
         }
         (Err(errors), _) => {
-            let outcome =
-                Outcome::with_error(Status::Invalid, crate::validate::join_errors(&errors));
+            let outcome = Outcome::with_error(Status::Invalid, crate::rules::join_errors(&errors));
             (Err(()), outcome, errors)
         }
     }
@@ -63,7 +61,7 @@ const PART: usize = 256;
 /// What every core needs to check rows and make their report lines.
 struct Job<'a> {
     platform: &'a dyn crate::platform::Platform,
-    layout: &'a crate::read::Layout,
+    layout: &'a crate::platform::Layout,
     columns: &'a report::Columns,
     /// The report is CSV, so lines can be made ahead on every core.
     lines: bool,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::UserKey;
-use crate::validate;
+use crate::rules;
 
 #[derive(Default)]
 pub struct UserCache {
@@ -58,18 +58,18 @@ impl UserCache {
 
 /// As `UserKey::normalized` spells it.
 fn normalized(field: &str, value: &str) -> String {
-    format!("{field}\u{0}{}", validate::normalize_key(value))
+    format!("{field}\u{0}{}", rules::normalize_key(value))
 }
 
 /// The user among a search's results whose `field` is `value` (compared as keys are:
 /// trimmed, any case). Vendor searches match loosely; only an exact match is the row's user.
 pub fn exact_match(users: Vec<Value>, field: &str, value: &str) -> Option<Map<String, Value>> {
-    let wanted = validate::normalize_key(value);
+    let wanted = rules::normalize_key(value);
     users.into_iter().find_map(|u| match u {
         Value::Object(u)
             if u.get(field)
                 .and_then(Value::as_str)
-                .is_some_and(|v| validate::normalize_key(v) == wanted) =>
+                .is_some_and(|v| rules::normalize_key(v) == wanted) =>
         {
             Some(u)
         }

@@ -15,7 +15,7 @@ use super::{
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Request, Status};
 use crate::error::Error;
-use crate::validate::{self, FieldError, MAX_TEXT};
+use crate::rules::{self, FieldError, MAX_TEXT};
 
 pub const ID: usize = 0;
 pub const USERNAME: usize = 1;
@@ -83,7 +83,7 @@ impl Platform for ControlRoom {
         let key = match (record.get(ID), record.get(USERNAME)) {
             (Some(id), _) => {
                 username_change(&mut c);
-                match validate::parse_whole(id.value) {
+                match rules::parse_whole(id.value) {
                     Some(n) if n > 0 => Some(UserKey {
                         field: "id",
                         value: n.to_string(),
@@ -97,7 +97,7 @@ impl Platform for ControlRoom {
                     }
                 }
             }
-            (None, Some(name)) => match validate::check_text(name.value, MAX_TEXT) {
+            (None, Some(name)) => match rules::check_text(name.value, MAX_TEXT) {
                 Ok(()) if !name.value.eq_ignore_ascii_case(super::CLEAR) => Some(UserKey {
                     field: "username",
                     value: name.value.to_string(),
@@ -133,7 +133,7 @@ impl Platform for ControlRoom {
                     "a user must keep at least one role (list the roles to keep)",
                 );
             } else if let Some((_, roles)) = c.list(ROLES, |r| {
-                validate::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
+                rules::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
             }) {
                 c.changes.insert_with("roles", || json!(roles));
             }
@@ -405,7 +405,7 @@ impl ControlRoomSession {
             .flatten()
             .filter_map(Value::as_str)
         {
-            let by_id = validate::parse_whole(w).filter(|n| *n > 0);
+            let by_id = rules::parse_whole(w).filter(|n| *n > 0);
             let role = catalog.iter().find(|r| {
                 by_id.is_some_and(|n| r["id"].as_i64() == Some(n))
                     || r["name"]

@@ -7,14 +7,14 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::cache::{exact_match, take_objects, UserCache};
+use super::Layout;
 use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
     Platform, Record, Session, Template, UserKey, UserPage,
 };
 use crate::engine::{Auth, Http, Outcome, Request, Status};
 use crate::error::Error;
-use crate::read::Layout;
-use crate::validate::{self, normalize_header, FieldError};
+use crate::rules::{self, normalize_header, FieldError};
 
 pub const EMAIL: usize = 0;
 pub const FIRST_NAME: usize = 1;
@@ -99,7 +99,7 @@ impl Hub {
 
     /// A role id or name.
     fn role(&self, text: &str) -> Result<u32, String> {
-        if let Some(n) = validate::parse_whole(text) {
+        if let Some(n) = rules::parse_whole(text) {
             let known = DEFAULT_ROLES.iter().any(|(id, _)| i64::from(*id) == n)
                 || self.allowed_roles.iter().any(|id| i64::from(*id) == n);
             return if known {
@@ -117,7 +117,7 @@ impl Hub {
     }
 
     fn category(text: &str) -> Result<u32, String> {
-        match validate::parse_whole(text) {
+        match rules::parse_whole(text) {
             Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(n as u32),
             _ => Err(format!(
                 "category '{text}' is not a whole number of 0 or more"
@@ -129,8 +129,8 @@ impl Hub {
     fn role_item(&self, item: &str) -> Result<(u32, u32), String> {
         match item.bytes().position(|c| c == b':') {
             Some(i) => Ok((
-                self.role(validate::trim(&item[..i]))?,
-                Hub::category(validate::trim(&item[i + 1..]))?,
+                self.role(rules::trim(&item[..i]))?,
+                Hub::category(rules::trim(&item[i + 1..]))?,
             )),
             None => Ok((self.role(item)?, 0)),
         }
@@ -148,7 +148,7 @@ impl Hub {
                 );
                 return;
             }
-            for item in validate::split_list(cell.value) {
+            for item in rules::split_list(cell.value) {
                 match self.role_item(item) {
                     Ok(r) => roles.push(r),
                     Err(m) => {
@@ -301,7 +301,7 @@ impl Platform for Hub {
                 c.fail(cell, "the e-mail names the user and cannot be cleared");
                 None
             }
-            Some(cell) => match validate::check_email(cell.value) {
+            Some(cell) => match rules::check_email(cell.value) {
                 Ok(()) => Some(UserKey {
                     field: "user_email",
                     value: cell.value.to_string(),
@@ -321,7 +321,7 @@ impl Platform for Hub {
         }
         let mut invite = None;
         if let Some(cell) = record.get(INVITE_STATUS) {
-            match validate::parse_whole(cell.value) {
+            match rules::parse_whole(cell.value) {
                 Some(n @ 0..=3) => {
                     invite = Some(n);
                     c.changes.insert("user_invite_status", n);

@@ -15,7 +15,7 @@ use super::{
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
-use crate::validate::{self, FieldError, MAX_TEXT};
+use crate::rules::{self, FieldError, MAX_TEXT};
 
 pub const USER_ID: usize = 0;
 pub const EMAIL: usize = 1;
@@ -55,7 +55,7 @@ const FLAGS: [&str; 3] = [
 pub struct Identity;
 
 fn group_item(item: &str) -> Result<(), String> {
-    validate::check_text(item, MAX_TEXT).map_err(|m| format!("group '{item}': {m}"))
+    rules::check_text(item, MAX_TEXT).map_err(|m| format!("group '{item}': {m}"))
 }
 
 impl Platform for Identity {
@@ -88,7 +88,7 @@ impl Platform for Identity {
                     value: id.value.to_string(),
                 })
             }
-            (None, Some(email)) => match validate::check_email(email.value) {
+            (None, Some(email)) => match rules::check_email(email.value) {
                 Ok(()) => Some(UserKey {
                     field: "email",
                     value: email.value.to_string(),
@@ -360,7 +360,7 @@ fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|x| x.as_str().map(validate::normalize_key))
+                .filter_map(|x| x.as_str().map(rules::normalize_key))
                 .collect()
         })
         .unwrap_or_default()

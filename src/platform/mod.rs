@@ -3,6 +3,7 @@
 //! looks users up. Everything outside this folder is vendor-neutral.
 
 pub mod cache;
+pub mod columns;
 pub mod control_room;
 pub mod hub;
 pub mod identity;
@@ -14,8 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::engine::{Http, Outcome};
 use crate::error::Error;
-use crate::read::{Layout, Row};
-use crate::validate::{self, FieldError, MAX_TEXT};
+use crate::read::Row;
+use crate::rules::{self, FieldError, MAX_TEXT};
+pub use columns::{ColumnUse, Layout};
 
 /// One column of a platform's field dictionary.
 #[derive(Debug, Clone, Copy)]
@@ -54,11 +56,7 @@ pub struct UserKey {
 impl UserKey {
     /// Keys compare case-insensitively after trimming.
     pub fn normalized(&self) -> String {
-        format!(
-            "{}\u{0}{}",
-            self.field,
-            validate::normalize_key(&self.value)
-        )
+        format!("{}\u{0}{}", self.field, rules::normalize_key(&self.value))
     }
 }
 
@@ -211,7 +209,7 @@ pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>
         .iter()
         .filter_map(|n| by_name(n, options))
         .filter_map(|p| {
-            let layout = crate::read::headers::map_headers(headers, p.fields());
+            let layout = crate::platform::columns::map_headers(headers, p.fields());
             let has_key = p.key_fields().iter().any(|&k| layout.has(k));
             has_key.then(|| (layout.matched(), p))
         })
@@ -318,7 +316,7 @@ impl<'r, 'a> Checker<'r, 'a> {
             self.changes.insert(name, "");
             return;
         }
-        match validate::check_text(cell.value, MAX_TEXT) {
+        match rules::check_text(cell.value, MAX_TEXT) {
             Ok(()) => {
                 self.changes.insert(name, cell.value);
             }
@@ -333,7 +331,7 @@ impl<'r, 'a> Checker<'r, 'a> {
         if self.refuse_clear(cell) {
             return;
         }
-        match validate::check_email(cell.value) {
+        match rules::check_email(cell.value) {
             Ok(()) => {
                 self.changes.insert(name, cell.value);
             }
@@ -346,16 +344,13 @@ impl<'r, 'a> Checker<'r, 'a> {
         if self.refuse_clear(cell) {
             return None;
         }
-        match validate::parse_bool(cell.value) {
+        match rules::parse_bool(cell.value) {
             Some(b) => {
                 self.changes.insert(name, b);
                 Some(b)
             }
             None => {
-                self.fail(
-                    cell,
-                    format!("not a yes/no value ({})", validate::BOOL_HINT),
-                );
+                self.fail(cell, format!("not a yes/no value ({})", rules::BOOL_HINT));
                 None
             }
         }
@@ -373,7 +368,7 @@ impl<'r, 'a> Checker<'r, 'a> {
         }
         let mut items = Vec::new();
         let mut ok = true;
-        for i in validate::split_list(cell.value) {
+        for i in rules::split_list(cell.value) {
             if let Err(m) = item(i) {
                 self.fail(cell, m);
                 ok = false;
@@ -386,7 +381,7 @@ impl<'r, 'a> Checker<'r, 'a> {
 
     /// A key that names the user in a URL path.
     pub fn path_id(&mut self, cell: Cell) -> bool {
-        match validate::check_path_id(cell.value) {
+        match rules::check_path_id(cell.value) {
             Ok(()) => true,
             Err(m) => {
                 self.fail(cell, m);

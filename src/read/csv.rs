@@ -340,7 +340,7 @@ fn make_row(line: u64, bytes: &[u8], ends: &[usize]) -> Row {
         });
         if whole_characters {
             for i in 0..ends.len() {
-                row.cells.push(crate::validate::trim(&text[range(i)]));
+                row.cells.push(crate::rules::trim(&text[range(i)]));
             }
             return row;
         }

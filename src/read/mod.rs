@@ -4,7 +4,6 @@
 
 mod csv;
 mod excel;
-pub mod headers;
 pub mod records;
 
 use std::fmt;
@@ -13,8 +12,6 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-
-pub use headers::{ColumnUse, Layout};
 
 /// One data row as the user sees it in Excel.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,11 +134,7 @@ impl fmt::Debug for Cells {
 impl Row {
     /// Empty rows, including rows of only whitespace, are skipped and not reported.
     pub fn is_blank(&self) -> bool {
-        self.bad_cells.is_empty()
-            && self
-                .cells
-                .iter()
-                .all(|c| crate::validate::trim(c).is_empty())
+        self.bad_cells.is_empty() && self.cells.iter().all(|c| crate::rules::trim(c).is_empty())
     }
 }
 

@@ -114,7 +114,7 @@ impl<'a> Records<'a> {
         };
         // The span of `value`, which starts at `at`, once trimmed.
         let trimmed = |value: &str, at: usize, in_extra: bool| {
-            let t = crate::validate::trim(value);
+            let t = crate::rules::trim(value);
             let start = at + (t.as_ptr() as usize - value.as_ptr() as usize);
             Span {
                 start,

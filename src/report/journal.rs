@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter};
 use crate::engine::{Outcome, Status};
 use crate::read::Cells;
-use crate::validate::FieldError;
+use crate::rules::FieldError;
 
 pub struct Journal {
     pub path: PathBuf,

@@ -11,11 +11,13 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::engine::Outcome;
-use crate::read::headers::REPORT_COLUMNS;
 use crate::read::Cells;
-use crate::validate::FieldError;
+use crate::rules::FieldError;
 
 /// One line of a report.
+/// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
+pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
+
 pub struct ReportRow<'a> {
     pub line: u64,
     pub outcome: &'a Outcome,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::engine::{Outcome, Status};
-use crate::validate::FieldError;
+use crate::rules::FieldError;
 
 /// Distinct error texts kept for "most common errors"; more would only cost memory.
 const MAX_DISTINCT: usize = 10_000;

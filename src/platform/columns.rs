@@ -3,10 +3,8 @@
 //! misspelled column never silently does nothing; report columns are recognised and dropped.
 
 use crate::platform::Field;
-use crate::validate::normalize_header;
-
-/// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
-pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
+use crate::report::REPORT_COLUMNS;
+use crate::rules::normalize_header;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnUse {
