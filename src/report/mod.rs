@@ -14,10 +14,10 @@ use crate::engine::Outcome;
 use crate::read::Cells;
 use crate::rules::FieldError;
 
-/// One line of a report.
 /// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
 pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
 
+/// One line of a report.
 pub struct ReportRow<'a> {
     pub line: u64,
     pub outcome: &'a Outcome,
