@@ -397,22 +397,24 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration) -> Unanswered {
 }
 
 /// Whether rustls refused the server's certificate somewhere down the error's causes. An
-/// `io::Error`'s `source` skips the error it wraps, so that one is looked into by hand.
+/// `io::Error`'s `source` skips the error it wraps (and the connector wraps one `io::Error` in
+/// another), so those are unwrapped by hand.
 fn tls_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
-    while let Some(err) = next {
-        let found = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
+    while let Some(mut err) = next {
+        next = err.source();
+        while let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            err = inner;
+        }
         if matches!(
-            found,
+            err.downcast_ref::<rustls::Error>(),
             Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
         ) {
             return true;
         }
-        next = err.source();
     }
     false
 }

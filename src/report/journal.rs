@@ -162,13 +162,13 @@ impl Journal {
 }
 
 /// Rewrites the journal as the final report (and failures file) in input order; a later line
-/// for the same row wins. `field_errors` gives the broken cells of an invalid row, to mark them
-/// in a workbook. Returns whether a failures file was written.
+/// for the same row wins. `field_errors` holds the broken cells of invalid rows by row number,
+/// to mark them in a workbook. Returns whether a failures file was written.
 pub fn finalize(
     journal: &Path,
     report: &Path,
     columns: &Columns,
-    field_errors: &dyn Fn(u64, &Cells) -> Vec<FieldError>,
+    field_errors: &HashMap<u64, Vec<FieldError>>,
 ) -> io::Result<bool> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -218,16 +218,15 @@ pub fn finalize(
             }
         }
         let cells = Cells::from(by_column);
-        let errors = if outcome.status == Status::Invalid {
-            field_errors(line, &cells)
-        } else {
-            Vec::new()
+        let errors = match outcome.status {
+            Status::Invalid => field_errors.get(&line).map_or(&[][..], Vec::as_slice),
+            _ => &[],
         };
         writer.write(&ReportRow {
             line,
             outcome: &outcome,
             cells: &cells,
-            field_errors: &errors,
+            field_errors: errors,
         })?;
     }
     let wrote_failures = writer.finish()?;

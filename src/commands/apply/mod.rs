@@ -1,0 +1,231 @@
+//! `bulkedit apply`, in three phases: prepare (open and check every row, so that nothing is
+//! sent for a user named twice; where to send, as whom, what an earlier run did; log in),
+//! send (the engine's worker pool with one rate limiter, each outcome journaled as it
+//! arrives), and finish (the report in input order, the summary, the exit code).
+
+mod prepare;
+mod progress;
+mod send;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::engine::pool::{Stop, StopReason};
+use crate::engine::Rate;
+use crate::error::Error;
+use crate::platform::Options;
+use crate::report::journal::{self, Journal};
+use crate::report::{self};
+
+use super::Console;
+use prepare::{Connected, Survey, Target};
+use progress::Progress;
+use send::{Run, Sent};
+
+#[derive(Debug, Clone)]
+pub struct ApplyArgs {
+    pub file: PathBuf,
+    pub platform: Option<String>,
+    pub sheet: Option<String>,
+    pub report: Option<PathBuf>,
+    pub options: Options,
+    pub url: Option<String>,
+    pub sandbox: bool,
+    pub dry_run: bool,
+    pub resume: bool,
+    pub concurrency: usize,
+    pub rate: Option<Rate>,
+    pub retries: u32,
+    /// Stop after this many failed or not-found rows; 0 never stops.
+    pub max_errors: u64,
+    pub token_file: Option<PathBuf>,
+    pub partition: Option<String>,
+    pub allow_http: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub verbose: bool,
+    pub timeout: Duration,
+}
+
+impl Default for ApplyArgs {
+    fn default() -> Self {
+        ApplyArgs {
+            file: PathBuf::new(),
+            platform: None,
+            sheet: None,
+            report: None,
+            options: Options::default(),
+            url: None,
+            sandbox: false,
+            dry_run: false,
+            resume: false,
+            concurrency: 4,
+            rate: None,
+            retries: 5,
+            max_errors: 100,
+            token_file: None,
+            partition: None,
+            allow_http: false,
+            ca_cert: None,
+            verbose: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `http://` only to loopback unless allowed: a token must not cross a network in clear text.
+pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, Error> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| Error::url(raw, format!("--url '{raw}' is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                None => false,
+            };
+            if !loopback && !allow_http {
+                return Err(Error::url(raw, format!(
+                    "--url {url}: http:// sends the token in clear text and is refused except to \
+                     loopback; use https:// or, for a Control Room that only speaks http, --allow-http"
+                )));
+            }
+        }
+        other => {
+            return Err(Error::url(
+                raw,
+                format!("--url {url}: the scheme must be https (or http), not {other}"),
+            ))
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::url(
+            raw,
+            format!("--url {url}: give the service root, without ? or #"),
+        ));
+    }
+    Ok(url)
+}
+
+/// Runs `apply` and returns the exit code.
+pub fn run(args: &ApplyArgs, console: &Console, interrupted: &AtomicBool) -> Result<i32, Error> {
+    let started = Instant::now();
+    let input = prepare::open(args, console)?;
+    let target = prepare::target(args, input.platform.name())?;
+    let survey = prepare::survey(args, console, input)?;
+    let stop = Stop::new(args.max_errors);
+    let connected = prepare::connect(args, &survey, &target, &stop)?;
+    announce(args, console, &survey, &target, &connected);
+
+    let mut journal = Journal::open(&survey.report_path, &survey.columns, &survey.earlier)
+        .map_err(|e| Error::report(&survey.report_path, e))?;
+    let progress = Progress::new(
+        console,
+        survey
+            .total_rows
+            .saturating_sub(survey.earlier.done.len() as u64),
+        args.verbose,
+    );
+    let run = Run {
+        args,
+        survey: &survey,
+        target: &target,
+        connected: &connected,
+        stop: &stop,
+        interrupted,
+    };
+    let sent = send::send(&run, &mut journal, &progress)?;
+    progress.finish();
+    finish(console, &survey, &connected, &stop, journal, sent, started)
+}
+
+/// Says what the run is about to do, or why it stops before the first row.
+fn announce(
+    args: &ApplyArgs,
+    console: &Console,
+    survey: &Survey,
+    target: &Target,
+    connected: &Connected,
+) {
+    if let Some(m) = &connected.start_failure {
+        console.warn(&format!("stopping before the first row: {m}"));
+    } else if connected.session.is_some() {
+        console.info(&format!(
+            "{} {} rows to {} at {} with {} workers{}",
+            if args.dry_run { "checking" } else { "sending" },
+            survey.plan.rows,
+            target.url,
+            connected.rate,
+            args.concurrency,
+            if args.dry_run {
+                " (dry run: nothing is written)"
+            } else {
+                ""
+            }
+        ));
+    }
+}
+
+/// The final report in input order, the summary, and the exit code.
+fn finish(
+    console: &Console,
+    survey: &Survey,
+    connected: &Connected,
+    stop: &Stop,
+    journal: Journal,
+    sent: Sent,
+    started: Instant,
+) -> Result<i32, Error> {
+    let journal_path = journal.path.clone();
+    journal
+        .close()
+        .map_err(|e| Error::report(&journal_path, e))?;
+    let report_path = &survey.report_path;
+    let wrote_failures = journal::finalize(
+        &journal_path,
+        report_path,
+        &survey.columns,
+        &sent.field_errors,
+    )
+    .map_err(|e| Error::report(report_path, e))?;
+    // Earlier runs' finished rows count in the summary too.
+    let mut summary = sent.summary;
+    for o in survey.earlier.done.values() {
+        summary.add(o, &[]);
+    }
+    let failures = report::failures_path(report_path);
+    console.summary(&summary.render(
+        started.elapsed(),
+        Some(connected.http.requests_sent()),
+        report_path,
+        wrote_failures.then_some(failures.as_path()),
+    ));
+    Ok(match stop.reason() {
+        StopReason::Interrupted => 130,
+        why @ (StopReason::MaxErrors | StopReason::Auth) => {
+            console.warn(&stop_message(why, connected.start_failure.as_deref()));
+            3
+        }
+        _ if summary.any_problem() => 1,
+        _ => 0,
+    })
+}
+
+fn stop_message(reason: StopReason, start_failure: Option<&str>) -> String {
+    match (reason, start_failure) {
+        (_, Some(m)) => format!("not sent: the run stopped before the first row: {m}"),
+        (StopReason::Interrupted, _) => "not sent: the run was interrupted".into(),
+        (StopReason::MaxErrors, _) => {
+            "not sent: the run stopped after --max-errors failed rows".into()
+        }
+        (StopReason::Auth, _) => {
+            "not sent: the run stopped because the server refused the credentials".into()
+        }
+        (StopReason::Running, _) => "not sent".into(),
+    }
+}

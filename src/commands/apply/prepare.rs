@@ -1,0 +1,236 @@
+//! Everything `apply` settles before the first row is sent: the input and its columns, every
+//! row checked once for duplicate users, what an earlier run already did, where to send and as
+//! whom, the HTTP client, and a logged-in session that has read what the rows need.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::check::{self, Duplicates, Input, KeyCollector};
+use crate::engine::pool::{Stop, StopReason};
+use crate::engine::{Http, HttpSettings, Rate};
+use crate::error::Error;
+use crate::platform::{Connect, Layout, Plan, Platform, Session};
+use crate::report::journal::{self, Earlier};
+use crate::report::{self, Columns};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::secrets::Secrets;
+
+use super::{check_url, ApplyArgs};
+use crate::commands::{read_ahead, Console};
+
+/// The input, opened and surveyed: what the run will do before it does any of it.
+pub struct Survey {
+    pub platform: Box<dyn Platform>,
+    pub layout: Layout,
+    pub columns: Columns,
+    pub report_path: PathBuf,
+    pub dups: Duplicates,
+    pub earlier: Earlier,
+    pub plan: Plan,
+    /// Data rows in the file, blank ones aside.
+    pub total_rows: u64,
+}
+
+/// Where the rows go and as whom. The sandbox, when there is one, lives as long as this.
+pub struct Target {
+    pub url: Url,
+    pub secrets: Secrets,
+    pub ca_cert: Option<Vec<u8>>,
+    /// Held so that the sandbox serves until the run ends.
+    pub _sandbox: Option<Sandbox>,
+}
+
+/// A session ready for the rows, or why there is none: no valid row to send, or the server
+/// refused to let the run start (every row is then reported `skipped` with this reason).
+pub struct Connected {
+    pub http: Arc<Http>,
+    pub rate: Rate,
+    pub session: Option<Box<dyn Session>>,
+    pub start_failure: Option<String>,
+}
+
+/// Opens the input and checks its header; the rows are read later.
+pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
+    if args.concurrency == 0 {
+        return Err(Error::usage("--concurrency must be at least 1"));
+    }
+    let input = check::open_input(
+        &args.file,
+        args.platform.as_deref(),
+        args.sheet.as_deref(),
+        &args.options,
+    )?;
+    for w in input
+        .sheet
+        .warnings
+        .iter()
+        .chain(input.layout.warnings.iter())
+    {
+        console.warn(w);
+    }
+    Ok(input)
+}
+
+/// The URL and credentials: the built-in sandbox's, or the user's.
+pub fn target(args: &ApplyArgs, platform_name: &str) -> Result<Target, Error> {
+    let mut secrets = Secrets::from_env(args.token_file.as_deref())?;
+    let sandbox = if args.sandbox {
+        if args.url.is_some() {
+            return Err(Error::usage("give --url or --sandbox, not both"));
+        }
+        let sb = Sandbox::start(SandboxConfig::default())
+            .map_err(|e| Error::usage(format!("cannot start the sandbox: {e}")))?;
+        if secrets.is_empty() {
+            secrets = crate::sandbox::default_secrets(platform_name);
+        }
+        Some(sb)
+    } else {
+        None
+    };
+    crate::crash::hold_secrets(&secrets);
+    let url = match (&sandbox, &args.url) {
+        (Some(sb), _) => sb.url_for(platform_name),
+        (None, Some(raw)) => check_url(raw, args.allow_http)?,
+        (None, None) => {
+            return Err(Error::usage(
+                "give --url URL (the service root) or --sandbox",
+            ))
+        }
+    };
+    let ca_cert = match &args.ca_cert {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| Error::usage(format!("--ca-cert {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    Ok(Target {
+        url,
+        secrets,
+        ca_cert,
+        _sandbox: sandbox,
+    })
+}
+
+/// Checks every row once, so that users named on two rows are known before anything is sent,
+/// and reads what an earlier run finished when resuming.
+pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<Survey, Error> {
+    let platform_name = input.platform.name();
+    console.info(&format!(
+        "{}: checking rows for {platform_name}, read as {}",
+        args.file.display(),
+        input.sheet.description
+    ));
+    let columns = input.columns();
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| report::default_path(&args.file));
+    let key_field = input.platform.fields()[input.platform.key_fields()[0]].name;
+    let mut keys = KeyCollector::default();
+    let mut plan = Plan::default();
+    let mut total_rows = 0u64;
+    // The rows are read here for their keys; the sending pass reads them again rather than
+    // holding a million edits in memory.
+    let rows = std::mem::replace(&mut input.sheet.rows, Box::new(std::iter::empty()));
+    for chunk in read_ahead(rows) {
+        let chunk = chunk?;
+        total_rows += chunk.len() as u64;
+        for edit in check::check_chunk(input.platform.as_ref(), &input.layout, &chunk)
+            .into_iter()
+            .flatten()
+        {
+            plan.rows += 1;
+            if edit.key.field != key_field {
+                plan.lookups += 1;
+            }
+            keys.add(&edit);
+        }
+    }
+    let dups = keys.duplicates(|wanted| {
+        check::reread_keys(
+            &args.file,
+            platform_name,
+            args.sheet.as_deref(),
+            &args.options,
+            wanted,
+        )
+    })?;
+    let earlier = if args.resume {
+        journal::read_earlier(&report_path, &columns).map_err(Error::Usage)?
+    } else {
+        Earlier::none()
+    };
+    // Rows naming the same user were valid alone but are not sent.
+    plan.rows = plan
+        .rows
+        .saturating_sub(dups.by_line.len() + earlier.done.len());
+    Ok(Survey {
+        platform: input.platform,
+        layout: input.layout,
+        columns,
+        report_path,
+        dups,
+        earlier,
+        plan,
+        total_rows,
+    })
+}
+
+/// The HTTP client every worker shares, and a session that has logged in and read what the
+/// rows need. Only a refusal by the server leaves the run going (to report every row
+/// `skipped`); any other failure stops it before a report is written.
+pub fn connect(
+    args: &ApplyArgs,
+    survey: &Survey,
+    target: &Target,
+    stop: &Stop,
+) -> Result<Connected, Error> {
+    let platform = survey.platform.as_ref();
+    let secrets = &target.secrets;
+    // With -v there is no progress bar (see `Progress::new`), so lines go straight to stderr.
+    let log: Option<crate::engine::http::LogSink> = args.verbose.then(|| {
+        let secrets = secrets.clone();
+        Arc::new(move |line: &str| eprintln!("bulkedit: {}", secrets.redact(line))) as _
+    });
+    let settings = HttpSettings {
+        rate: args
+            .rate
+            .unwrap_or_else(|| Rate::per_second(platform.default_rate())),
+        retries: args.retries,
+        timeout: args.timeout,
+        ca_cert: target.ca_cert.clone(),
+        concurrency: args.concurrency,
+        ..HttpSettings::default()
+    };
+    let rate = settings.rate;
+    let http = Arc::new(Http::new(settings, log).map_err(Error::Usage)?);
+    let session = if survey.plan.rows == 0 {
+        Ok(None)
+    } else {
+        platform
+            .connect(&Connect {
+                url: &target.url,
+                secrets,
+                partition: args.partition.as_deref().or(secrets.partition.as_deref()),
+                http: Arc::clone(&http),
+            })
+            .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))
+    };
+    let (session, start_failure) = match session {
+        Ok(s) => (s, None),
+        Err(e) if e.is_refusal() => {
+            stop.stop(StopReason::Auth);
+            (None, Some(secrets.redact(&e.to_string())))
+        }
+        Err(e) => return Err(e.redacted(|text| secrets.redact(text))),
+    };
+    Ok(Connected {
+        http,
+        rate,
+        session,
+        start_failure,
+    })
+}

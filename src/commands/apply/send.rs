@@ -1,0 +1,219 @@
+//! The sending pass: every row of the file, in order, goes either to a worker (a valid row
+//! while the run goes on) or straight to the journal (invalid, duplicate, or after a stop).
+//! Three kinds of thread: this one reads and dispatches, the pool's workers carry rows out,
+//! and one writer journals each outcome as it arrives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::check;
+use crate::commands::validate::verdict;
+use crate::engine::pool::{self, Stop, StopReason};
+use crate::engine::{Outcome, Status};
+use crate::error::Error;
+use crate::platform::Edit;
+use crate::read::{self, Cells, Row};
+use crate::report::journal::Journal;
+use crate::report::summary::Summary;
+use crate::report::{self, ReportRow};
+use crate::rules::FieldError;
+
+use super::prepare::{Connected, Survey, Target};
+use super::progress::Progress;
+use super::{stop_message, ApplyArgs};
+use crate::commands::read_ahead;
+
+/// A valid row on its way to a worker.
+struct Job {
+    line: u64,
+    cells: Cells,
+    edit: Edit,
+}
+
+/// A row's outcome on its way to the journal.
+struct Done {
+    line: u64,
+    cells: Cells,
+    outcome: Outcome,
+    errors: Vec<FieldError>,
+}
+
+/// What the sending pass leaves for the final report.
+pub struct Sent {
+    pub summary: Summary,
+    /// The broken cells of invalid rows, kept only for a workbook report, which marks them
+    /// (a CSV report's `error` column already says it all).
+    pub field_errors: HashMap<u64, Vec<FieldError>>,
+}
+
+/// Everything the workers and the dispatcher share.
+pub struct Run<'a> {
+    pub args: &'a ApplyArgs,
+    pub survey: &'a Survey,
+    pub target: &'a Target,
+    pub connected: &'a Connected,
+    pub stop: &'a Stop,
+    pub interrupted: &'a AtomicBool,
+}
+
+impl Run<'_> {
+    fn skipped(&self, why: StopReason) -> Outcome {
+        Outcome::with_error(
+            Status::Skipped,
+            stop_message(why, self.connected.start_failure.as_deref()),
+        )
+    }
+
+    /// One valid row through the platform's session.
+    fn carry_out(&self, job: &Job, panic_row: Option<u64>) -> Outcome {
+        let Some(session) = self.connected.session.as_deref() else {
+            return self.skipped(self.stop.reason());
+        };
+        if panic_row == Some(job.line) {
+            panic!(
+                "test panic holding {}",
+                self.target.secrets.values().join(" ")
+            );
+        }
+        let mut outcome = session.apply(&job.edit, self.args.dry_run);
+        outcome.error = self.target.secrets.redact(&outcome.error);
+        outcome
+    }
+}
+
+/// Sends every row not already done, journaling each outcome as it arrives.
+pub fn send(run: &Run, journal: &mut Journal, progress: &Progress) -> Result<Sent, Error> {
+    let args = run.args;
+    // The first pass consumed the rows; platform and layout are kept, only the rows are read again.
+    let rows = read::open(&args.file, args.sheet.as_deref())?.rows;
+    let (job_tx, job_rx) = bounded::<Job>(args.concurrency * 4);
+    let (done_tx, done_rx) = bounded::<Done>(args.concurrency * 64);
+    let panic_row = test_panic_row();
+    let carry_out = |job: &Job| run.carry_out(job, panic_row);
+    let skipped = |why| run.skipped(why);
+    let finish = |job: Job, outcome| Done {
+        line: job.line,
+        cells: job.cells,
+        outcome,
+        errors: Vec::new(),
+    };
+    let work = pool::Work {
+        carry_out: &carry_out,
+        skipped: &skipped,
+        finish: &finish,
+    };
+    let keep_errors = report::is_xlsx(&run.survey.report_path);
+    let journal_path = journal.path.clone();
+    std::thread::scope(|scope| -> Result<Sent, Error> {
+        pool::start(scope, args.concurrency, &job_rx, &done_tx, run.stop, &work);
+        drop(job_rx);
+        let writer = scope.spawn(move || write_journal(done_rx, journal, progress, keep_errors));
+        let read_error = dispatch(run, rows, &job_tx, &done_tx).err();
+        drop(job_tx);
+        drop(done_tx);
+        let sent = writer
+            .join()
+            .expect("the journal writer does not panic")
+            .map_err(|e| Error::report(&journal_path, e))?;
+        match read_error {
+            Some(e) => Err(Error::usage(format!(
+                "{e} (the rows before it are in {})",
+                journal_path.display()
+            ))),
+            None => Ok(sent),
+        }
+    })
+}
+
+/// Every row of the file, in order, to a worker or straight to the journal. Stops early only
+/// when the file cannot be read further, or nobody takes rows any more.
+fn dispatch(
+    run: &Run,
+    rows: read::Rows,
+    job_tx: &Sender<Job>,
+    done_tx: &Sender<Done>,
+) -> Result<(), Error> {
+    let survey = run.survey;
+    let (platform, layout) = (survey.platform.as_ref(), &survey.layout);
+    for chunk in read_ahead(rows) {
+        let chunk = chunk?;
+        let results = check::check_chunk(platform, layout, &chunk);
+        for (row, result) in chunk.into_iter().zip(results) {
+            if run.interrupted.load(Ordering::SeqCst) {
+                run.stop.stop(StopReason::Interrupted);
+            }
+            if survey.earlier.done.contains_key(&row.line) {
+                continue;
+            }
+            let Row { line, cells, .. } = row;
+            let (edit, outcome, errors) = verdict(result, survey.dups.get(line), Status::Skipped);
+            let done = match edit {
+                Ok(edit) if run.stop.is_running() => {
+                    if job_tx.send(Job { line, cells, edit }).is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(_) => Done {
+                    line,
+                    cells,
+                    outcome: run.skipped(run.stop.reason()),
+                    errors,
+                },
+                Err(()) => Done {
+                    line,
+                    cells,
+                    outcome,
+                    errors,
+                },
+            };
+            if done_tx.send(done).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The journal writer: every outcome reaches the disk as it arrives (outcomes that arrive
+/// together share one write).
+fn write_journal(
+    done_rx: Receiver<Done>,
+    journal: &mut Journal,
+    progress: &Progress,
+    keep_errors: bool,
+) -> std::io::Result<Sent> {
+    let mut sent = Sent {
+        summary: Summary::default(),
+        field_errors: HashMap::new(),
+    };
+    for done in done_rx.iter() {
+        journal.record(&ReportRow {
+            line: done.line,
+            outcome: &done.outcome,
+            cells: &done.cells,
+            field_errors: &done.errors,
+        })?;
+        if done_rx.is_empty() {
+            journal.flush()?;
+        }
+        sent.summary.add(&done.outcome, &done.errors);
+        progress.tick(&sent.summary);
+        if keep_errors && !done.errors.is_empty() {
+            sent.field_errors.insert(done.line, done.errors);
+        }
+    }
+    journal.flush()?;
+    Ok(sent)
+}
+
+/// A test hook: `BULKEDIT_TEST_PANIC_ROW=N` makes the worker that carries out row N panic with
+/// every credential in the message, as a bug that formatted them would. The tests prove the
+/// row is reported and no credential is shown.
+fn test_panic_row() -> Option<u64> {
+    std::env::var("BULKEDIT_TEST_PANIC_ROW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
