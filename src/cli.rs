@@ -1,8 +1,10 @@
 //! The command line: clap definitions, help texts, and the mapping from outcomes to exit codes.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -101,15 +103,17 @@ struct ApplyCli {
     /// Skip rows the report already shows as updated or unchanged.
     #[arg(long)]
     resume: bool,
-    /// Workers sending at once.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Workers sending at once (1 to 512).
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
     /// Requests shared by all workers: 10/s, 600/min, 1000/h or unlimited (default: hub 10/s,
     /// identity 30/min, control-room 5/s).
     #[arg(long, value_name = "R")]
     rate: Option<Rate>,
-    /// Further tries for 408, 429, 502, 503, 504 and dropped connections.
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    /// Further tries for 408, 429, 502, 503, 504 and dropped connections (0 to 100).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
     retries: u32,
     /// Stop after this many failed or not-found rows (0: never).
     #[arg(long, default_value_t = 100, value_name = "N")]
@@ -127,9 +131,13 @@ struct ApplyCli {
     /// Trust this CA certificate (PEM) beside the system's.
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
-    /// Seconds to wait for an answer before counting the request as failed.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    timeout: f64,
+    /// Seconds to wait for an answer before counting the request as failed (up to a day).
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = seconds)]
+    timeout: Duration,
+    /// The longest pause a server's Retry-After may ask for; a longer one stops the run
+    /// (resume it later) instead of waiting for hours.
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = seconds)]
+    max_pause: Duration,
     /// Log one line per request (secrets redacted).
     #[arg(short, long)]
     verbose: bool,
@@ -226,7 +234,7 @@ impl SandboxCli {
     }
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
 fn on_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
@@ -234,7 +242,10 @@ fn on_ctrl_c() {
             // A second Ctrl-C: the journal already holds every finished row.
             std::process::exit(130);
         }
-        eprintln!("bulkedit: interrupted: finishing the rows in flight (Ctrl-C again to quit now)");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "bulkedit: interrupted: finishing the rows in flight (Ctrl-C again to quit now)"
+        );
     });
 }
 
@@ -263,10 +274,6 @@ pub fn main() -> i32 {
         Command::Apply(a) => {
             on_ctrl_c();
             let console = Console::new(a.quiet);
-            if !(a.timeout.is_finite() && a.timeout > 0.0) {
-                eprintln!("bulkedit: error: --timeout must be a number of seconds above zero");
-                return 2;
-            }
             let args = ApplyArgs {
                 file: a.input.file.clone(),
                 platform: a.input.platform.clone(),
@@ -286,7 +293,8 @@ pub fn main() -> i32 {
                 allow_http: a.allow_http,
                 ca_cert: a.ca_cert.clone(),
                 verbose: a.verbose,
-                timeout: Duration::from_secs_f64(a.timeout),
+                timeout: a.timeout,
+                max_pause: a.max_pause,
             };
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
         }
@@ -329,11 +337,25 @@ pub fn main() -> i32 {
     }
 }
 
+/// A number of seconds above zero and at most a day, as `--timeout` and `--max-pause` take.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds above zero and at most 86400 (a day)"
+        )),
+    }
+}
+
 fn exit_with(result: Result<i32, crate::error::Error>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("bulkedit: error: {e}");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "bulkedit: error: {}",
+                crate::engine::http::printable(&crate::crash::redact(&e.to_string()))
+            );
             e.exit_code()
         }
     }

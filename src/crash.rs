@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::io::Write;
 use std::sync::OnceLock;
 
 use crate::secrets::Secrets;
@@ -27,7 +28,9 @@ pub fn install_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
+        // Not eprintln!: a second panic over a closed stderr would abort the process.
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "bulkedit: internal error{at}: {} (this is a bug in bulkedit; please report it)",
             redact(&message(info.payload()))
         );

@@ -3,6 +3,7 @@
 //! the process passes through [`Secrets::redact`].
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
 
@@ -16,6 +17,9 @@ pub struct Secrets {
     pub password: Option<String>,
     pub api_key: Option<String>,
     pub partition: Option<String>,
+    /// Tokens the run obtained (a Control Room JWT, an identity access token), shared by
+    /// every clone so that whatever redacts knows them as soon as they exist.
+    pub learned: Arc<Mutex<Vec<String>>>,
 }
 
 // Debug must not print the values.
@@ -36,19 +40,7 @@ impl Secrets {
     /// Reads `BULKEDIT_*` variables; `--token-file` takes the place of `BULKEDIT_TOKEN`.
     pub fn from_env(token_file: Option<&Path>) -> Result<Self, Error> {
         let token = match token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Credentials(format!("--token-file {}: cannot read: {e}", path.display()))
-                })?;
-                let token = text.trim().to_string();
-                if token.is_empty() {
-                    return Err(Error::Credentials(format!(
-                        "--token-file {}: the file is empty",
-                        path.display()
-                    )));
-                }
-                Some(token)
-            }
+            Some(path) => Some(read_token_file(path)?),
             None => env("BULKEDIT_TOKEN"),
         };
         Ok(Secrets {
@@ -60,6 +52,7 @@ impl Secrets {
             password: env("BULKEDIT_PASSWORD"),
             api_key: env("BULKEDIT_API_KEY"),
             partition: env("BULKEDIT_PARTITION"),
+            learned: Arc::default(),
         })
     }
 
@@ -72,8 +65,17 @@ impl Secrets {
             && self.api_key.is_none()
     }
 
+    /// A token obtained during the run: redacted from now on like a configured secret.
+    pub fn learn(&self, value: &str) {
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        if !learned.iter().any(|v| v == value) {
+            learned.push(value.to_string());
+        }
+    }
+
     /// Every secret value held, for redaction.
-    pub(crate) fn values(&self) -> Vec<&str> {
+    pub(crate) fn values(&self) -> Vec<String> {
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
         [
             &self.token,
             &self.app_key,
@@ -91,19 +93,83 @@ impl Secrets {
                 .and_then(|t| t.split_once('/'))
                 .map(|(_, t)| t),
         )
+        .chain(learned.iter().map(String::as_str))
         .filter(|v| v.len() >= 4)
+        .map(str::to_string)
         .collect()
     }
 
-    /// The text with every secret value replaced by `***`.
+    /// The text with every secret value replaced by `***`, as written and in the forms a
+    /// server echoes it in: URL-encoded (a form body, a query) and JSON-escaped.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for v in self.values() {
-            if out.contains(v) {
-                out = out.replace(v, "***");
+            for form in encodings(&v) {
+                if out.contains(form.as_str()) {
+                    out = out.replace(form.as_str(), "***");
+                }
             }
         }
         out
+    }
+}
+
+/// A secret as written, and as URL-encoding and JSON-escaping write it when they differ.
+fn encodings(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_string()];
+    let form: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    let path = form.replace('+', "%20");
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json.get(1..json.len().saturating_sub(1)).unwrap_or("");
+    for f in [form.as_str(), path.as_str(), json] {
+        if !f.is_empty() && !forms.iter().any(|x| x == f) {
+            forms.push(f.to_string());
+        }
+    }
+    forms
+}
+
+/// The token in a `--token-file`: one line, a BOM (Notepad writes one) and surrounding
+/// whitespace aside. A second line is refused: it is not clear which is the token.
+fn read_token_file(path: &Path) -> Result<String, Error> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Credentials(format!("--token-file {shown}: cannot read: {e}")))?;
+    let mut lines = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let token = lines
+        .next()
+        .ok_or_else(|| Error::Credentials(format!("--token-file {shown}: the file is empty")))?;
+    if lines.next().is_some() {
+        return Err(Error::Credentials(format!(
+            "--token-file {shown}: the file holds more than one line; it must hold the token alone"
+        )));
+    }
+    Ok(token.to_string())
+}
+
+/// A warning when a token file can be read by other users of the machine.
+pub fn token_file_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "--token-file {}: other users of this machine can read it (mode {:o}); \
+                 chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -121,5 +187,40 @@ mod tests {
         assert_eq!(s.redact("x tenant-1/abcdef123 y"), "x *** y");
         assert_eq!(s.redact("abcdef123 and hunter22"), "*** and ***");
         assert_eq!(format!("{s:?}"), "Secrets { *** }");
+    }
+
+    #[test]
+    fn redact_catches_url_encoded_and_json_escaped_forms_and_learned_tokens() {
+        let s = Secrets {
+            password: Some("p@ss w\"rd/1".into()),
+            ..Secrets::default()
+        };
+        assert_eq!(
+            s.redact("password=p%40ss+w%22rd%2F1&x=1"),
+            "password=***&x=1"
+        );
+        assert_eq!(
+            s.redact(r#"{"password":"p@ss w\"rd/1"}"#),
+            r#"{"password":"***"}"#
+        );
+        let clone = s.clone();
+        s.learn("eyJhbGciOi.jwt-obtained.later");
+        assert_eq!(
+            clone.redact("token eyJhbGciOi.jwt-obtained.later"),
+            "token ***"
+        );
+    }
+
+    #[test]
+    fn a_token_file_may_have_a_bom_and_a_newline_but_not_two_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one");
+        std::fs::write(&one, "\u{feff}tenant/token\r\n").unwrap();
+        assert_eq!(read_token_file(&one).unwrap(), "tenant/token");
+        let two = dir.path().join("two");
+        std::fs::write(&two, "tenant/token\nsecond\n").unwrap();
+        let e = read_token_file(&two).unwrap_err().to_string();
+        assert!(e.contains("more than one line") && e.contains("two"), "{e}");
+        assert!(!e.contains("tenant/token"), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //! `Retry-After` pausing the whole pool, and token renewal on 401. Platforms build requests and
 //! read replies; they never retry or sleep themselves.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,6 +27,10 @@ pub struct HttpSettings {
     pub concurrency: usize,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// The longest `Retry-After` obeyed; a longer one stops the run instead of sleeping for days.
+    pub max_pause: Duration,
+    /// The longest answer read; this API's largest (a page of users) is far smaller.
+    pub max_body: usize,
 }
 
 impl Default for HttpSettings {
@@ -39,6 +43,8 @@ impl Default for HttpSettings {
             concurrency: 4,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            max_pause: Duration::from_secs(300),
+            max_body: 64 * 1024 * 1024,
         }
     }
 }
@@ -108,6 +114,28 @@ pub enum CallError {
     Transport { message: String, attempts: u32 },
     /// A 401 that renewing the token did not cure: the run must stop.
     Unauthorized { message: String, attempts: u32 },
+    /// The server asked every client to wait longer than `--max-pause`: the run must stop.
+    PauseTooLong { wait: Duration, attempts: u32 },
+    /// Ctrl-C came before this request could start.
+    Interrupted { attempts: u32 },
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Transport { message, .. } | CallError::Unauthorized { message, .. } => {
+                f.write_str(message)
+            }
+            CallError::PauseTooLong { wait, .. } => write!(
+                f,
+                "the server asked to wait {} before any further request, longer than \
+                 --max-pause allows; stopping rather than waiting (run again later with \
+                 --resume, or raise --max-pause)",
+                human_duration(*wait)
+            ),
+            CallError::Interrupted { .. } => f.write_str("interrupted before the request was sent"),
+        }
+    }
 }
 
 /// How a platform authenticates its requests. Renewal is the platform's business; when to
@@ -138,18 +166,32 @@ impl Auth for NoAuth {
 
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What the client tells the run and hears from it, beside the requests themselves.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// `-v`: one line per request.
+    pub log: Option<LogSink>,
+    /// Lines a person should see whatever the verbosity (a long pause, and why).
+    pub notice: Option<LogSink>,
+    /// Set by Ctrl-C: no request starts after it, and a pause in progress ends.
+    pub interrupted: Arc<AtomicBool>,
+}
+
 pub struct Http {
     client: Client,
     limiter: Limiter,
     settings: HttpSettings,
-    /// Set by a `Retry-After`: no worker sends before this instant.
+    /// Set by a `Retry-After`: no worker starts a request before this instant.
     paused_until: Mutex<Option<Instant>>,
-    log: Option<LogSink>,
+    hooks: Hooks,
     sent: AtomicU64,
 }
 
+/// A pause longer than this is announced, so that a run that seems stuck says why.
+const ANNOUNCED_PAUSE: Duration = Duration::from_secs(5);
+
 impl Http {
-    pub fn new(settings: HttpSettings, log: Option<LogSink>) -> Result<Self, String> {
+    pub fn new(settings: HttpSettings, hooks: Hooks) -> Result<Self, String> {
         // reqwest is built without a crypto provider of its own; rustls's ring is the one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Client::builder()
@@ -157,6 +199,8 @@ impl Http {
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(settings.concurrency.max(1))
             .tcp_nodelay(true)
+            // A redirect would carry the credentials to an address nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("bulkedit/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &settings.ca_cert {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -176,7 +220,7 @@ impl Http {
             limiter: Limiter::new(settings.rate),
             settings,
             paused_until: Mutex::new(None),
-            log,
+            hooks,
             sent: AtomicU64::new(0),
         })
     }
@@ -186,13 +230,20 @@ impl Http {
         self.sent.load(Ordering::Relaxed)
     }
 
+    fn interrupted(&self) -> bool {
+        self.hooks.interrupted.load(Ordering::SeqCst)
+    }
+
     /// Sends `req`, retrying as the policy says, renewing the token once on a 401.
     pub fn send(&self, req: &Request, auth: &dyn Auth) -> Result<Reply, CallError> {
         let mut attempts = 0u32;
         let mut renewed = false;
         loop {
-            self.wait_for_pause();
-            self.limiter.wait();
+            // After Ctrl-C no request starts; one that waits out a pause is given up too
+            // (nothing of it reached the server, or the server asked it to wait).
+            if self.interrupted() || !self.wait_for_turn() {
+                return Err(CallError::Interrupted { attempts });
+            }
             auth.before_request(self);
             let generation = auth.generation();
             attempts += 1;
@@ -200,11 +251,12 @@ impl Http {
             let started = Instant::now();
             let result = self.execute(req, auth);
             let retries_left = attempts <= self.settings.retries;
-            match result {
-                // An untrusted certificate will be as untrusted in a moment: no retry.
+            let (status, retry_after, body) = match result {
+                Ok(answer) => answer,
+                // An untrusted certificate or a redirect is the same in a moment: no retry.
                 Err(Unanswered {
                     message,
-                    tls_refused: true,
+                    final_: true,
                 }) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
                     return Err(CallError::Transport { message, attempts });
@@ -218,52 +270,45 @@ impl Http {
                         });
                     }
                     std::thread::sleep(self.backoff(attempts));
+                    continue;
                 }
-                Ok((status, retry_after, body)) => {
-                    self.log_line(req, &status.to_string(), started, attempts);
-                    if status == 401 {
-                        if !renewed {
-                            match auth.renew(self, generation) {
-                                Ok(true) => {
-                                    renewed = true;
-                                    continue;
-                                }
-                                Ok(false) => {}
-                                Err(m) => {
-                                    return Err(CallError::Unauthorized {
-                                        message: format!("the server refused the credentials and renewing them failed: {m}"),
-                                        attempts,
-                                    })
-                                }
-                            }
-                        }
-                        return Err(CallError::Unauthorized {
-                            message: format!(
-                                "the server refused the credentials (401){}",
-                                short_reason(&body)
-                                    .map(|r| format!(": {r}"))
-                                    .unwrap_or_default()
-                            ),
-                            attempts,
-                        });
-                    }
-                    if RETRYABLE.contains(&status) && retries_left {
-                        match retry_after {
-                            Some(wait) => {
-                                self.pause_pool(wait);
-                                self.wait_for_pause();
-                            }
-                            None => std::thread::sleep(self.backoff(attempts)),
-                        }
+            };
+            self.log_line(req, &status.to_string(), started, attempts);
+            if status == 401 {
+                if renewed {
+                    return Err(unauthorized(&body, attempts));
+                }
+                match auth.renew(self, generation) {
+                    Ok(true) => {
+                        renewed = true;
                         continue;
                     }
-                    return Ok(Reply {
-                        status,
-                        body,
-                        attempts,
-                    });
+                    Ok(false) => return Err(unauthorized(&body, attempts)),
+                    Err(m) => {
+                        return Err(CallError::Unauthorized {
+                            message: format!(
+                                "the server refused the credentials and renewing them failed: {m}"
+                            ),
+                            attempts,
+                        })
+                    }
                 }
             }
+            if RETRYABLE.contains(&status) && retries_left {
+                match retry_after {
+                    Some(wait) if wait > self.settings.max_pause => {
+                        return Err(CallError::PauseTooLong { wait, attempts })
+                    }
+                    Some(wait) => self.pause_pool(wait, status),
+                    None => std::thread::sleep(self.backoff(attempts)),
+                }
+                continue;
+            }
+            return Ok(Reply {
+                status,
+                body,
+                attempts,
+            });
         }
     }
 
@@ -288,18 +333,20 @@ impl Http {
                 .body(text.clone()),
             None => builder,
         };
+        let timeout = self.settings.timeout;
         let response = builder
             .send()
-            .map_err(|e| describe_transport(&e, self.settings.timeout))?;
+            .map_err(|e| describe_transport(&e, timeout, req))?;
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(redirected(status, response.headers()));
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = response
-            .text()
-            .map_err(|e| describe_transport(&e, self.settings.timeout))?;
+        let body = read_capped(response, self.settings.max_body)?;
         Ok((status, retry_after, body))
     }
 
@@ -313,26 +360,61 @@ impl Http {
         )
     }
 
-    fn pause_pool(&self, wait: Duration) {
+    /// Holds every worker back for `wait`, as a `Retry-After` asks (it speaks for the whole
+    /// client, not the one request that got it).
+    fn pause_pool(&self, wait: Duration, status: u16) {
+        // `wait` is at most `max_pause`, so the sum cannot overflow.
         let until = Instant::now() + wait;
         let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
         if paused.is_none_or(|p| p < until) {
             *paused = Some(until);
-        }
-    }
-
-    fn wait_for_pause(&self) {
-        loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(u) if u > Instant::now() => std::thread::sleep(u - Instant::now()),
-                _ => return,
+            if wait >= ANNOUNCED_PAUSE {
+                if let Some(notice) = &self.hooks.notice {
+                    notice(&format!(
+                        "the server answered {status} and asked to wait {}: every request \
+                         pauses until then (Ctrl-C stops the run)",
+                        human_duration(wait)
+                    ));
+                }
             }
         }
     }
 
+    /// Waits until this request may start: no pause in force and the rate limiter's go,
+    /// checked in that order and again after the limiter (a pause may begin while a request
+    /// waits its turn). False when Ctrl-C ended the wait.
+    fn wait_for_turn(&self) -> bool {
+        loop {
+            if !self.wait_for_pause() {
+                return false;
+            }
+            self.limiter.wait();
+            if self.pause_left().is_none() {
+                return true;
+            }
+        }
+    }
+
+    fn pause_left(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Sleeps out a pause in short steps, so that Ctrl-C ends it. False when it did.
+    fn wait_for_pause(&self) -> bool {
+        while let Some(left) = self.pause_left() {
+            if self.interrupted() {
+                return false;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        !self.interrupted()
+    }
+
     fn log_line(&self, req: &Request, what: &str, started: Instant, attempt: u32) {
-        if let Some(log) = &self.log {
+        if let Some(log) = &self.hooks.log {
             log(&format!(
                 "{} {} -> {} in {} ms (attempt {})",
                 req.method,
@@ -343,6 +425,51 @@ impl Http {
             ));
         }
     }
+}
+
+fn unauthorized(body: &str, attempts: u32) -> CallError {
+    CallError::Unauthorized {
+        message: format!(
+            "the server refused the credentials (401){}",
+            short_reason(body)
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        attempts,
+    }
+}
+
+/// A 3xx is never followed: the credentials would go along to wherever it points.
+fn redirected(status: u16, headers: &reqwest::header::HeaderMap) -> Unanswered {
+    let location = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| printable(l).chars().take(300).collect::<String>())
+        .unwrap_or_else(|| "nowhere named".into());
+    Unanswered {
+        message: format!(
+            "the server answered {status}, redirecting to {location}; bulkedit follows no \
+             redirect, so that no credential goes to an address you did not give: check that \
+             --url is the service root (a login page or a proxy answers like this)"
+        ),
+        final_: true,
+    }
+}
+
+/// The body as text, refusing one longer than `max` bytes rather than holding it all.
+fn read_capped(response: reqwest::blocking::Response, max: usize) -> Result<String, BodyError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    response
+        .take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(BodyError::Read)?;
+    if bytes.len() > max {
+        return Err(BodyError::TooLong(max));
+    }
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// `base * 2^(attempt-1)`, times a factor in [0.75, 1.25), capped at `cap`.
@@ -365,18 +492,54 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
-/// A request that got no usable answer, and whether TLS itself refused the server (which no
-/// retry cures).
+/// A request that got no usable answer, and whether that is final: TLS refused the server, or
+/// it redirected elsewhere; no retry cures either.
 struct Unanswered {
     message: String,
-    tls_refused: bool,
+    final_: bool,
 }
 
-fn describe_transport(e: &reqwest::Error, timeout: Duration) -> Unanswered {
+/// Why a body could not be read whole.
+enum BodyError {
+    Read(std::io::Error),
+    TooLong(usize),
+}
+
+impl From<BodyError> for Unanswered {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLong(max) => Unanswered {
+                message: format!(
+                    "the answer is longer than {} MB and was not read (not an answer this API \
+                     gives: check --url)",
+                    max / (1024 * 1024)
+                ),
+                final_: true,
+            },
+            BodyError::Read(io) => Unanswered {
+                message: format!("the connection dropped while the answer came: {io}"),
+                final_: false,
+            },
+        }
+    }
+}
+
+fn describe_transport(e: &reqwest::Error, timeout: Duration, req: &Request) -> Unanswered {
+    // A write that may have reached the server says so: the row's outcome is then unknown
+    // rather than simply failed.
+    let sent = !e.is_connect() && req.method != Method::GET;
+    let may_apply = if sent {
+        "; the request was sent and the server may have applied it"
+    } else {
+        ""
+    };
     if e.is_timeout() {
         return Unanswered {
-            message: format!("no answer within {} s (timeout)", timeout.as_secs_f64()),
-            tls_refused: false,
+            message: format!(
+                "no answer within {} s (timeout){may_apply}",
+                timeout.as_secs_f64()
+            ),
+            final_: false,
         };
     }
     // reqwest's own text names the URL; keep the cause, which is what helps.
@@ -387,12 +550,35 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration) -> Unanswered {
                 "the server's TLS certificate is not trusted ({chain}); if a private CA signed \
                  it, pass that CA with --ca-cert"
             ),
-            tls_refused: true,
+            final_: true,
         };
     }
+    let message = if sent {
+        format!("the connection dropped after the request was sent; the server may have applied it ({chain})")
+    } else {
+        format!("could not reach the server: {chain}")
+    };
     Unanswered {
-        message: format!("could not reach the server: {chain}"),
-        tls_refused: false,
+        message,
+        final_: false,
+    }
+}
+
+/// Server text fit for a terminal or a report cell: control characters (an escape sequence
+/// could rewrite the screen) become spaces.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A duration as a person reads it: `45 s`, `3 min 20 s`, `2 h 5 min`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{:.1} s", d.as_secs_f64()),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
     }
 }
 

@@ -80,8 +80,8 @@ pub struct Outcome {
     pub http_status: Option<u16>,
     /// HTTP requests sent for this row, reads and retries included.
     pub attempts: u32,
-    /// Set when the run must stop after this row (a second 401).
-    pub stop_run: bool,
+    /// Set when the run must stop after this row, and why (a second 401, a pause too long).
+    pub stops_run: Option<pool::StopReason>,
 }
 
 impl Outcome {
@@ -91,7 +91,7 @@ impl Outcome {
             error: String::new(),
             http_status: None,
             attempts: 0,
-            stop_run: false,
+            stops_run: None,
         }
     }
 
@@ -122,8 +122,19 @@ impl Outcome {
             CallError::Unauthorized { message, attempts } => Outcome {
                 attempts: attempts_before + attempts,
                 http_status: Some(401),
-                stop_run: true,
+                stops_run: Some(pool::StopReason::Auth),
                 ..Outcome::with_error(Status::Failed, message)
+            },
+            e @ CallError::PauseTooLong { attempts, .. } => Outcome {
+                attempts: attempts_before + attempts,
+                http_status: Some(429),
+                stops_run: Some(pool::StopReason::ServerPause),
+                ..Outcome::with_error(Status::Failed, e.to_string())
+            },
+            CallError::Interrupted { attempts } => Outcome {
+                attempts: attempts_before + attempts,
+                stops_run: Some(pool::StopReason::Interrupted),
+                ..Outcome::with_error(Status::Skipped, "not sent: the run was interrupted")
             },
         }
     }

@@ -16,6 +16,8 @@ pub enum StopReason {
     Interrupted = 1,
     MaxErrors = 2,
     Auth = 3,
+    /// The server asked for a pause longer than `--max-pause`.
+    ServerPause = 4,
 }
 
 /// Whether the run goes on, shared by whoever hands out jobs and every worker.
@@ -40,6 +42,7 @@ impl Stop {
             1 => StopReason::Interrupted,
             2 => StopReason::MaxErrors,
             3 => StopReason::Auth,
+            4 => StopReason::ServerPause,
             _ => StopReason::Running,
         }
     }
@@ -62,8 +65,8 @@ impl Stop {
     /// not-found rows count toward `--max-errors`. Counted where outcomes are made, so no
     /// worker takes a row past the limit.
     pub fn observe(&self, outcome: &Outcome) {
-        if outcome.stop_run {
-            self.stop(StopReason::Auth);
+        if let Some(why) = outcome.stops_run {
+            self.stop(why);
         }
         if matches!(outcome.status, Status::Failed | Status::NotFound)
             && self.max_errors > 0

@@ -24,6 +24,9 @@ impl Rate {
     pub const UNLIMITED: Rate = Rate { per_second: None };
 }
 
+const MIN_PER_SECOND: f64 = 1.0 / 3600.0;
+const MAX_PER_SECOND: f64 = 1_000_000.0;
+
 impl FromStr for Rate {
     type Err = String;
 
@@ -45,7 +48,15 @@ impl FromStr for Rate {
         if !n.is_finite() || n <= 0.0 {
             return Err(format!("'{s}': the rate must be above zero (or unlimited)"));
         }
-        Ok(Rate::per_second(n / seconds))
+        let per_second = n / seconds;
+        // Slower than one request an hour would take days for a handful of rows; faster than
+        // a million a second is no limit at all: both are typing mistakes.
+        if !(MIN_PER_SECOND..=MAX_PER_SECOND).contains(&per_second) {
+            return Err(format!(
+                "'{s}': give a rate between 1/h and 1000000/s (or unlimited)"
+            ));
+        }
+        Ok(Rate::per_second(per_second))
     }
 }
 
@@ -107,6 +118,9 @@ mod tests {
         assert!("0/s".parse::<Rate>().is_err());
         assert!("fast".parse::<Rate>().is_err());
         assert!("10/day".parse::<Rate>().is_err());
+        for absurd in ["1e-300/s", "1e300/s", "0.5/h", "NaN/s", "inf/s"] {
+            assert!(absurd.parse::<Rate>().is_err(), "{absurd}");
+        }
     }
 
     #[test]

@@ -231,6 +231,7 @@ fn log_in(http: &Http, auth_url: &url::Url, body: &Value) -> Result<Token, Login
         .map_err(|e| match e {
             CallError::Transport { message, .. } => LoginError::Unreachable(message),
             CallError::Unauthorized { message, .. } => LoginError::Refused(message),
+            other => LoginError::Refused(other.to_string()),
         })?;
     match reply.json().as_ref().and_then(|b| b["token"].as_str()) {
         Some(t) if reply.is_success() => Ok(Token::from_jwt(t.to_string())),

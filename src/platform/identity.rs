@@ -242,6 +242,7 @@ fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Res
     let reply = http.send(&req, &NoAuth).map_err(|e| match e {
         crate::engine::CallError::Transport { message, .. } => message,
         crate::engine::CallError::Unauthorized { message, .. } => message,
+        other => other.to_string(),
     })?;
     let body = reply.json().unwrap_or(Value::Null);
     match body.get("access_token").and_then(Value::as_str) {

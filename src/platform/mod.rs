@@ -488,6 +488,7 @@ pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> Error {
             Error::url(url, format!("cannot reach {url}: {message}"))
         }
         crate::engine::CallError::Unauthorized { message, .. } => Error::Authentication(message),
+        other => Error::server(url, other.to_string()),
     }
 }
 

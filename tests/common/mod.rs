@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 
 pub mod peak;
+pub mod rogue;
 
 /// The `bulkedit` binary with no `BULKEDIT_*` variables from the environment leaking in.
 pub fn bulkedit() -> Command {

@@ -10,6 +10,7 @@ mod send;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -48,6 +49,8 @@ pub struct ApplyArgs {
     pub ca_cert: Option<PathBuf>,
     pub verbose: bool,
     pub timeout: Duration,
+    /// The longest `Retry-After` waited out; a longer one stops the run.
+    pub max_pause: Duration,
 }
 
 impl Default for ApplyArgs {
@@ -72,14 +75,28 @@ impl Default for ApplyArgs {
             ca_cert: None,
             verbose: false,
             timeout: Duration::from_secs(30),
+            max_pause: Duration::from_secs(300),
         }
     }
 }
 
 /// `http://` only to loopback unless allowed: a token must not cross a network in clear text.
 pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, Error> {
-    let url = Url::parse(raw.trim())
+    let mut url = Url::parse(raw.trim())
         .map_err(|e| Error::url(raw, format!("--url '{raw}' is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Shown without them: the message must not repeat a password.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        return Err(Error::url(
+            &url,
+            format!(
+                "--url {url}: the URL holds a user name or password; credentials come from the \
+                 environment or --token-file, never from the command line (other users can read \
+                 a process's arguments)"
+            ),
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -113,13 +130,17 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, Error> {
 }
 
 /// Runs `apply` and returns the exit code.
-pub fn run(args: &ApplyArgs, console: &Console, interrupted: &AtomicBool) -> Result<i32, Error> {
+pub fn run(
+    args: &ApplyArgs,
+    console: &Console,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<i32, Error> {
     let started = Instant::now();
     let input = prepare::open(args, console)?;
-    let target = prepare::target(args, input.platform.name())?;
+    let target = prepare::target(args, console, input.platform.name())?;
     let survey = prepare::survey(args, console, input)?;
     let stop = Stop::new(args.max_errors);
-    let connected = prepare::connect(args, &survey, &target, &stop)?;
+    let connected = prepare::connect(args, &survey, &target, &stop, interrupted)?;
     announce(args, console, &survey, &target, &connected);
 
     let mut journal = Journal::open(&survey.report_path, &survey.columns, &survey.earlier)
@@ -207,7 +228,7 @@ fn finish(
     ));
     Ok(match stop.reason() {
         StopReason::Interrupted => 130,
-        why @ (StopReason::MaxErrors | StopReason::Auth) => {
+        why @ (StopReason::MaxErrors | StopReason::Auth | StopReason::ServerPause) => {
             console.warn(&stop_message(why, connected.start_failure.as_deref()));
             3
         }
@@ -226,6 +247,27 @@ fn stop_message(reason: StopReason, start_failure: Option<&str>) -> String {
         (StopReason::Auth, _) => {
             "not sent: the run stopped because the server refused the credentials".into()
         }
+        (StopReason::ServerPause, _) => {
+            "not sent: the run stopped because the server asked for a pause longer than --max-pause"
+                .into()
+        }
         (StopReason::Running, _) => "not sent".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_repeating_them() {
+        let e = check_url("https://admin:hunter22@cr.example.com", false).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("user name or password"), "{text}");
+        assert!(
+            !text.contains("hunter22") && !text.contains("admin"),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 2);
     }
 }

@@ -2,12 +2,15 @@
 //! row checked once for duplicate users, what an earlier run already did, where to send and as
 //! whom, the HTTP client, and a logged-in session that has read what the rows need.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use url::Url;
 
 use crate::check::{self, Duplicates, Input, KeyCollector};
+use crate::engine::http::{printable, Hooks, LogSink};
 use crate::engine::pool::{Stop, StopReason};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
@@ -15,7 +18,7 @@ use crate::platform::{Connect, Layout, Plan, Platform, Session};
 use crate::report::journal::{self, Earlier};
 use crate::report::{self, Columns};
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::secrets::Secrets;
+use crate::secrets::{token_file_warning, Secrets};
 
 use super::{check_url, ApplyArgs};
 use crate::commands::{read_ahead, Console};
@@ -74,8 +77,11 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
 }
 
 /// The URL and credentials: the built-in sandbox's, or the user's.
-pub fn target(args: &ApplyArgs, platform_name: &str) -> Result<Target, Error> {
+pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Result<Target, Error> {
     let mut secrets = Secrets::from_env(args.token_file.as_deref())?;
+    if let Some(w) = args.token_file.as_deref().and_then(token_file_warning) {
+        console.warn(&w);
+    }
     let sandbox = if args.sandbox {
         if args.url.is_some() {
             return Err(Error::usage("give --url or --sandbox, not both"));
@@ -187,14 +193,26 @@ pub fn connect(
     survey: &Survey,
     target: &Target,
     stop: &Stop,
+    interrupted: &Arc<AtomicBool>,
 ) -> Result<Connected, Error> {
     let platform = survey.platform.as_ref();
     let secrets = &target.secrets;
     // With -v there is no progress bar (see `Progress::new`), so lines go straight to stderr.
-    let log: Option<crate::engine::http::LogSink> = args.verbose.then(|| {
+    let log: Option<LogSink> = args.verbose.then(|| {
         let secrets = secrets.clone();
-        Arc::new(move |line: &str| eprintln!("bulkedit: {}", secrets.redact(line))) as _
+        Arc::new(move |line: &str| to_stderr(&format!("bulkedit: {}", secrets.redact(line)))) as _
     });
+    let notice: LogSink = {
+        let secrets = secrets.clone();
+        Arc::new(move |line: &str| {
+            to_stderr(&format!("bulkedit: warning: {}", secrets.redact(line)));
+        })
+    };
+    let hooks = Hooks {
+        log,
+        notice: Some(notice),
+        interrupted: Arc::clone(interrupted),
+    };
     let settings = HttpSettings {
         rate: args
             .rate
@@ -203,10 +221,11 @@ pub fn connect(
         timeout: args.timeout,
         ca_cert: target.ca_cert.clone(),
         concurrency: args.concurrency,
+        max_pause: args.max_pause,
         ..HttpSettings::default()
     };
     let rate = settings.rate;
-    let http = Arc::new(Http::new(settings, log).map_err(Error::Usage)?);
+    let http = Arc::new(Http::new(settings, hooks).map_err(Error::Usage)?);
     let session = if survey.plan.rows == 0 {
         Ok(None)
     } else {
@@ -223,7 +242,7 @@ pub fn connect(
         Ok(s) => (s, None),
         Err(e) if e.is_refusal() => {
             stop.stop(StopReason::Auth);
-            (None, Some(secrets.redact(&e.to_string())))
+            (None, Some(printable(&secrets.redact(&e.to_string()))))
         }
         Err(e) => return Err(e.redacted(|text| secrets.redact(text))),
     };
@@ -233,4 +252,9 @@ pub fn connect(
         session,
         start_failure,
     })
+}
+
+/// A line on stderr that never ends the run: a closed pipe or a full disk loses the line only.
+fn to_stderr(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -10,6 +10,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::check;
 use crate::commands::validate::verdict;
+use crate::engine::http::printable;
 use crate::engine::pool::{self, Stop, StopReason};
 use crate::engine::{Outcome, Status};
 use crate::error::Error;
@@ -78,7 +79,7 @@ impl Run<'_> {
             );
         }
         let mut outcome = session.apply(&job.edit, self.args.dry_run);
-        outcome.error = self.target.secrets.redact(&outcome.error);
+        outcome.error = printable(&self.target.secrets.redact(&outcome.error));
         outcome
     }
 }

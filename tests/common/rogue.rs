@@ -1,0 +1,259 @@
+//! A small misbehaving HTTP/1.1 server on 127.0.0.1: it answers whatever a test scripts
+//! (redirects, web pages, endless bodies, long pauses, dropped connections, echoes) and keeps
+//! every request it received, with the moment it arrived, for the test to check.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The whole request as text, for searching it.
+    pub fn text(&self) -> String {
+        let mut t = format!("{} {}\n", self.method, self.target);
+        for (k, v) in &self.headers {
+            t.push_str(&format!("{k}: {v}\n"));
+        }
+        t.push_str(&self.body);
+        t
+    }
+}
+
+/// What the server does with a request.
+pub enum Answer {
+    Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// A 200 whose chunked body never ends (until the client hangs up, or a bound far past
+    /// anything a client should read).
+    Endless,
+    /// Closes the connection without a word, after reading the request.
+    Drop,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: &serde_json::Value) -> Answer {
+        Answer::Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Answer {
+        if let Answer::Reply { headers, .. } = &mut self {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+
+    pub fn html(status: u16, body: &str) -> Answer {
+        Answer::Reply {
+            status,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+type Handler = dyn Fn(&Seen) -> Answer + Send + Sync;
+
+pub struct Rogue {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Rogue {
+    pub fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Rogue {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        {
+            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (seen, handler) = (Arc::clone(&seen), Arc::clone(&handler));
+                            std::thread::spawn(move || serve(stream, &seen, &*handler));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Rogue { port, seen, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Rogue {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut reader = BufReader::new(stream.try_clone().expect("a second handle"));
+    let mut out = stream;
+    while let Some(request) = read_request(&mut reader) {
+        seen.lock().unwrap().push(request.clone());
+        let answered = match handler(&request) {
+            Answer::Reply {
+                status,
+                headers,
+                body,
+            } => {
+                let mut head = format!(
+                    "HTTP/1.1 {status} Scripted\r\ncontent-length: {}\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                out.write_all(head.as_bytes())
+                    .and_then(|()| out.write_all(&body))
+                    .and_then(|()| out.flush())
+            }
+            Answer::Endless => {
+                let _ = out.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n");
+                let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
+                // Far past any cap a client should have; a client without one is still ended.
+                for _ in 0..(4 * 1024) {
+                    if out.write_all(chunk.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+                let _ = out.shutdown(Shutdown::Both);
+                return;
+            }
+            Answer::Drop => {
+                let _ = out.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+        if answered.is_err() {
+            return;
+        }
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let at = Instant::now();
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Seen {
+        at,
+        method,
+        target,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// An Automation Hub that answers the calls `apply` makes for `users` with their documented
+/// shapes, and `edit` for each `edituser` (numbered from 0 in the order they arrive).
+pub fn hub(users: usize, edit: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'static) -> Rogue {
+    let edits = std::sync::atomic::AtomicUsize::new(0);
+    Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        if path.ends_with("/roles") {
+            return Answer::json(
+                200,
+                &serde_json::json!({"message": "Success", "statusCode": 200, "data": []}),
+            );
+        }
+        if path.ends_with("/users") {
+            let list: Vec<serde_json::Value> = (1..=users)
+                .map(|i| {
+                    serde_json::json!({
+                        "user_email": format!("user{i:05}@example.com"),
+                        "user_first_name": format!("First{i:05}"), "user_last_name": format!("Last{i:05}"),
+                        "user_is_active": 1, "user_invite_status": 3,
+                        "user_roles": [{"role_id": 8, "category_id": 0}]
+                    })
+                })
+                .collect();
+            return Answer::json(
+                200,
+                &serde_json::json!({"message": "Success", "statusCode": 200,
+                "data": {"page": 1, "pageSize": 500, "totalItems": users, "totalPages": 1, "users": list}}),
+            );
+        }
+        if path.ends_with("/edituser") {
+            let n = edits.fetch_add(1, Ordering::SeqCst);
+            return edit(n, req);
+        }
+        Answer::json(
+            404,
+            &serde_json::json!({"message": "Not Found", "statusCode": 404}),
+        )
+    })
+}
+
+/// Hub's documented success for `edituser`.
+pub fn hub_updated() -> Answer {
+    Answer::json(
+        201,
+        &serde_json::json!({"message": "Resource Updated", "statusCode": 201, "data": {"message": "Sync Successful."}}),
+    )
+}
