@@ -1,24 +1,38 @@
 //! While `apply` runs, outcomes reach the disk as they happen: each is appended to the journal
 //! and flushed, so a killed run loses nothing that had finished. The journal is the report file
 //! itself (or, for an `.xlsx` report, a `.partial.csv` beside it), in the order rows finished.
-//! At the end it is rewritten in input order; a later line for the same row wins, which is how
-//! `--resume` appends to an earlier run's report.
+//! At the end it is rewritten in input order from the lines this run wrote.
+//!
+//! `--resume` appends to an earlier run's journal. It knows a row that run finished by the
+//! row's cells, not its position, so rows inserted, deleted or moved since do not shift which
+//! are skipped, and a row edited since is sent again. Every row of the current file gets a
+//! line in the resumed run (a finished one carries its earlier outcome over), so the final
+//! report holds each current row once and nothing of rows no longer in the file.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter};
+use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter, REPORT_COLUMNS};
 use crate::engine::{Outcome, Status};
 use crate::read::Cells;
 use crate::rules::FieldError;
 
 pub struct Journal {
     pub path: PathBuf,
-    writer: BufWriter<File>,
+    /// `None` once a write failed: the journal takes nothing more.
+    writer: Option<BufWriter<File>>,
     line: Vec<u8>,
     columns: Columns,
+    /// Where this run's lines start: the final report is made of those alone.
+    pub start: u64,
+    /// The journal's length after the last flush that succeeded: a failed write is cut back
+    /// to it, so the journal never keeps a torn line.
+    durable: u64,
+    /// Bytes handed to the writer since the last successful flush.
+    pending: u64,
 }
 
 /// Where the journal of a report lives.
@@ -34,9 +48,15 @@ pub fn journal_path(report: &Path) -> PathBuf {
     }
 }
 
-/// Rows an earlier run finished, by row number: what `--resume` does not send again.
+/// Rows an earlier run finished: what `--resume` does not send again.
 pub struct Earlier {
+    /// Finished outcomes by the row's cells as the report shows them (see [`content_key`]).
     pub done: HashMap<u64, Outcome>,
+    /// The users those finished rows named (their key cells, normalised), to tell a row
+    /// edited since from a new one.
+    done_users: std::collections::HashSet<String>,
+    /// The input columns that name a user, first first.
+    key_cols: Vec<usize>,
     /// Report lines to carry into a fresh journal (when the earlier report was a workbook).
     carry: Vec<Cells>,
     /// The journal already exists with these columns and is appended to.
@@ -47,10 +67,63 @@ impl Earlier {
     pub fn none() -> Self {
         Earlier {
             done: HashMap::new(),
+            done_users: Default::default(),
+            key_cols: Vec::new(),
             carry: Vec::new(),
             append: false,
         }
     }
+
+    /// What an earlier run did with a row that has these cells now: its outcome when it
+    /// finished a row with the same cells; `Changed` when it finished this row number with
+    /// other cells (the row was edited since, and is sent again); else `New`.
+    pub fn look_up(&self, columns: &Columns, line: u64, cells: &crate::read::Cells) -> Resumed<'_> {
+        if self.done.is_empty() {
+            return Resumed::New;
+        }
+        let shown = columns.cells(&ReportRow {
+            line,
+            outcome: &Outcome::new(Status::Skipped),
+            cells,
+            field_errors: &[],
+        });
+        let key = content_key(shown[REPORT_COLUMNS.len()..].iter().map(String::as_str));
+        match self.done.get(&key) {
+            Some(o) => Resumed::Done(o),
+            None if user_of(&self.key_cols, |c| cells.get(c))
+                .is_some_and(|u| self.done_users.contains(&u)) =>
+            {
+                Resumed::Changed
+            }
+            None => Resumed::New,
+        }
+    }
+}
+
+/// A row of the current file, seen against an earlier run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resumed<'a> {
+    Done(&'a Outcome),
+    Changed,
+    New,
+}
+
+/// The user a row names: its first non-empty key cell, compared as keys are.
+fn user_of<'a>(key_cols: &[usize], cell: impl Fn(usize) -> Option<&'a str>) -> Option<String> {
+    key_cols
+        .iter()
+        .filter_map(|&c| cell(c))
+        .find(|v| !v.trim().is_empty())
+        .map(crate::rules::normalize_key)
+}
+
+/// A row's identity for `--resume`: its cells as the report shows them (passwords masked).
+fn content_key<'a>(cells: impl Iterator<Item = &'a str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in cells {
+        c.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The outcome a report line records; `field(i)` is the line's `i`th cell.
@@ -68,7 +141,11 @@ fn outcome_of<'a>(field: impl Fn(usize) -> Option<&'a str>) -> Option<(u64, Outc
 }
 
 /// Reads what an earlier run left at `report` (its journal first, else the report itself).
-pub fn read_earlier(report: &Path, columns: &Columns) -> Result<Earlier, String> {
+pub fn read_earlier(
+    report: &Path,
+    columns: &Columns,
+    key_cols: &[usize],
+) -> Result<Earlier, String> {
     let journal = journal_path(report);
     let source = if journal.exists() {
         journal.clone()
@@ -90,17 +167,24 @@ pub fn read_earlier(report: &Path, columns: &Columns) -> Result<Earlier, String>
     }
     let mut earlier = Earlier::none();
     earlier.append = source == journal;
+    earlier.key_cols = key_cols.to_vec();
     for row in sheet.rows {
         let row = row.map_err(|e| format!("--resume: {e}"))?;
         if row.is_blank() {
             continue;
         }
-        if let Some((line, outcome)) = outcome_of(|i| row.cells.get(i)) {
+        if let Some((_, outcome)) = outcome_of(|i| row.cells.get(i)) {
+            let width = columns.input_cols.len();
+            let key = content_key(
+                (REPORT_COLUMNS.len()..REPORT_COLUMNS.len() + width)
+                    .map(|i| row.cells.get(i).unwrap_or("")),
+            );
             if outcome.status.is_done() {
-                earlier.done.insert(line, outcome);
-            } else {
-                // A later line for the same row wins.
-                earlier.done.remove(&line);
+                earlier.done.insert(key, outcome);
+                let cell = |c: usize| columns.output_col(c).and_then(|i| row.cells.get(i));
+                if let Some(user) = user_of(key_cols, cell) {
+                    earlier.done_users.insert(user);
+                }
             }
             if !earlier.append {
                 earlier.carry.push(row.cells);
@@ -135,12 +219,16 @@ impl Journal {
             tmp.commit()?;
             OpenOptions::new().append(true).open(&path)?
         };
+        let start = file.metadata()?.len();
         let writer = BufWriter::with_capacity(64 * 1024, file);
         Ok(Journal {
             path,
-            writer,
+            writer: Some(writer),
             line: Vec::new(),
             columns: columns.clone(),
+            start,
+            durable: start,
+            pending: 0,
         })
     }
 
@@ -148,24 +236,58 @@ impl Journal {
     pub fn record(&mut self, row: &ReportRow) -> io::Result<()> {
         self.line.clear();
         self.columns.csv_line(row, &mut self.line);
-        self.writer.write_all(&self.line)
+        self.pending += self.line.len() as u64;
+        let written = match self.writer.as_mut() {
+            Some(w) => w.write_all(&self.line),
+            None => return Err(broken()),
+        };
+        written.map_err(|e| self.cut_back(e))
     }
 
     /// Hands every outcome recorded so far to the operating system.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        let flushed = match self.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => return Err(broken()),
+        };
+        match flushed {
+            Ok(()) => {
+                self.durable += std::mem::take(&mut self.pending);
+                Ok(())
+            }
+            Err(e) => Err(self.cut_back(e)),
+        }
+    }
+
+    /// After a failed write (a full disk): drops what did not reach the file whole and cuts
+    /// the file back to its last complete line, so the next run never reads a torn line.
+    fn cut_back(&mut self, e: io::Error) -> io::Error {
+        // What is left in the buffer is dropped unwritten (`into_parts`: a BufWriter dropped
+        // whole would try once more and could tear a line after all).
+        if let Some(w) = self.writer.take() {
+            let (file, _unwritten) = w.into_parts();
+            let _ = file.set_len(self.durable);
+        }
+        self.pending = 0;
+        e
     }
 
     pub fn close(mut self) -> io::Result<()> {
-        self.writer.flush()
+        self.flush()
     }
 }
 
-/// Rewrites the journal as the final report (and failures file) in input order; a later line
-/// for the same row wins. `field_errors` holds the broken cells of invalid rows by row number,
-/// to mark them in a workbook. Returns whether a failures file was written.
+fn broken() -> io::Error {
+    io::Error::other("an earlier write to the journal failed")
+}
+
+/// Rewrites the journal as the final report (and failures file) in input order, from the lines
+/// this run wrote (those from byte `from` on); a later line for the same row wins.
+/// `field_errors` holds the broken cells of invalid rows by row number, to mark them in a
+/// workbook. Returns whether a failures file was written.
 pub fn finalize(
     journal: &Path,
+    from: u64,
     report: &Path,
     columns: &Columns,
     field_errors: &HashMap<u64, Vec<FieldError>>,
@@ -183,6 +305,9 @@ pub fn finalize(
             break;
         }
         let start = record.position().map_or(pos, |p| p.byte());
+        if start < from {
+            continue;
+        }
         if let Some(line) = record.get(0).and_then(|s| s.parse::<u64>().ok()) {
             index.push((line, seq, start));
             seq += 1;

@@ -145,13 +145,7 @@ pub fn run(
 
     let mut journal = Journal::open(&survey.report_path, &survey.columns, &survey.earlier)
         .map_err(|e| Error::report(&survey.report_path, e))?;
-    let progress = Progress::new(
-        console,
-        survey
-            .total_rows
-            .saturating_sub(survey.earlier.done.len() as u64),
-        args.verbose,
-    );
+    let progress = Progress::new(console, survey.total_rows, args.verbose);
     let run = Run {
         args,
         survey: &survey,
@@ -203,22 +197,28 @@ fn finish(
     started: Instant,
 ) -> Result<i32, Error> {
     let journal_path = journal.path.clone();
+    let from = journal.start;
     journal
         .close()
         .map_err(|e| Error::report(&journal_path, e))?;
     let report_path = &survey.report_path;
     let wrote_failures = journal::finalize(
         &journal_path,
+        from,
         report_path,
         &survey.columns,
         &sent.field_errors,
     )
     .map_err(|e| Error::report(report_path, e))?;
-    // Earlier runs' finished rows count in the summary too.
-    let mut summary = sent.summary;
-    for o in survey.earlier.done.values() {
-        summary.add(o, &[]);
+    let resumed = sent.resumed;
+    if resumed.carried + resumed.sent_again > 0 {
+        console.info(&format!(
+            "resumed: {} finished earlier and not sent again; {} changed since and sent again",
+            rows(resumed.carried),
+            rows(resumed.sent_again)
+        ));
     }
+    let summary = sent.summary;
     let failures = report::failures_path(report_path);
     console.summary(&summary.render(
         started.elapsed(),
@@ -235,6 +235,11 @@ fn finish(
         _ if summary.any_problem() => 1,
         _ => 0,
     })
+}
+
+/// `1 row`, `2 rows`.
+fn rows(n: u64) -> String {
+    format!("{n} row{}", if n == 1 { "" } else { "s" })
 }
 
 fn stop_message(reason: StopReason, start_failure: Option<&str>) -> String {

@@ -15,7 +15,7 @@ use crate::engine::pool::{Stop, StopReason};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
 use crate::platform::{Connect, Layout, Plan, Platform, Session};
-use crate::report::journal::{self, Earlier};
+use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::secrets::{token_file_warning, Secrets};
@@ -134,6 +134,17 @@ pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<S
         .report
         .clone()
         .unwrap_or_else(|| report::default_path(&args.file));
+    let earlier = if args.resume {
+        let key_cols: Vec<usize> = input
+            .platform
+            .key_fields()
+            .iter()
+            .filter_map(|&k| input.layout.field_col[k])
+            .collect();
+        journal::read_earlier(&report_path, &columns, &key_cols).map_err(Error::Usage)?
+    } else {
+        Earlier::none()
+    };
     let key_field = input.platform.fields()[input.platform.key_fields()[0]].name;
     let mut keys = KeyCollector::default();
     let mut plan = Plan::default();
@@ -144,15 +155,17 @@ pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<S
     for chunk in read_ahead(rows) {
         let chunk = chunk?;
         total_rows += chunk.len() as u64;
-        for edit in check::check_chunk(input.platform.as_ref(), &input.layout, &chunk)
-            .into_iter()
-            .flatten()
-        {
+        let checked = check::check_chunk(input.platform.as_ref(), &input.layout, &chunk);
+        for (row, checked) in chunk.iter().zip(checked) {
+            let Ok(edit) = checked else { continue };
+            keys.add(&edit);
+            if let Resumed::Done(_) = earlier.look_up(&columns, row.line, &row.cells) {
+                continue;
+            }
             plan.rows += 1;
             if edit.key.field != key_field {
                 plan.lookups += 1;
             }
-            keys.add(&edit);
         }
     }
     let dups = keys.duplicates(|wanted| {
@@ -164,15 +177,8 @@ pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<S
             wanted,
         )
     })?;
-    let earlier = if args.resume {
-        journal::read_earlier(&report_path, &columns).map_err(Error::Usage)?
-    } else {
-        Earlier::none()
-    };
     // Rows naming the same user were valid alone but are not sent.
-    plan.rows = plan
-        .rows
-        .saturating_sub(dups.by_line.len() + earlier.done.len());
+    plan.rows = plan.rows.saturating_sub(dups.by_line.len());
     Ok(Survey {
         platform: input.platform,
         layout: input.layout,

@@ -16,7 +16,7 @@ use crate::engine::{Outcome, Status};
 use crate::error::Error;
 use crate::platform::Edit;
 use crate::read::{self, Cells, Row};
-use crate::report::journal::Journal;
+use crate::report::journal::{Journal, Resumed};
 use crate::report::summary::Summary;
 use crate::report::{self, ReportRow};
 use crate::rules::FieldError;
@@ -41,9 +41,19 @@ struct Done {
     errors: Vec<FieldError>,
 }
 
+/// What `--resume` did with the rows an earlier run had seen.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ResumeCounts {
+    /// Rows finished earlier, with the same cells: not sent again.
+    pub carried: u64,
+    /// Rows finished earlier under this row number whose cells changed since: sent again.
+    pub sent_again: u64,
+}
+
 /// What the sending pass leaves for the final report.
 pub struct Sent {
     pub summary: Summary,
+    pub resumed: ResumeCounts,
     /// The broken cells of invalid rows, kept only for a workbook report, which marks them
     /// (a CSV report's `error` column already says it all).
     pub field_errors: HashMap<u64, Vec<FieldError>>,
@@ -111,13 +121,15 @@ pub fn send(run: &Run, journal: &mut Journal, progress: &Progress) -> Result<Sen
         pool::start(scope, args.concurrency, &job_rx, &done_tx, run.stop, &work);
         drop(job_rx);
         let writer = scope.spawn(move || write_journal(done_rx, journal, progress, keep_errors));
-        let read_error = dispatch(run, rows, &job_tx, &done_tx).err();
+        let mut resumed = ResumeCounts::default();
+        let read_error = dispatch(run, rows, &job_tx, &done_tx, &mut resumed).err();
         drop(job_tx);
         drop(done_tx);
-        let sent = writer
+        let mut sent = writer
             .join()
             .expect("the journal writer does not panic")
             .map_err(|e| Error::report(&journal_path, e))?;
+        sent.resumed = resumed;
         match read_error {
             Some(e) => Err(Error::usage(format!(
                 "{e} (the rows before it are in {})",
@@ -135,6 +147,7 @@ fn dispatch(
     rows: read::Rows,
     job_tx: &Sender<Job>,
     done_tx: &Sender<Done>,
+    resumed: &mut ResumeCounts,
 ) -> Result<(), Error> {
     let survey = run.survey;
     let (platform, layout) = (survey.platform.as_ref(), &survey.layout);
@@ -145,10 +158,25 @@ fn dispatch(
             if run.interrupted.load(Ordering::SeqCst) {
                 run.stop.stop(StopReason::Interrupted);
             }
-            if survey.earlier.done.contains_key(&row.line) {
-                continue;
-            }
             let Row { line, cells, .. } = row;
+            // A row an earlier run finished keeps its outcome, under its row number now.
+            match survey.earlier.look_up(&survey.columns, line, &cells) {
+                Resumed::Done(earlier) => {
+                    let done = Done {
+                        line,
+                        cells,
+                        outcome: earlier.clone(),
+                        errors: Vec::new(),
+                    };
+                    resumed.carried += 1;
+                    if done_tx.send(done).is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Resumed::Changed => resumed.sent_again += 1,
+                Resumed::New => {}
+            }
             let (edit, outcome, errors) = verdict(result, survey.dups.get(line), Status::Skipped);
             let done = match edit {
                 Ok(edit) if run.stop.is_running() => {
@@ -188,6 +216,7 @@ fn write_journal(
 ) -> std::io::Result<Sent> {
     let mut sent = Sent {
         summary: Summary::default(),
+        resumed: ResumeCounts::default(),
         field_errors: HashMap::new(),
     };
     for done in done_rx.iter() {
