@@ -18,6 +18,16 @@ pub enum Error {
         column: Option<String>,
         message: String,
     },
+    /// The report could not be written in the middle of a run: sending stopped, and what was
+    /// sent is in the journal.
+    #[error(
+        "{}: cannot write the report ({message}); sending stopped. Every outcome known so far \
+         is in {}: make room on the disk (or close the file where it is open) and run the same \
+         command again with --resume",
+        journal.display(),
+        journal.display()
+    )]
+    ReportLost { journal: PathBuf, message: String },
     /// A file the command writes (the report, its failures file, the journal, a template).
     #[error("{}: cannot write the {what}: {message}", path.display())]
     Output {
@@ -84,7 +94,7 @@ impl Error {
     /// 2: nothing was sent because the command could not start. 3: the server refused to let
     /// the run start, so every row is reported `skipped`.
     pub fn exit_code(&self) -> i32 {
-        if self.is_refusal() {
+        if self.is_refusal() || matches!(self, Error::ReportLost { .. }) {
             3
         } else {
             2
@@ -120,6 +130,10 @@ impl Error {
                 path,
                 row,
                 column,
+                message: redact(&message),
+            },
+            Error::ReportLost { journal, message } => Error::ReportLost {
+                journal,
                 message: redact(&message),
             },
             Error::Output {

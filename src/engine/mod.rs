@@ -60,6 +60,11 @@ impl Status {
         )
     }
 
+    /// The row changed something on the server.
+    pub fn is_write(self) -> bool {
+        matches!(self, Status::Updated)
+    }
+
     /// `--resume` does not send these again.
     pub fn is_done(self) -> bool {
         matches!(self, Status::Updated | Status::Unchanged)

@@ -2,6 +2,7 @@
 //! the input's own columns under the input's own headers, one line per input row. A report is
 //! written to a temporary file and renamed into place, so nobody ever opens half a report.
 
+pub mod guard;
 pub mod journal;
 pub mod summary;
 mod xlsx;

@@ -19,6 +19,7 @@ use crate::engine::pool::{Stop, StopReason};
 use crate::engine::Rate;
 use crate::error::Error;
 use crate::platform::Options;
+use crate::report::guard;
 use crate::report::journal::{self, Journal};
 use crate::report::{self};
 
@@ -138,13 +139,23 @@ pub fn run(
     let started = Instant::now();
     let input = prepare::open(args, console)?;
     let target = prepare::target(args, console, input.platform.name())?;
-    let survey = prepare::survey(args, console, input)?;
+    let survey = prepare::survey(args, console, input, &target)?;
     let stop = Stop::new(args.max_errors);
     let connected = prepare::connect(args, &survey, &target, &stop, interrupted)?;
     announce(args, console, &survey, &target, &connected);
 
-    let mut journal = Journal::open(&survey.report_path, &survey.columns, &survey.earlier)
-        .map_err(|e| Error::report(&survey.report_path, e))?;
+    let report_path = &survey.report_path;
+    if !args.resume {
+        if let Some(kept) = guard::keep_earlier(report_path)? {
+            console.info(&format!(
+                "the earlier report records writes to a server: kept it as {}",
+                kept.display()
+            ));
+        }
+        survey.record.save(report_path)?;
+    }
+    let mut journal = Journal::open(report_path, &survey.columns, &survey.earlier)
+        .map_err(|e| Error::report(report_path, e))?;
     let progress = Progress::new(console, survey.total_rows, args.verbose);
     let run = Run {
         args,

@@ -15,6 +15,7 @@ use crate::engine::pool::{Stop, StopReason};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
 use crate::platform::{Connect, Layout, Plan, Platform, Session};
+use crate::report::guard::{self, ReportLock, RunRecord};
 use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -25,6 +26,10 @@ use crate::commands::{read_ahead, Console};
 
 /// The input, opened and surveyed: what the run will do before it does any of it.
 pub struct Survey {
+    /// Held for the whole run: no second run writes this report meanwhile.
+    pub _lock: ReportLock,
+    /// Which run the report belongs to, for `--resume` to check.
+    pub record: RunRecord,
     pub platform: Box<dyn Platform>,
     pub layout: Layout,
     pub columns: Columns,
@@ -43,6 +48,16 @@ pub struct Target {
     pub ca_cert: Option<Vec<u8>>,
     /// Held so that the sandbox serves until the run ends.
     pub _sandbox: Option<Sandbox>,
+}
+
+impl Target {
+    /// Where the rows go, as a run record names it: the sandbox is new at every run.
+    pub fn name(&self) -> String {
+        match self._sandbox {
+            Some(_) => "sandbox".into(),
+            None => self.url.to_string(),
+        }
+    }
 }
 
 /// A session ready for the rows, or why there is none: no valid row to send, or the server
@@ -122,7 +137,12 @@ pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Resul
 
 /// Checks every row once, so that users named on two rows are known before anything is sent,
 /// and reads what an earlier run finished when resuming.
-pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<Survey, Error> {
+pub fn survey(
+    args: &ApplyArgs,
+    console: &Console,
+    mut input: Input,
+    target: &Target,
+) -> Result<Survey, Error> {
     let platform_name = input.platform.name();
     console.info(&format!(
         "{}: checking rows for {platform_name}, read as {}",
@@ -134,6 +154,14 @@ pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<S
         .report
         .clone()
         .unwrap_or_else(|| report::default_path(&args.file));
+    guard::refuse_input_as_output(&args.file, &report_path)?;
+    let lock = ReportLock::acquire(&report_path)?;
+    let record = RunRecord::new(&args.file, platform_name, &target.name());
+    if args.resume {
+        if let Some(w) = record.check_resume(&report_path)? {
+            console.warn(&w);
+        }
+    }
     let earlier = if args.resume {
         let key_cols: Vec<usize> = input
             .platform
@@ -180,6 +208,8 @@ pub fn survey(args: &ApplyArgs, console: &Console, mut input: Input) -> Result<S
     // Rows naming the same user were valid alone but are not sent.
     plan.rows = plan.rows.saturating_sub(dups.by_line.len());
     Ok(Survey {
+        _lock: lock,
+        record,
         platform: input.platform,
         layout: input.layout,
         columns,

@@ -125,10 +125,15 @@ pub fn send(run: &Run, journal: &mut Journal, progress: &Progress) -> Result<Sen
         let read_error = dispatch(run, rows, &job_tx, &done_tx, &mut resumed).err();
         drop(job_tx);
         drop(done_tx);
+        // Something was sent by then: the run says how to finish, and does not exit as one
+        // that could not start.
         let mut sent = writer
             .join()
             .expect("the journal writer does not panic")
-            .map_err(|e| Error::report(&journal_path, e))?;
+            .map_err(|e| Error::ReportLost {
+                journal: journal_path.clone(),
+                message: e.to_string(),
+            })?;
         sent.resumed = resumed;
         match read_error {
             Some(e) => Err(Error::usage(format!(

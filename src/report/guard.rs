@@ -1,0 +1,225 @@
+//! What keeps a report from being lost: no run writes over its own input, two runs never
+//! write one report at once, a report that records writes to a server is kept aside rather
+//! than replaced, and `--resume` only ever resumes the run its report belongs to.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{failures_path, journal::journal_path};
+use crate::engine::Status;
+use crate::error::Error;
+
+/// Refuses a report, failures file or journal that is the input itself: the run would
+/// destroy what it reads (a failures file fed back in with `--report` naming its own report).
+pub fn refuse_input_as_output(input: &Path, report: &Path) -> Result<(), Error> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let outputs = [
+        ("report", report.to_path_buf()),
+        ("failures file", failures_path(report)),
+        ("journal", journal_path(report)),
+    ];
+    for (what, path) in outputs {
+        if same(input, &path) {
+            return Err(Error::usage(format!(
+                "the {what} would be written to {}, which is the input: choose another --report",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Held while a run writes a report; a second run on the same report is refused at once. The
+/// operating system lets go of it when the process ends, however it ends.
+pub struct ReportLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl ReportLock {
+    pub fn acquire(report: &Path) -> Result<ReportLock, Error> {
+        let path = beside(report, "lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                Error::report(
+                    report,
+                    format!("cannot make the lock {}: {e}", path.display()),
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(ReportLock { file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::usage(format!(
+                "another bulkedit is writing {} right now; wait for it to finish, or give this \
+                 run another --report",
+                report.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::report(
+                report,
+                format!("cannot lock {}: {e}", path.display()),
+            )),
+        }
+    }
+}
+
+impl Drop for ReportLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// A hidden file beside the report: `.users-report.csv.lock`.
+fn beside(report: &Path, suffix: &str) -> PathBuf {
+    let name = report
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("report");
+    report.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// Moves an earlier report that records writes to a server (and its failures file) aside
+/// under a timestamped name, rather than letting a new run replace it; says where it went.
+pub fn keep_earlier(report: &Path) -> Result<Option<PathBuf>, Error> {
+    if !records_writes(report) {
+        return Ok(None);
+    }
+    // UTC, marked so: the name sorts by time and means the same to everyone reading it.
+    let stamp = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .format("%Y%m%d-%H%M%SZ");
+    let kept = stamped(report, &stamp.to_string());
+    std::fs::rename(report, &kept)
+        .map_err(|e| Error::report(report, format!("cannot keep the earlier report aside: {e}")))?;
+    let failures = failures_path(report);
+    if failures.exists() {
+        let _ = std::fs::rename(&failures, failures_path(&kept));
+    }
+    Ok(Some(kept))
+}
+
+/// `users-report.csv` → `users-report-20261130-171200Z.csv`.
+fn stamped(report: &Path, stamp: &str) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("report");
+    let name = match report.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}-{stamp}.{ext}"),
+        None => format!("{stem}-{stamp}"),
+    };
+    report.with_file_name(name)
+}
+
+/// Whether a report (or its journal) records a write made to a server.
+fn records_writes(report: &Path) -> bool {
+    let source = [journal_path(report), report.to_path_buf()]
+        .into_iter()
+        .find(|p| p.exists());
+    let Some(source) = source else { return false };
+    let Ok(sheet) = crate::read::open(&source, None) else {
+        // Not a report this run can read: keep it, to be safe.
+        return true;
+    };
+    if sheet.headers.get(1).map(String::as_str) != Some("status") {
+        return false;
+    }
+    sheet.rows.flatten().any(|row| {
+        matches!(
+            row.cells.get(1).and_then(Status::parse),
+            Some(s) if s.is_write()
+        )
+    })
+}
+
+/// Which run a report belongs to, kept beside it so that `--resume` never finishes another
+/// run's rows: the input, the platform and where it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub input: PathBuf,
+    pub platform: String,
+    /// The service root, or `sandbox` (a new one each run, at a new address).
+    pub target: String,
+}
+
+impl RunRecord {
+    pub fn new(input: &Path, platform: &str, target: &str) -> RunRecord {
+        RunRecord {
+            input: input.canonicalize().unwrap_or_else(|_| input.to_path_buf()),
+            platform: platform.to_string(),
+            target: target.to_string(),
+        }
+    }
+
+    /// Written when a run starts a new report.
+    pub fn save(&self, report: &Path) -> Result<(), Error> {
+        let text = serde_json::to_string_pretty(self).expect("a run record serializes");
+        std::fs::write(beside(report, "run.json"), text).map_err(|e| Error::report(report, e))
+    }
+
+    /// Refuses to resume a report that another run wrote. A report with no record (written
+    /// by hand, or by an older bulkedit) is resumed with a warning, returned.
+    pub fn check_resume(&self, report: &Path) -> Result<Option<String>, Error> {
+        let path = beside(report, "run.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(Some(format!(
+                "--resume: nothing says which run wrote {}; resuming it as this run's",
+                report.display()
+            )));
+        };
+        let earlier: RunRecord = serde_json::from_str(&text)
+            .map_err(|e| Error::usage(format!("--resume: {} is damaged: {e}", path.display())))?;
+        let differs = |what: &str, then: &str, now: &str| {
+            Error::usage(format!(
+                "--resume: {} belongs to a run with another {what} ({then}, not {now}); \
+                 resume with the same {what}, or start afresh without --resume",
+                report.display()
+            ))
+        };
+        if earlier.input != self.input {
+            return Err(differs(
+                "input file",
+                &earlier.input.display().to_string(),
+                &self.input.display().to_string(),
+            ));
+        }
+        if earlier.platform != self.platform {
+            return Err(differs("platform", &earlier.platform, &self.platform));
+        }
+        if earlier.target != self.target {
+            return Err(differs("target", &earlier.target, &self.target));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamped_name_keeps_the_extension() {
+        assert_eq!(
+            stamped(Path::new("out/users-report.csv"), "20261130-171200Z"),
+            Path::new("out/users-report-20261130-171200Z.csv")
+        );
+    }
+
+    #[test]
+    fn a_second_lock_on_one_report_is_refused_and_freed_with_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("r.csv");
+        let first = ReportLock::acquire(&report).unwrap();
+        let second = ReportLock::acquire(&report).err().expect("refused");
+        assert!(second.to_string().contains("another bulkedit"), "{second}");
+        drop(first);
+        ReportLock::acquire(&report).unwrap();
+    }
+}
