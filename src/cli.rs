@@ -156,6 +156,9 @@ struct TemplateCli {
     /// Where to write it (default: stdout for CSV, <platform>-template.xlsx for --xlsx).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Write over FILE if it exists (without it, an existing file is never replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -303,6 +306,7 @@ pub fn main() -> i32 {
                 platform: t.platform,
                 xlsx: t.xlsx,
                 output: t.output,
+                force: t.force,
             };
             match commands::template::run(&args) {
                 Ok(Some(path)) => {

@@ -277,3 +277,36 @@ fn a_full_disk_mid_run_stops_sending_keeps_every_whole_line_and_resumes() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn template_never_overwrites_a_file_without_force() {
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "users.csv",
+        "user_email\nfilled-in@example.com\n",
+    );
+    for extra in [&[][..], &["--xlsx"]] {
+        let out = bulkedit()
+            .args(["template", "--platform", "hub", "-o"])
+            .arg(&sheet)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("--force"), "{}", stderr_of(&out));
+        assert_eq!(
+            std::fs::read_to_string(&sheet).unwrap(),
+            "user_email\nfilled-in@example.com\n"
+        );
+    }
+    let out = bulkedit()
+        .args(["template", "--platform", "hub", "--force", "-o"])
+        .arg(&sheet)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(std::fs::read_to_string(&sheet)
+        .unwrap()
+        .starts_with("user_email,"));
+}

@@ -13,6 +13,20 @@ pub struct TemplateArgs {
     pub platform: String,
     pub xlsx: bool,
     pub output: Option<PathBuf>,
+    /// Write over an existing file.
+    pub force: bool,
+}
+
+/// A template is a starting point: it never replaces a sheet someone has filled in, unless
+/// told to.
+fn refuse_to_overwrite(path: &Path, force: bool) -> Result<(), Error> {
+    if path.exists() && !force {
+        return Err(Error::usage(format!(
+            "{} exists; give --force to write over it, or -o another file",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, Error> {
@@ -30,6 +44,7 @@ pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, Error> {
             .output
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", p.name())));
+        refuse_to_overwrite(&path, args.force)?;
         write_xlsx(&path, &t).map_err(|e| Error::output(&path, "template", e))?;
         return Ok(Some(path));
     }
@@ -43,6 +58,7 @@ pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, Error> {
     }
     match &args.output {
         Some(path) => {
+            refuse_to_overwrite(path, args.force)?;
             std::fs::write(path, &bytes).map_err(|e| Error::output(path, "template", e))?;
             Ok(Some(path.clone()))
         }
