@@ -91,20 +91,13 @@ impl Error {
         }
     }
 
-    /// 2: nothing was sent because the command could not start. 3: the server refused to let
-    /// the run start, so every row is reported `skipped`.
+    /// 3: the report was lost mid-run, after rows were sent. 2: anything else, which stops a
+    /// command before it sends anything.
     pub fn exit_code(&self) -> i32 {
-        if self.is_refusal() || matches!(self, Error::ReportLost { .. }) {
-            3
-        } else {
-            2
+        match self {
+            Error::ReportLost { .. } => 3,
+            _ => 2,
         }
-    }
-
-    /// The server was reached and refused: the run still reports every row (as `skipped`),
-    /// where any other error stops before a report is written.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, Error::Authentication(_) | Error::Server { .. })
     }
 
     /// The same error with every secret in its text replaced: what a server echoed can hold one.
@@ -194,10 +187,16 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_by_the_server_stops_the_run_with_3_and_all_else_with_2() {
-        assert_eq!(Error::Authentication("401".into()).exit_code(), 3);
-        assert_eq!(Error::server("https://x", "cannot list").exit_code(), 3);
+    fn only_a_report_lost_after_sending_exits_3_and_all_else_2() {
+        let lost = Error::ReportLost {
+            journal: "r.csv".into(),
+            message: "disk full".into(),
+        };
+        assert_eq!(lost.exit_code(), 3);
+        assert!(lost.to_string().contains("--resume"), "{lost}");
         for e in [
+            Error::Authentication("401".into()),
+            Error::server("https://x", "cannot list"),
             Error::usage("x"),
             Error::Credentials("x".into()),
             Error::url("https://x", "x"),

@@ -779,28 +779,36 @@ fn an_expired_or_revoked_token_is_renewed_and_the_row_retried() {
 }
 
 #[test]
-fn refused_credentials_stop_the_run_with_every_row_skipped() {
+fn refused_credentials_stop_before_the_first_row_with_exit_2_and_no_report() {
     let sb = sandbox(Faults::default());
     let dir = tempdir();
-    let run = apply(
-        &sb,
-        "hub",
-        &sample("hub-clean.csv"),
+    // An earlier report at the same place is not replaced by a run that could not start.
+    let earlier = write(
         dir.path(),
-        &[("BULKEDIT_TOKEN", "sandbox-tenant/wrong-token")],
-        &[],
+        "report.csv",
+        "row,status,error
+2,updated,
+",
     );
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
-    assert_eq!(run.report.len(), 10);
-    assert!(run.report.iter().all(|r| r["status"] == "skipped"));
-    assert!(
-        run.report[0]["error"].contains("401"),
-        "{:?}",
-        run.report[0]
-    );
+    let run = bulkedit()
+        .arg("apply")
+        .arg(sample("hub-clean.csv"))
+        .args(["--url", sb.url_for("hub").as_str(), "--report"])
+        .arg(&earlier)
+        .env("BULKEDIT_TOKEN", "sandbox-tenant/wrong-token")
+        .output()
+        .unwrap();
+    let err = stderr_of(&run);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(err.contains("401") && err.contains("credentials"), "{err}");
     assert_eq!(
-        read_report(&dir.path().join("report-failures.csv")).len(),
-        10
+        std::fs::read_to_string(&earlier).unwrap(),
+        "row,status,error\n2,updated,\n"
+    );
+    assert!(!dir.path().join("report-failures.csv").exists());
+    assert!(
+        !sb.requests().iter().any(|r| r.path.ends_with("/edituser")),
+        "nothing was written"
     );
     let run = apply(
         &sb,
@@ -813,7 +821,7 @@ fn refused_credentials_stop_the_run_with_every_row_skipped() {
         ],
         &[],
     );
-    assert_eq!(run.code(), Some(3));
+    assert_eq!(run.code(), Some(2));
     assert!(
         run.stderr().contains("refused the login"),
         "{}",

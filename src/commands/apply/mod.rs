@@ -141,7 +141,7 @@ pub fn run(
     let target = prepare::target(args, console, input.platform.name())?;
     let survey = prepare::survey(args, console, input, &target)?;
     let stop = Stop::new(args.max_errors);
-    let connected = prepare::connect(args, &survey, &target, &stop, interrupted)?;
+    let connected = prepare::connect(args, &survey, &target, interrupted)?;
     announce(args, console, &survey, &target, &connected);
 
     let report_path = &survey.report_path;
@@ -178,9 +178,7 @@ fn announce(
     target: &Target,
     connected: &Connected,
 ) {
-    if let Some(m) = &connected.start_failure {
-        console.warn(&format!("stopping before the first row: {m}"));
-    } else if connected.session.is_some() {
+    if connected.session.is_some() {
         console.info(&format!(
             "{} {} rows to {} at {} with {} workers{}",
             if args.dry_run { "checking" } else { "sending" },
@@ -240,7 +238,7 @@ fn finish(
     Ok(match stop.reason() {
         StopReason::Interrupted => 130,
         why @ (StopReason::MaxErrors | StopReason::Auth | StopReason::ServerPause) => {
-            console.warn(&stop_message(why, connected.start_failure.as_deref()));
+            console.warn(&stop_message(why));
             3
         }
         _ if summary.any_problem() => 1,
@@ -253,21 +251,18 @@ fn rows(n: u64) -> String {
     format!("{n} row{}", if n == 1 { "" } else { "s" })
 }
 
-fn stop_message(reason: StopReason, start_failure: Option<&str>) -> String {
-    match (reason, start_failure) {
-        (_, Some(m)) => format!("not sent: the run stopped before the first row: {m}"),
-        (StopReason::Interrupted, _) => "not sent: the run was interrupted".into(),
-        (StopReason::MaxErrors, _) => {
-            "not sent: the run stopped after --max-errors failed rows".into()
-        }
-        (StopReason::Auth, _) => {
+fn stop_message(reason: StopReason) -> String {
+    match reason {
+        StopReason::Interrupted => "not sent: the run was interrupted".into(),
+        StopReason::MaxErrors => "not sent: the run stopped after --max-errors failed rows".into(),
+        StopReason::Auth => {
             "not sent: the run stopped because the server refused the credentials".into()
         }
-        (StopReason::ServerPause, _) => {
+        StopReason::ServerPause => {
             "not sent: the run stopped because the server asked for a pause longer than --max-pause"
                 .into()
         }
-        (StopReason::Running, _) => "not sent".into(),
+        StopReason::Running => "not sent".into(),
     }
 }
 

@@ -11,7 +11,6 @@ use url::Url;
 
 use crate::check::{self, Duplicates, Input, KeyCollector};
 use crate::engine::http::{printable, Hooks, LogSink};
-use crate::engine::pool::{Stop, StopReason};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
 use crate::platform::{Connect, Layout, Plan, Platform, Session};
@@ -60,13 +59,11 @@ impl Target {
     }
 }
 
-/// A session ready for the rows, or why there is none: no valid row to send, or the server
-/// refused to let the run start (every row is then reported `skipped` with this reason).
+/// A session ready for the rows; none when no valid row needs one.
 pub struct Connected {
     pub http: Arc<Http>,
     pub rate: Rate,
     pub session: Option<Box<dyn Session>>,
-    pub start_failure: Option<String>,
 }
 
 /// Opens the input and checks its header; the rows are read later.
@@ -222,13 +219,12 @@ pub fn survey(
 }
 
 /// The HTTP client every worker shares, and a session that has logged in and read what the
-/// rows need. Only a refusal by the server leaves the run going (to report every row
-/// `skipped`); any other failure stops it before a report is written.
+/// rows need: the check, before the first row, that the URL and the credentials work. When
+/// they do not, the run stops here (exit 2), before a report is written or replaced.
 pub fn connect(
     args: &ApplyArgs,
     survey: &Survey,
     target: &Target,
-    stop: &Stop,
     interrupted: &Arc<AtomicBool>,
 ) -> Result<Connected, Error> {
     let platform = survey.platform.as_ref();
@@ -274,19 +270,11 @@ pub fn connect(
             })
             .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))
     };
-    let (session, start_failure) = match session {
-        Ok(s) => (s, None),
-        Err(e) if e.is_refusal() => {
-            stop.stop(StopReason::Auth);
-            (None, Some(printable(&secrets.redact(&e.to_string()))))
-        }
-        Err(e) => return Err(e.redacted(|text| secrets.redact(text))),
-    };
+    let session = session.map_err(|e| e.redacted(|text| printable(&secrets.redact(text))))?;
     Ok(Connected {
         http,
         rate,
         session,
-        start_failure,
     })
 }
 

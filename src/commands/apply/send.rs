@@ -71,10 +71,7 @@ pub struct Run<'a> {
 
 impl Run<'_> {
     fn skipped(&self, why: StopReason) -> Outcome {
-        Outcome::with_error(
-            Status::Skipped,
-            stop_message(why, self.connected.start_failure.as_deref()),
-        )
+        Outcome::with_error(Status::Skipped, stop_message(why))
     }
 
     /// One valid row through the platform's session.
