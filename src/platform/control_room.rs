@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::cache::{exact_match, take_objects, UserCache};
+use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
@@ -17,75 +18,56 @@ use crate::engine::{Auth, CallError, Http, Outcome, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
-pub const ID: usize = 0;
-pub const USERNAME: usize = 1;
-pub const EMAIL: usize = 2;
-pub const FIRST_NAME: usize = 3;
-pub const LAST_NAME: usize = 4;
-pub const DESCRIPTION: usize = 5;
-pub const DOMAIN: usize = 6;
-pub const ROLES: usize = 7;
-pub const DISABLED: usize = 8;
+/// The Control Room's fields, in the order rows are checked in and a dry run describes; the
+/// template has its own column order. A PUT sends back the whole record as read.
+#[rustfmt::skip]
+const FIELDS: &[Field] = {
+    use dictionary::{Kind::*, Place::*, Sent::*, Shown::*};
+    const TEXT: dictionary::Kind = Text(MAX_TEXT);
+    &[
+        // name            aliases       kind                           in the record          template: column, example, drop-down
+        Field::new("id",          &["User Id"], Key(&Id),                      UserId("id"),          Column(0, "1", &[])),
+        Field::new("username",    &[],          Key(&TEXT),                    InRecord("username"),  Column(1, "", &[])),
+        Field::new("email",       &[],          Email,                         InRecord("email"),     Column(2, "user00001@example.com", &[])),
+        Field::new("firstName",   &[],          TEXT,                          InRecord("firstName"), Column(3, "First00001", &[])),
+        Field::new("lastName",    &[],          TEXT,                          InRecord("lastName"),  Column(4, "Last00001", &[])),
+        Field::new("description", &[],          TEXT,                          InRecord("description"), Column(5, "Finance bot runner", &[])),
+        Field::new("domain",      &[],          TEXT,                          InRecord("domain"),    Column(6, "", &[])),
+        Field::new("disabled",    &[],          YesNo(TrueFalse),              InRecord("disabled"),  Column(8, "false", &["true", "false"])),
+        Field::new("roles",       &[],          List { item: "role", max: MAX_TEXT }, InRecord("roles"), Column(7, "AAE_Basic; Bot Runner", &[])),
+    ]
+};
 
-static FIELDS: [Field; 9] = [
-    Field::new("id", &["User Id"]),
-    Field::new("username", &[]),
-    Field::new("email", &[]),
-    Field::new("firstName", &[]),
-    Field::new("lastName", &[]),
-    Field::new("description", &[]),
-    Field::new("domain", &[]),
-    Field::new("roles", &[]),
-    Field::new("disabled", &[]),
-];
-
-/// The fields a row can change, compared to tell `unchanged` from a change.
-const COMPARED: [&str; 8] = [
-    "username",
-    "email",
-    "firstName",
-    "lastName",
-    "description",
-    "domain",
-    "disabled",
-    "roles",
-];
+const ID: usize = index(FIELDS, "id");
+const USERNAME: usize = index(FIELDS, "username");
+const ROLES: usize = index(FIELDS, "roles");
+const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
 
 pub struct ControlRoom;
 
-impl Platform for ControlRoom {
-    fn name(&self) -> &'static str {
-        "control-room"
-    }
+impl Dictionary for ControlRoom {
+    const FIELDS: &'static [Field] = FIELDS;
 
-    fn fields(&self) -> &'static [Field] {
-        &FIELDS
-    }
-
-    fn key_fields(&self) -> &'static [usize] {
-        &[ID, USERNAME]
-    }
-
-    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
-        let mut c = Checker::new(record);
-        let username_change = |c: &mut Checker| {
-            if let Some(cell) = record.get(USERNAME) {
-                if cell.value.eq_ignore_ascii_case(super::CLEAR) {
-                    c.fail(
-                        cell,
-                        "a user must keep a username (leave the cell empty to keep it)",
-                    );
-                } else {
-                    c.text(USERNAME, "username");
+    // Inlined into the table's walk, as hub's are.
+    #[inline]
+    fn key(&self, c: &mut Checker) -> Option<UserKey> {
+        let record = c.record;
+        match (record.get(ID), record.get(USERNAME)) {
+            (Some(id), name) => {
+                // With an id, a username is a change to make.
+                if let Some(name) = name {
+                    if name.value.eq_ignore_ascii_case(super::CLEAR) {
+                        c.fail(
+                            name,
+                            "a user must keep a username (leave the cell empty to keep it)",
+                        );
+                    } else {
+                        c.text(USERNAME);
+                    }
                 }
-            }
-        };
-        let key = match (record.get(ID), record.get(USERNAME)) {
-            (Some(id), _) => {
-                username_change(&mut c);
                 match rules::parse_whole(id.value) {
                     Some(n) if n > 0 => Some(UserKey {
-                        field: "id",
+                        field: FIELDS[ID].name,
                         value: n.to_string(),
                     }),
                     _ => {
@@ -97,9 +79,9 @@ impl Platform for ControlRoom {
                     }
                 }
             }
-            (None, Some(name)) => match rules::check_text(name.value, MAX_TEXT) {
+            (None, Some(name)) => match rules::check_text(name.value, c.limit(USERNAME)) {
                 Ok(()) if !name.value.eq_ignore_ascii_case(super::CLEAR) => Some(UserKey {
-                    field: "username",
+                    field: FIELDS[USERNAME].name,
                     value: name.value.to_string(),
                 }),
                 Ok(()) => {
@@ -119,54 +101,47 @@ impl Platform for ControlRoom {
                     .push(record.error(col, "required: an id, or a username to look the user up"));
                 None
             }
-        };
-        c.email(EMAIL, "email");
-        c.text(FIRST_NAME, "firstName");
-        c.text(LAST_NAME, "lastName");
-        c.text(DESCRIPTION, "description");
-        c.text(DOMAIN, "domain");
-        c.boolean(DISABLED, "disabled");
-        if let Some(cell) = record.get(ROLES) {
-            if cell.value.eq_ignore_ascii_case(super::CLEAR) {
-                c.fail(
-                    cell,
-                    "a user must keep at least one role (list the roles to keep)",
-                );
-            } else if let Some((_, roles)) = c.list(ROLES, |r| {
-                rules::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
-            }) {
-                c.changes.insert_with("roles", || json!(roles));
-            }
         }
-        c.finish(key)
+    }
+
+    #[inline]
+    fn check_own(&self, field: usize, c: &mut Checker) {
+        if field != ROLES {
+            return;
+        }
+        let Some(cell) = c.record.get(ROLES) else {
+            return;
+        };
+        if cell.value.eq_ignore_ascii_case(super::CLEAR) {
+            c.fail(
+                cell,
+                "a user must keep at least one role (list the roles to keep)",
+            );
+        } else if let Some((_, roles)) = c.list(ROLES) {
+            c.changes.insert_with(FIELDS[ROLES].name, || json!(roles));
+        }
+    }
+}
+
+impl Platform for ControlRoom {
+    fn name(&self) -> &'static str {
+        "control-room"
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn key_fields(&self) -> &'static [usize] {
+        &KEYS
+    }
+
+    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
+        dictionary::check(self, record)
     }
 
     fn template(&self) -> Template {
-        Template {
-            headers: vec![
-                "id",
-                "username",
-                "email",
-                "firstName",
-                "lastName",
-                "description",
-                "domain",
-                "roles",
-                "disabled",
-            ],
-            example: vec![
-                "1",
-                "",
-                "user00001@example.com",
-                "First00001",
-                "Last00001",
-                "Finance bot runner",
-                "",
-                "AAE_Basic; Bot Runner",
-                "false",
-            ],
-            choices: vec![("disabled", vec!["true", "false"])],
-        }
+        dictionary::template(FIELDS)
     }
 
     fn default_rate(&self) -> f64 {
@@ -203,7 +178,7 @@ impl Platform for ControlRoom {
                     .into(),
             )),
         };
-        Ok(Box::new(ControlRoomSession {
+        let session = ControlRoomSession {
             http: Arc::clone(&settings.http),
             auth: ControlRoomAuth {
                 token: RenewingToken::new(first),
@@ -213,7 +188,8 @@ impl Platform for ControlRoom {
             base: settings.url.clone(),
             cache: OnceLock::new(),
             roles: OnceLock::new(),
-        }))
+        };
+        Ok(Box::new(session))
     }
 }
 
@@ -297,6 +273,18 @@ impl Auth for ControlRoomAuth {
         }
     }
 }
+
+/// The fields a row can change, compared to tell `unchanged` from a change.
+const COMPARED: [&str; 8] = [
+    "username",
+    "email",
+    "firstName",
+    "lastName",
+    "description",
+    "domain",
+    "disabled",
+    "roles",
+];
 
 struct ControlRoomSession {
     http: Arc<Http>,
@@ -575,5 +563,35 @@ impl Session for ControlRoomSession {
             }
         }
         unreachable!("the second round always returns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_keeps_its_columns_examples_and_drop_downs() {
+        let t = ControlRoom.template();
+        let headers = ["id", "username", "email", "firstName", "lastName"];
+        assert_eq!(t.headers[..5], headers);
+        assert_eq!(
+            t.headers[5..],
+            ["description", "domain", "roles", "disabled"]
+        );
+        assert_eq!(t.example[..3], ["1", "", "user00001@example.com"]);
+        assert_eq!(
+            t.example[3..],
+            [
+                "First00001",
+                "Last00001",
+                "Finance bot runner",
+                "",
+                "AAE_Basic; Bot Runner",
+                "false"
+            ]
+        );
+        assert_eq!(t.choices, [("disabled", vec!["true", "false"])]);
+        assert_eq!(ControlRoom.key_fields(), [ID, USERNAME]);
     }
 }

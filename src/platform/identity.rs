@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::cache::{exact_match, take_objects, UserCache};
+use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick};
 use super::token::{RenewingToken, Token};
 use super::{
     describe_changes, endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit,
@@ -17,80 +18,59 @@ use crate::engine::{Auth, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
-pub const USER_ID: usize = 0;
-pub const EMAIL: usize = 1;
-pub const NAME: usize = 2;
-pub const SURNAME: usize = 3;
-pub const DISPLAY_NAME: usize = 4;
-pub const IS_ACTIVE: usize = 5;
-pub const BYPASS: usize = 6;
-pub const INVITATION_ACCEPTED: usize = 7;
-pub const GROUPS_ADD: usize = 8;
-pub const GROUPS_REMOVE: usize = 9;
-pub const PASSWORD: usize = 10;
+/// Identity's fields, in the order rows are checked in and a dry run describes; the template
+/// has its own column order. Group moves and passwords are sent beside the record.
+#[rustfmt::skip]
+const FIELDS: &[Field] = {
+    use dictionary::{Kind::*, Place::*, Sent::*, Shown::*};
+    const TEXT: Kind = Text(MAX_TEXT);
+    const GROUPS: Kind = List { item: "group", max: MAX_TEXT };
+    &[
+        // name                          aliases       kind              in the record            template: column, example, drop-down
+        Field::new("userId",                     &["User Id"], Key(&Id),         UserId("id"),            Column(0, "00000000-0000-4000-8000-000000000001", &[])),
+        Field::new("name",                       &[],          TEXT,             InRecord("name"),        Column(2, "First00001", &[])),
+        Field::new("surname",                    &[],          TEXT,             InRecord("surname"),     Column(3, "Last00001", &[])),
+        Field::new("displayName",                &[],          TEXT,             InRecord("displayName"), Column(4, "First00001 Last00001", &[])),
+        Field::new("email",                      &[],          Key(&Email),      InRecord("email"),       Column(1, "", &[])),
+        Field::new("isActive",                   &[],          YesNo(TrueFalse), InRecord("isActive"),    Column(5, "true", &["true", "false"])),
+        Field::new("bypassBasicAuthRestriction", &[],          YesNo(TrueFalse), InRecord("bypassBasicAuthRestriction"), Column(6, "false", &["true", "false"])),
+        Field::new("invitationAccepted",         &[],          YesNo(TrueFalse), InRecord("invitationAccepted"), Column(7, "", &["true", "false"])),
+        Field::new("groupIDsToAdd",              &[],          GROUPS,           WriteOnly,               Column(8, "", &[])),
+        Field::new("groupIDsToRemove",           &[],          GROUPS,           WriteOnly,               Column(9, "", &[])),
+        Field::new("password",                   &[],          Password,         WriteOnly,               Column(10, "", &[])),
+    ]
+};
 
-static FIELDS: [Field; 11] = [
-    Field::new("userId", &["User Id"]),
-    Field::new("email", &[]),
-    Field::new("name", &[]),
-    Field::new("surname", &[]),
-    Field::new("displayName", &[]),
-    Field::new("isActive", &[]),
-    Field::new("bypassBasicAuthRestriction", &[]),
-    Field::new("invitationAccepted", &[]),
-    Field::new("groupIDsToAdd", &[]),
-    Field::new("groupIDsToRemove", &[]),
-    Field::new("password", &[]),
-];
-
-/// Fields re-sent with every change, as UiPath's own PowerShell module does, so that a server
-/// that clears omitted fields loses nothing.
-const RESENT: [&str; 4] = ["name", "surname", "displayName", "email"];
-const FLAGS: [&str; 3] = [
-    "isActive",
-    "bypassBasicAuthRestriction",
-    "invitationAccepted",
-];
+const USER_ID: usize = index(FIELDS, "userId");
+const EMAIL: usize = index(FIELDS, "email");
+const GROUPS_ADD: usize = index(FIELDS, "groupIDsToAdd");
+const GROUPS_REMOVE: usize = index(FIELDS, "groupIDsToRemove");
+const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
+const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Masked);
 
 pub struct Identity;
 
-fn group_item(item: &str) -> Result<(), String> {
-    rules::check_text(item, MAX_TEXT).map_err(|m| format!("group '{item}': {m}"))
-}
+impl Dictionary for Identity {
+    const FIELDS: &'static [Field] = FIELDS;
 
-impl Platform for Identity {
-    fn name(&self) -> &'static str {
-        "identity"
-    }
-
-    fn fields(&self) -> &'static [Field] {
-        &FIELDS
-    }
-
-    fn key_fields(&self) -> &'static [usize] {
-        &[USER_ID, EMAIL]
-    }
-
-    fn masked_fields(&self) -> &'static [usize] {
-        &[PASSWORD]
-    }
-
-    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
-        let mut c = Checker::new(record);
-        let key = match (record.get(USER_ID), record.get(EMAIL)) {
+    // Inlined into the table's walk, as hub's are.
+    #[inline]
+    fn key(&self, c: &mut Checker) -> Option<UserKey> {
+        let record = c.record;
+        match (record.get(USER_ID), record.get(EMAIL)) {
             (Some(id), email) => {
                 // With an id, an e-mail is a change to make.
                 if email.is_some() {
-                    c.email(EMAIL, "email");
+                    c.email(EMAIL);
                 }
                 c.path_id(id).then(|| UserKey {
-                    field: "userId",
+                    field: FIELDS[USER_ID].name,
                     value: id.value.to_string(),
                 })
             }
             (None, Some(email)) => match rules::check_email(email.value) {
                 Ok(()) => Some(UserKey {
-                    field: "email",
+                    field: FIELDS[EMAIL].name,
                     value: email.value.to_string(),
                 }),
                 Err(m) => {
@@ -106,15 +86,17 @@ impl Platform for Identity {
                     .push(record.error(col, "required: a userId, or an email to look the user up"));
                 None
             }
-        };
-        c.text(NAME, "name");
-        c.text(SURNAME, "surname");
-        c.text(DISPLAY_NAME, "displayName");
-        c.boolean(IS_ACTIVE, "isActive");
-        c.boolean(BYPASS, "bypassBasicAuthRestriction");
-        c.boolean(INVITATION_ACCEPTED, "invitationAccepted");
-        let add = c.list(GROUPS_ADD, group_item);
-        let remove = c.list(GROUPS_REMOVE, group_item);
+        }
+    }
+
+    /// Both group lists at once, when the table comes to the first: a group in both is an error.
+    #[inline]
+    fn check_own(&self, field: usize, c: &mut Checker) {
+        if field != GROUPS_ADD {
+            return;
+        }
+        let add = c.list(GROUPS_ADD);
+        let remove = c.list(GROUPS_REMOVE);
         if let (Some((add_cell, add)), Some((_, remove))) = (&add, &remove) {
             let both: Vec<&String> = add
                 .iter()
@@ -128,59 +110,39 @@ impl Platform for Identity {
             }
         }
         if let Some((_, add)) = add {
-            c.changes.insert_with("groupIDsToAdd", || json!(add));
+            c.changes
+                .insert_with(FIELDS[GROUPS_ADD].name, || json!(add));
         }
         if let Some((_, remove)) = remove {
-            c.changes.insert_with("groupIDsToRemove", || json!(remove));
+            c.changes
+                .insert_with(FIELDS[GROUPS_REMOVE].name, || json!(remove));
         }
-        if let Some(cell) = record.get(PASSWORD) {
-            if cell.value.eq_ignore_ascii_case(super::CLEAR) {
-                c.fail(
-                    cell,
-                    "a password cannot be cleared (leave the cell empty to keep it)",
-                );
-            } else {
-                c.changes
-                    .insert("password", Value::String(cell.value.to_string()));
-            }
-        }
-        c.finish(key)
+    }
+}
+
+impl Platform for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn key_fields(&self) -> &'static [usize] {
+        &KEYS
+    }
+
+    fn masked_fields(&self) -> &'static [usize] {
+        &MASKED
+    }
+
+    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
+        dictionary::check(self, record)
     }
 
     fn template(&self) -> Template {
-        Template {
-            headers: vec![
-                "userId",
-                "email",
-                "name",
-                "surname",
-                "displayName",
-                "isActive",
-                "bypassBasicAuthRestriction",
-                "invitationAccepted",
-                "groupIDsToAdd",
-                "groupIDsToRemove",
-                "password",
-            ],
-            example: vec![
-                "00000000-0000-4000-8000-000000000001",
-                "",
-                "First00001",
-                "Last00001",
-                "First00001 Last00001",
-                "true",
-                "false",
-                "",
-                "",
-                "",
-                "",
-            ],
-            choices: vec![
-                ("isActive", vec!["true", "false"]),
-                ("bypassBasicAuthRestriction", vec!["true", "false"]),
-                ("invitationAccepted", vec!["true", "false"]),
-            ],
-        }
+        dictionary::template(FIELDS)
     }
 
     fn default_rate(&self) -> f64 {
@@ -218,7 +180,7 @@ impl Platform for Identity {
         let partition = jwt_claims(&first.value)
             .and_then(|c| c.get("prt_id").and_then(Value::as_str).map(str::to_string))
             .or_else(|| settings.partition.map(str::to_string));
-        Ok(Box::new(IdentitySession {
+        let session = IdentitySession {
             http: Arc::clone(&settings.http),
             auth: IdentityAuth {
                 token: RenewingToken::new(first),
@@ -228,7 +190,8 @@ impl Platform for Identity {
             base: settings.url.clone(),
             partition,
             cache: OnceLock::new(),
-        }))
+        };
+        Ok(Box::new(session))
     }
 }
 
@@ -287,6 +250,15 @@ impl Auth for IdentityAuth {
         }
     }
 }
+
+/// Fields re-sent with every change, as UiPath's own PowerShell module does, so that a server
+/// that clears omitted fields loses nothing.
+const RESENT: [&str; 4] = ["name", "surname", "displayName", "email"];
+const FLAGS: [&str; 3] = [
+    "isActive",
+    "bypassBasicAuthRestriction",
+    "invitationAccepted",
+];
 
 struct IdentitySession {
     http: Arc<Http>,
@@ -570,5 +542,47 @@ impl Session for IdentitySession {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn the_template_keeps_its_columns_examples_and_drop_downs() {
+        let t = Identity.template();
+        assert_eq!(
+            t.headers,
+            [
+                "userId",
+                "email",
+                "name",
+                "surname",
+                "displayName",
+                "isActive",
+                "bypassBasicAuthRestriction",
+                "invitationAccepted",
+                "groupIDsToAdd",
+                "groupIDsToRemove",
+                "password",
+            ]
+        );
+        let example = ["00000000-0000-4000-8000-000000000001", "", "First00001"];
+        assert_eq!(t.example[..3], example);
+        assert_eq!(
+            t.example[3..8],
+            ["Last00001", "First00001 Last00001", "true", "false", ""]
+        );
+        let yes_no = |f| (f, vec!["true", "false"]);
+        assert_eq!(
+            t.choices,
+            [
+                yes_no("isActive"),
+                yes_no("bypassBasicAuthRestriction"),
+                yes_no("invitationAccepted")
+            ]
+        );
+        assert_eq!(Identity.masked_fields(), [index(FIELDS, "password")]);
+        assert_eq!(Identity.key_fields(), [USER_ID, EMAIL]);
     }
 }
