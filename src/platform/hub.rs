@@ -1,18 +1,22 @@
 //! UiPath Automation Hub Open API: `POST {url}/api/v1/openapi/edituser`, users keyed by e-mail,
 //! two authentication modes that must not be mixed.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects, UserCache};
+use super::cache::{exact_match, take_objects};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
-use super::{
-    describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout,
-    Plan, Platform, Record, Session, Template, UserKey, UserPage,
+use super::rmw::{
+    describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
+    Vendor,
 };
-use crate::engine::{Auth, Http, Outcome, Request, Status};
+use super::{
+    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
+    Session, Template, UserKey,
+};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
 use crate::error::Error;
 use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
@@ -370,7 +374,6 @@ impl Platform for Hub {
             http: Arc::clone(&settings.http),
             auth,
             base,
-            cache: OnceLock::new(),
         };
         // Reading the roles proves the URL and the token before any row is touched.
         let reply = settings
@@ -381,7 +384,10 @@ impl Platform for Hub {
             )
             .map_err(|e| super::start_error(e, settings.url))?;
         match reply.status {
-            200..=299 => Ok(Box::new(session)),
+            200..=299 => {
+                let base = session.base.clone();
+                Ok(Box::new(ReadModifyWrite::new(session, base)))
+            }
             403 => Err(Error::Authentication(format!(
                 "the token lacks the permission to manage users ({})",
                 server_message(&reply)
@@ -417,37 +423,20 @@ impl Auth for HubAuth {
     }
 }
 
-/// The fields `edituser` takes, which is what a read-modify-write sends back.
-pub const RECORD_FIELDS: [&str; 10] = [
-    "user_email",
-    "user_first_name",
-    "user_last_name",
-    "user_location",
-    "user_department",
-    "user_business_unit",
-    "user_job_title",
-    "user_is_active",
-    "user_invite_status",
-    "user_roles",
-];
-
 struct HubSession {
     http: Arc<Http>,
     auth: HubAuth,
     base: url::Url,
-    /// Every user by e-mail, when reading the whole list took fewer calls.
-    cache: OnceLock<UserCache>,
 }
 
-const PAGE: usize = 500;
-
 impl HubSession {
+    /// A page of users, every invite status, whose e-mail or name contains `search`.
     fn users_page(
         &self,
         search: Option<&str>,
         page: usize,
         limit: usize,
-    ) -> Result<UserPage, Outcome> {
+    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["users"]);
         url.query_pairs_mut()
             .append_pair("s", search.unwrap_or(""))
@@ -461,127 +450,108 @@ impl HubSession {
         let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
-
-    fn find(&self, key: &UserKey) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
-        if let Some(cache) = self.cache.get() {
-            return Ok((cache.get(key), 0));
-        }
-        let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
-        let user = exact_match(users, "user_email", &key.value);
-        Ok((user, attempts))
-    }
 }
 
-impl Session for HubSession {
-    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
-        if plan.rows < 2 {
-            return Ok(());
-        }
-        let fail = |o: Outcome| {
-            Error::server(
-                &self.base,
-                format!("cannot read the user list: {}", o.error),
-            )
-        };
-        let (users, pages, _) = self.users_page(None, 1, PAGE).map_err(fail)?;
-        // The whole list costs `pages` calls; one search per row costs `rows`.
-        if pages >= plan.rows || pages * PAGE > super::MAX_CACHED_USERS {
-            return Ok(());
-        }
-        let keys = |u: &Value| vec![("user_email", u["user_email"].as_str().map(str::to_string))];
-        let mut cache = UserCache::default();
-        cache.add_page(users, keys);
-        for page in 2..=pages {
-            let (more, _, _) = self.users_page(None, page, PAGE).map_err(fail)?;
-            cache.add_page(more, keys);
-        }
-        let _ = self.cache.set(cache);
-        Ok(())
+impl Vendor for HubSession {
+    const FIELDS: &'static [Field] = FIELDS;
+    const PAGE: usize = 500;
+
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        let (users, pages, _) = self.users_page(None, at.number + 1, at.size)?;
+        Ok(ListPage {
+            users,
+            total: Total::Pages(pages),
+        })
     }
 
-    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (current, read_attempts) = match self.find(&edit.key) {
-            Ok(found) => found,
-            Err(outcome) => return outcome,
+    fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+        // The search matches loosely; only the exact e-mail is the row's user.
+        let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
+        let email = FIELDS[EMAIL].name;
+        Ok((exact_match(users, email, &key.value), attempts))
+    }
+
+    /// Hub has no read by id: its users are written and found by e-mail.
+    fn read(&self, email: &str) -> Result<Found, Outcome> {
+        self.find(&UserKey {
+            field: FIELDS[EMAIL].name,
+            value: email.to_string(),
+        })
+    }
+
+    fn not_found(&self, _key: &UserKey) -> String {
+        "no Automation Hub user has this e-mail".into()
+    }
+
+    fn normalise(&self, key: &str, value: Value) -> Value {
+        if key == FIELDS[ROLES].name {
+            normalize_roles(Some(&value))
+        } else {
+            value
+        }
+    }
+
+    fn describe(&self, change: &Change) -> String {
+        // Roles as a person writes them: `8, 6:2`.
+        let show = |m: &Map<String, Value>| {
+            let mut m = m.clone();
+            let roles = FIELDS[ROLES].name;
+            m.insert(roles.into(), Value::String(roles_text(&m[roles])));
+            m
         };
-        let Some(current) = current else {
-            return Outcome::with_error(Status::NotFound, "no Automation Hub user has this e-mail")
-                .http(200, read_attempts);
-        };
-        let mut now: Map<String, Value> = RECORD_FIELDS
+        let keys = record_keys(FIELDS);
+        describe_changes(&show(&change.before), &show(&change.after), &keys)
+    }
+
+    fn write(&self, _email: &str, change: &Change) -> Result<Reply, CallError> {
+        // The whole record as compared, roles as the vendor's objects; null fields are left
+        // out, so the server keeps what it has.
+        let body: Map<String, Value> = change
+            .after
             .iter()
-            .map(|k| {
-                (
-                    k.to_string(),
-                    current.get(*k).cloned().unwrap_or(Value::Null),
-                )
-            })
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        now.insert(
-            "user_roles".into(),
-            normalize_roles(current.get("user_roles")),
-        );
-        let mut desired = now.clone();
-        for (k, v) in edit.changes.iter() {
-            desired.insert(k.to_string(), v.clone());
-        }
-        desired.insert(
-            "user_roles".into(),
-            normalize_roles(desired.get("user_roles")),
-        );
-        if desired == now {
-            let mut o = Outcome::new(Status::Unchanged);
-            o.attempts = read_attempts;
-            return o;
-        }
-        if dry_run {
-            let show = |m: &Map<String, Value>| {
-                let mut m = m.clone();
-                m.insert(
-                    "user_roles".into(),
-                    Value::String(roles_text(&m["user_roles"])),
-                );
-                m
-            };
-            let mut o = Outcome::with_error(
-                Status::WouldUpdate,
-                describe_changes(&show(&now), &show(&desired), &RECORD_FIELDS),
-            );
-            o.attempts = read_attempts;
-            return o;
-        }
-        // Null fields are left out: the server keeps what it has.
-        let body: Map<String, Value> = desired.into_iter().filter(|(_, v)| !v.is_null()).collect();
         let req = Request::new(Method::POST, endpoint(&self.base, &["edituser"]))
             .json(&Value::Object(body));
-        match self.http.send(&req, &self.auth) {
-            Err(e) => Outcome::from_call_error(e, read_attempts),
-            Ok(reply) => {
-                let accepted = reply.is_success()
-                    && reply
-                        .json()
-                        .and_then(|b| b.get("statusCode").and_then(Value::as_u64))
-                        .is_none_or(|c| (200..300).contains(&c));
-                let status = if accepted {
-                    Status::Updated
-                } else {
-                    Status::Failed
-                };
-                let error = if accepted {
-                    String::new()
-                } else {
-                    server_message(&reply)
-                };
-                Outcome::with_error(status, error)
-                    .http(reply.status, read_attempts + reply.attempts)
-            }
+        self.http.send(&req, &self.auth)
+    }
+
+    fn interpret(&self, reply: &Reply) -> Answer {
+        // A 200 may still carry the vendor's own failing `statusCode` in the body.
+        let accepted = reply.is_success()
+            && reply
+                .json()
+                .and_then(|b| b.get("statusCode").and_then(Value::as_u64))
+                .is_none_or(|c| (200..300).contains(&c));
+        if accepted {
+            Answer::Accepted
+        } else {
+            Answer::Refused(server_message(reply))
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::engine::HttpSettings;
+    use crate::platform::rmw::merge;
+    use crate::platform::{Changes, Keep};
+
+    fn session() -> HubSession {
+        HubSession {
+            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            auth: HubAuth {
+                bearer: "Bearer t/t".into(),
+                open_api: true,
+                app_key: None,
+            },
+            base: "http://127.0.0.1/api/v1/openapi".parse().unwrap(),
+        }
+    }
 
     #[test]
     fn the_template_keeps_its_columns_examples_and_drop_downs() {
@@ -623,6 +593,42 @@ mod tests {
                 ("user_invite_status", vec!["0", "1", "2", "3"]),
                 ("user_roles", vec!["2", "3", "4", "5", "6", "8", "11"]),
             ]
+        );
+    }
+
+    #[test]
+    fn a_dry_run_names_fields_in_edituser_order_and_roles_as_people_write_them() {
+        let current = json!({
+            "user_email": "a@example.com", "user_first_name": "A", "user_location": "X",
+            "user_job_title": "J", "user_roles": [{"role_id": 8, "category_id": 0}],
+        });
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("user_job_title", "K");
+        changes.insert("user_location", "Y");
+        changes.insert("user_roles", json!([[5, 3], [4, 0], [8, 0]]));
+        changes.insert("user_is_active", 1);
+        let edit = Edit {
+            key: UserKey {
+                field: "user_email",
+                value: "a@example.com".into(),
+            },
+            changes,
+        };
+        let s = session();
+        let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        assert_eq!(
+            s.describe(&change),
+            "user_location: 'X' -> 'Y'; user_job_title: 'J' -> 'K'; user_is_active: (empty) -> 1; \
+             user_roles: '8' -> '4, 5:3, 8'"
+        );
+        // Roles are sent as the vendor's objects, sorted.
+        assert_eq!(
+            change.after["user_roles"],
+            json!([
+                {"role_id": 4, "category_id": 0},
+                {"role_id": 5, "category_id": 3},
+                {"role_id": 8, "category_id": 0}
+            ])
         );
     }
 }

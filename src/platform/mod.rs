@@ -1,6 +1,6 @@
-//! One module per vendor API: its table of fields, how it authenticates and looks users up, how
-//! an [`Edit`] becomes requests and how responses become outcomes. The checks the tables drive
-//! are shared ([`dictionary`]); everything outside this folder is vendor-neutral.
+//! One module per vendor API: its table of fields and its calls (authenticate, list, find, read,
+//! write, and how its answers read). The checks the tables drive ([`dictionary`]) and the
+//! read-modify-write ([`rmw`]) are shared; everything outside this folder is vendor-neutral.
 
 pub mod cache;
 pub mod columns;
@@ -8,17 +8,19 @@ pub mod control_room;
 pub mod dictionary;
 pub mod hub;
 pub mod identity;
+pub mod rmw;
 pub mod token;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::engine::{Http, Outcome};
 use crate::error::Error;
 use crate::rules::{self, FieldError};
 pub use columns::{ColumnUse, Layout};
 pub use dictionary::{Cell, Checker, Field, Kind, Place, Record, Sent, Shown, CLEAR};
+pub use rmw::describe_changes;
 
 /// Which user a row is about: the field that names them and its value as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,10 +214,6 @@ pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>
 /// users, rows are read one by one instead, so memory does not grow with the tenant.
 pub const MAX_CACHED_USERS: usize = 100_000;
 
-/// A page of the user list: the user objects, the total (pages or users, as the vendor
-/// counts), and the requests it took.
-pub type UserPage = (Vec<Value>, usize, u32);
-
 /// `base` with `segments` appended, each percent-encoded, so an id can never change which
 /// resource the URL names.
 pub fn endpoint(base: &url::Url, segments: &[&str]) -> url::Url {
@@ -226,31 +224,6 @@ pub fn endpoint(base: &url::Url, segments: &[&str]) -> url::Url {
         path.extend(segments);
     }
     url
-}
-
-/// `field: old -> new` for every changed field, for `--dry-run`.
-pub fn describe_changes(
-    current: &Map<String, Value>,
-    desired: &Map<String, Value>,
-    keys: &[&str],
-) -> String {
-    let show = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => "(empty)".to_string(),
-        Some(Value::String(s)) if s.is_empty() => "(empty)".to_string(),
-        Some(Value::String(s)) => format!("'{s}'"),
-        Some(other) => other.to_string(),
-    };
-    keys.iter()
-        .filter(|k| current.get(**k) != desired.get(**k))
-        .map(|k| {
-            format!(
-                "{k}: {} -> {}",
-                show(current.get(*k)),
-                show(desired.get(*k))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Sends a read (a list or a search) and returns its JSON body and the requests it took; a
