@@ -4,88 +4,71 @@
 use std::sync::{Arc, OnceLock};
 
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::cache::{exact_match, take_objects, UserCache};
+use super::cache::{exact_match, take_objects};
+use super::dictionary::{self, count, index, indices, Dictionary, Pick};
+use super::rmw::{Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
 use super::{
-    describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
-    Platform, Record, Session, Template, UserKey, UserPage,
+    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Platform, Record, Session,
+    Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, CallError, Http, Outcome, Request, Status};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
-pub const ID: usize = 0;
-pub const USERNAME: usize = 1;
-pub const EMAIL: usize = 2;
-pub const FIRST_NAME: usize = 3;
-pub const LAST_NAME: usize = 4;
-pub const DESCRIPTION: usize = 5;
-pub const DOMAIN: usize = 6;
-pub const ROLES: usize = 7;
-pub const DISABLED: usize = 8;
+/// The Control Room's fields, in the order rows are checked in and a dry run describes; the
+/// template has its own column order. A PUT sends back the whole record as read.
+#[rustfmt::skip]
+const FIELDS: &[Field] = {
+    use dictionary::{Kind::*, Place::*, Sent::*, Shown::*};
+    const TEXT: dictionary::Kind = Text(MAX_TEXT);
+    &[
+        // name            aliases       kind                           in the record          template: column, example, drop-down
+        Field::new("id",          &["User Id"], Key(&Id),                      UserId("id"),          Column(0, "1", &[])),
+        Field::new("username",    &[],          Key(&TEXT),                    InRecord("username"),  Column(1, "", &[])),
+        Field::new("email",       &[],          Email,                         InRecord("email"),     Column(2, "user00001@example.com", &[])),
+        Field::new("firstName",   &[],          TEXT,                          InRecord("firstName"), Column(3, "First00001", &[])),
+        Field::new("lastName",    &[],          TEXT,                          InRecord("lastName"),  Column(4, "Last00001", &[])),
+        Field::new("description", &[],          TEXT,                          InRecord("description"), Column(5, "Finance bot runner", &[])),
+        Field::new("domain",      &[],          TEXT,                          InRecord("domain"),    Column(6, "", &[])),
+        Field::new("disabled",    &[],          YesNo(TrueFalse),              InRecord("disabled"),  Column(8, "false", &["true", "false"])),
+        Field::new("roles",       &[],          List { item: "role", max: MAX_TEXT }, InRecord("roles"), Column(7, "AAE_Basic; Bot Runner", &[])),
+    ]
+};
 
-static FIELDS: [Field; 9] = [
-    Field::new("id", &["User Id"]),
-    Field::new("username", &[]),
-    Field::new("email", &[]),
-    Field::new("firstName", &[]),
-    Field::new("lastName", &[]),
-    Field::new("description", &[]),
-    Field::new("domain", &[]),
-    Field::new("roles", &[]),
-    Field::new("disabled", &[]),
-];
-
-/// The fields a row can change, compared to tell `unchanged` from a change.
-const COMPARED: [&str; 8] = [
-    "username",
-    "email",
-    "firstName",
-    "lastName",
-    "description",
-    "domain",
-    "disabled",
-    "roles",
-];
+const ID: usize = index(FIELDS, "id");
+const USERNAME: usize = index(FIELDS, "username");
+const ROLES: usize = index(FIELDS, "roles");
+const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
 
 pub struct ControlRoom;
 
-impl Platform for ControlRoom {
-    fn name(&self) -> &'static str {
-        "control-room"
-    }
+impl Dictionary for ControlRoom {
+    const FIELDS: &'static [Field] = FIELDS;
 
-    fn fields(&self) -> &'static [Field] {
-        &FIELDS
-    }
-
-    fn key_fields(&self) -> &'static [usize] {
-        &[ID, USERNAME]
-    }
-
-    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
-        let mut c = Checker::new(record);
-        let username_change = |c: &mut Checker| {
-            if let Some(cell) = record.get(USERNAME) {
-                if cell.value.eq_ignore_ascii_case(super::CLEAR) {
-                    c.fail(
-                        cell,
-                        "a user must keep a username (leave the cell empty to keep it)",
-                    );
-                } else {
-                    c.text(USERNAME, "username");
+    // Inlined into the table's walk, as hub's are.
+    #[inline]
+    fn key(&self, c: &mut Checker) -> Option<UserKey> {
+        let record = c.record;
+        match (record.get(ID), record.get(USERNAME)) {
+            (Some(id), name) => {
+                // With an id, a username is a change to make.
+                if let Some(name) = name {
+                    if name.value.eq_ignore_ascii_case(super::CLEAR) {
+                        c.fail(
+                            name,
+                            "a user must keep a username (leave the cell empty to keep it)",
+                        );
+                    } else {
+                        c.text(USERNAME);
+                    }
                 }
-            }
-        };
-        let key = match (record.get(ID), record.get(USERNAME)) {
-            (Some(id), _) => {
-                username_change(&mut c);
                 match rules::parse_whole(id.value) {
                     Some(n) if n > 0 => Some(UserKey {
-                        field: "id",
+                        field: FIELDS[ID].name,
                         value: n.to_string(),
                     }),
                     _ => {
@@ -97,9 +80,9 @@ impl Platform for ControlRoom {
                     }
                 }
             }
-            (None, Some(name)) => match rules::check_text(name.value, MAX_TEXT) {
+            (None, Some(name)) => match rules::check_text(name.value, c.limit(USERNAME)) {
                 Ok(()) if !name.value.eq_ignore_ascii_case(super::CLEAR) => Some(UserKey {
-                    field: "username",
+                    field: FIELDS[USERNAME].name,
                     value: name.value.to_string(),
                 }),
                 Ok(()) => {
@@ -119,54 +102,47 @@ impl Platform for ControlRoom {
                     .push(record.error(col, "required: an id, or a username to look the user up"));
                 None
             }
-        };
-        c.email(EMAIL, "email");
-        c.text(FIRST_NAME, "firstName");
-        c.text(LAST_NAME, "lastName");
-        c.text(DESCRIPTION, "description");
-        c.text(DOMAIN, "domain");
-        c.boolean(DISABLED, "disabled");
-        if let Some(cell) = record.get(ROLES) {
-            if cell.value.eq_ignore_ascii_case(super::CLEAR) {
-                c.fail(
-                    cell,
-                    "a user must keep at least one role (list the roles to keep)",
-                );
-            } else if let Some((_, roles)) = c.list(ROLES, |r| {
-                rules::check_text(r, MAX_TEXT).map_err(|m| format!("role '{r}': {m}"))
-            }) {
-                c.changes.insert_with("roles", || json!(roles));
-            }
         }
-        c.finish(key)
+    }
+
+    #[inline]
+    fn check_own(&self, field: usize, c: &mut Checker) {
+        if field != ROLES {
+            return;
+        }
+        let Some(cell) = c.record.get(ROLES) else {
+            return;
+        };
+        if cell.value.eq_ignore_ascii_case(super::CLEAR) {
+            c.fail(
+                cell,
+                "a user must keep at least one role (list the roles to keep)",
+            );
+        } else if let Some((_, roles)) = c.list(ROLES) {
+            c.changes.insert_with(FIELDS[ROLES].name, || json!(roles));
+        }
+    }
+}
+
+impl Platform for ControlRoom {
+    fn name(&self) -> &'static str {
+        "control-room"
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn key_fields(&self) -> &'static [usize] {
+        &KEYS
+    }
+
+    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
+        dictionary::check(self, record)
     }
 
     fn template(&self) -> Template {
-        Template {
-            headers: vec![
-                "id",
-                "username",
-                "email",
-                "firstName",
-                "lastName",
-                "description",
-                "domain",
-                "roles",
-                "disabled",
-            ],
-            example: vec![
-                "1",
-                "",
-                "user00001@example.com",
-                "First00001",
-                "Last00001",
-                "Finance bot runner",
-                "",
-                "AAE_Basic; Bot Runner",
-                "false",
-            ],
-            choices: vec![("disabled", vec!["true", "false"])],
-        }
+        dictionary::template(FIELDS)
     }
 
     fn default_rate(&self) -> f64 {
@@ -203,7 +179,7 @@ impl Platform for ControlRoom {
                     .into(),
             )),
         };
-        Ok(Box::new(ControlRoomSession {
+        let session = ControlRoomSession {
             http: Arc::clone(&settings.http),
             auth: ControlRoomAuth {
                 token: RenewingToken::new(first),
@@ -211,9 +187,12 @@ impl Platform for ControlRoom {
                 auth_url,
             },
             base: settings.url.clone(),
-            cache: OnceLock::new(),
             roles: OnceLock::new(),
-        }))
+        };
+        Ok(Box::new(ReadModifyWrite::new(
+            session,
+            settings.url.clone(),
+        )))
     }
 }
 
@@ -303,13 +282,9 @@ struct ControlRoomSession {
     http: Arc<Http>,
     auth: ControlRoomAuth,
     base: url::Url,
-    /// Users by id and by username, when reading the whole list took fewer calls.
-    cache: OnceLock<UserCache>,
     /// The Control Room's roles by lower-case name and by id, read once when a row needs them.
     roles: OnceLock<Result<Vec<Value>, String>>,
 }
-
-const PAGE: usize = 1000;
 
 impl ControlRoomSession {
     fn list(
@@ -317,7 +292,7 @@ impl ControlRoomSession {
         filter: Option<Value>,
         offset: usize,
         length: usize,
-    ) -> Result<UserPage, Outcome> {
+    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
         let mut body = json!({"page": {"offset": offset, "length": length}});
         if let Some(f) = filter {
             body["filter"] = f;
@@ -334,42 +309,6 @@ impl ControlRoomSession {
             .or(b["page"]["total"].as_u64())
             .unwrap_or(0) as usize;
         Ok((users, total, attempts))
-    }
-
-    fn get(&self, id: &str) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
-        let url = endpoint(&self.base, &["v1", "usermanagement", "users", id]);
-        let reply = self
-            .http
-            .send(&Request::get(url), &self.auth)
-            .map_err(|e| Outcome::from_call_error(e, 0))?;
-        match reply.status {
-            200 => Ok((
-                match reply.json() {
-                    Some(Value::Object(m)) => Some(m),
-                    _ => None,
-                },
-                reply.attempts,
-            )),
-            404 => Ok((None, reply.attempts)),
-            _ => Err(Outcome::with_error(
-                Status::Failed,
-                format!("reading the user: {}", server_message(&reply)),
-            )
-            .http(reply.status, reply.attempts)),
-        }
-    }
-
-    fn find(&self, key: &UserKey) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
-        if let Some(cache) = self.cache.get() {
-            return Ok((cache.get(key), 0));
-        }
-        if key.field == "id" {
-            return self.get(&key.value);
-        }
-        let filter = json!({"operator": "eq", "field": "username", "value": key.value});
-        let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
-        let user = exact_match(users, "username", &key.value);
-        Ok((user, attempts))
     }
 
     fn role_catalog(&self) -> Result<&Vec<Value>, String> {
@@ -420,161 +359,173 @@ impl ControlRoomSession {
         }
         Ok(Value::Array(out))
     }
-
-    /// Applies the row's changes to the record as read: what a PUT would send.
-    fn merge(&self, record: &mut Map<String, Value>, edit: &Edit) -> Result<(), String> {
-        for (k, v) in edit.changes.iter() {
-            let v = if k == "roles" {
-                self.resolve_roles(v)?
-            } else {
-                v.clone()
-            };
-            record.insert(k.to_string(), v);
-        }
-        Ok(())
-    }
 }
 
-/// Two records alike in every field a row can change; roles compare as sets of ids.
-fn comparable(user: &Map<String, Value>) -> Map<String, Value> {
-    COMPARED
-        .iter()
-        .map(|k| {
-            let v = user.get(*k).cloned().unwrap_or(Value::Null);
-            let v = match (*k, v) {
-                ("roles", Value::Array(roles)) => {
-                    let mut ids: Vec<i64> = roles.iter().filter_map(|r| r["id"].as_i64()).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    json!(ids)
-                }
-                // The vendor's own example sends `""` for a domain it answers as null.
-                (_, Value::String(s)) if s.is_empty() => Value::Null,
-                (_, v) => v,
-            };
-            (k.to_string(), v)
+impl Vendor for ControlRoomSession {
+    const FIELDS: &'static [Field] = FIELDS;
+    const PAGE: usize = 1000;
+
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        let (users, total, _) = self.list(None, at.offset, at.size)?;
+        Ok(ListPage {
+            users,
+            total: Total::Users(total),
         })
-        .collect()
-}
-
-impl Session for ControlRoomSession {
-    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
-        if plan.rows < 2 {
-            return Ok(());
-        }
-        let fail =
-            |o: Outcome| Error::server(&self.base, format!("cannot list the users: {}", o.error));
-        let (users, total, _) = self.list(None, 0, PAGE).map_err(fail)?;
-        if total.div_ceil(PAGE).max(1) >= plan.rows || total > super::MAX_CACHED_USERS {
-            return Ok(());
-        }
-        let keys = |u: &Value| {
-            vec![
-                ("id", u["id"].as_i64().map(|i| i.to_string())),
-                ("username", u["username"].as_str().map(str::to_string)),
-            ]
-        };
-        let mut cache = UserCache::default();
-        let mut read = users.len();
-        cache.add_page(users, keys);
-        while read < total {
-            let (more, _, _) = self.list(None, read, PAGE).map_err(fail)?;
-            if more.is_empty() {
-                break;
-            }
-            read += more.len();
-            cache.add_page(more, keys);
-        }
-        let _ = self.cache.set(cache);
-        Ok(())
     }
 
-    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (current, mut attempts) = match self.find(&edit.key) {
-            Ok(found) => found,
-            Err(o) => return o,
-        };
-        let Some(mut record) = current else {
-            let what = if edit.key.field == "id" {
-                "id"
-            } else {
-                "username"
-            };
-            return Outcome::with_error(
-                Status::NotFound,
-                format!("no Control Room user has this {what}"),
-            )
-            .http(200, attempts);
-        };
-        let Some(id) = record
-            .get("id")
-            .and_then(Value::as_i64)
-            .map(|i| i.to_string())
-        else {
-            return Outcome::with_error(Status::Failed, "the server's user record has no id");
-        };
-        let mut wrote = false;
-        // One write, and one more after re-reading on a version conflict.
-        for round in 0..2 {
-            // The record is changed in place: only the fields a row can change are compared.
-            let before = comparable(&record);
-            if let Err(m) = self.merge(&mut record, edit) {
-                return Outcome::with_error(Status::Failed, m).http(200, attempts);
-            }
-            let after = comparable(&record);
-            if after == before {
-                // After a conflict, the record may already be as this row wants it.
-                let status = if wrote {
-                    Status::Updated
-                } else {
-                    Status::Unchanged
-                };
-                let mut o = Outcome::new(status);
-                o.attempts = attempts;
-                return o;
-            }
-            if dry_run {
-                let what = describe_changes(&before, &after, &COMPARED);
-                let mut o = Outcome::with_error(Status::WouldUpdate, what);
-                o.attempts = attempts;
-                return o;
-            }
-            let req = Request::new(
-                Method::PUT,
-                endpoint(&self.base, &["v1", "usermanagement", "users", &id]),
-            )
-            .json(&record);
-            let reply = match self.http.send(&req, &self.auth) {
-                Ok(r) => r,
-                Err(e) => return Outcome::from_call_error(e, attempts),
-            };
-            attempts += reply.attempts;
-            wrote = true;
-            match reply.status {
-                200..=299 => return Outcome::new(Status::Updated).http(reply.status, attempts),
-                409 if round == 0 => {
-                    // Someone changed the user since it was read: read it again, merge again.
-                    match self.get(&id) {
-                        Ok((Some(fresh), n)) => {
-                            attempts += n;
-                            record = fresh;
-                        }
-                        Ok((None, n)) => {
-                            return Outcome::with_error(
-                                Status::NotFound,
-                                "the user was deleted while being updated",
-                            )
-                            .http(404, attempts + n)
-                        }
-                        Err(o) => return o,
-                    }
-                }
-                _ => {
-                    return Outcome::with_error(Status::Failed, server_message(&reply))
-                        .http(reply.status, attempts)
-                }
-            }
+    fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+        if key.field == FIELDS[ID].name {
+            return self.read(&key.value);
         }
-        unreachable!("the second round always returns")
+        let username = FIELDS[USERNAME].name;
+        let filter = json!({"operator": "eq", "field": username, "value": key.value});
+        let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
+        // The filter may match loosely; only the exact username is the row's user.
+        Ok((exact_match(users, username, &key.value), attempts))
+    }
+
+    fn read(&self, id: &str) -> Result<Found, Outcome> {
+        let url = endpoint(&self.base, &["v1", "usermanagement", "users", id]);
+        let reply = self
+            .http
+            .send(&Request::get(url), &self.auth)
+            .map_err(|e| Outcome::from_call_error(e, 0))?;
+        match reply.status {
+            200 => Ok((
+                match reply.json() {
+                    Some(Value::Object(m)) => Some(m),
+                    _ => None,
+                },
+                reply.attempts,
+            )),
+            404 => Ok((None, reply.attempts)),
+            _ => Err(Outcome::with_error(
+                Status::Failed,
+                format!("reading the user: {}", server_message(&reply)),
+            )
+            .http(reply.status, reply.attempts)),
+        }
+    }
+
+    fn not_found(&self, key: &UserKey) -> String {
+        let what = if key.field == FIELDS[ID].name {
+            "id"
+        } else {
+            "username"
+        };
+        format!("no Control Room user has this {what}")
+    }
+
+    fn resolve(&self, field: &str, value: &Value) -> Result<Value, String> {
+        if field == FIELDS[ROLES].name {
+            self.resolve_roles(value)
+        } else {
+            Ok(value.clone())
+        }
+    }
+
+    /// Roles compare as sets of ids; `""` as null, since the vendor's own example sends `""`
+    /// for a domain it answers as null.
+    fn normalise(&self, key: &str, value: Value) -> Value {
+        match value {
+            Value::Array(roles) if key == FIELDS[ROLES].name => {
+                let mut ids: Vec<i64> = roles.iter().filter_map(|r| r["id"].as_i64()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                json!(ids)
+            }
+            Value::String(s) if s.is_empty() => Value::Null,
+            v => v,
+        }
+    }
+
+    /// The PUT replaces the whole user: the record as read, with the changes merged in and
+    /// its `version` from that read.
+    fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError> {
+        let req = Request::new(
+            Method::PUT,
+            endpoint(&self.base, &["v1", "usermanagement", "users", id]),
+        )
+        .json(&change.record);
+        self.http.send(&req, &self.auth)
+    }
+
+    fn interpret(&self, reply: &Reply) -> Answer {
+        match reply.status {
+            200..=299 => Answer::Accepted,
+            409 => Answer::Conflict(server_message(reply)),
+            _ => Answer::Refused(server_message(reply)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::HttpSettings;
+    use crate::platform::rmw::merge;
+    use crate::platform::{Changes, Keep};
+
+    #[test]
+    fn the_template_keeps_its_columns_examples_and_drop_downs() {
+        let t = ControlRoom.template();
+        let headers = ["id", "username", "email", "firstName", "lastName"];
+        assert_eq!(t.headers[..5], headers);
+        assert_eq!(
+            t.headers[5..],
+            ["description", "domain", "roles", "disabled"]
+        );
+        assert_eq!(t.example[..3], ["1", "", "user00001@example.com"]);
+        assert_eq!(
+            t.example[3..],
+            [
+                "First00001",
+                "Last00001",
+                "Finance bot runner",
+                "",
+                "AAE_Basic; Bot Runner",
+                "false"
+            ]
+        );
+        assert_eq!(t.choices, [("disabled", vec!["true", "false"])]);
+        assert_eq!(ControlRoom.key_fields(), [ID, USERNAME]);
+    }
+
+    #[test]
+    fn an_empty_text_matches_a_null_and_the_whole_record_is_sent_back() {
+        let base: url::Url = "http://127.0.0.1".parse().unwrap();
+        let s = ControlRoomSession {
+            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            auth: ControlRoomAuth {
+                token: RenewingToken::new(Token {
+                    value: "t".into(),
+                    lifetime: None,
+                }),
+                login: None,
+                auth_url: endpoint(&base, &["v1", "authentication"]),
+            },
+            base,
+            roles: OnceLock::new(),
+        };
+        let current = json!({
+            "id": 7, "version": 3, "username": "u", "domain": null, "disabled": false,
+            "roles": [{"id": 4}, {"id": 2}],
+        });
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("domain", "");
+        changes.insert("disabled", true);
+        let edit = Edit {
+            key: UserKey {
+                field: "id",
+                value: "7".into(),
+            },
+            changes,
+        };
+        let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        assert_eq!(s.describe(&change), "disabled: false -> true");
+        assert_eq!(change.record["version"], 3);
+        assert_eq!(change.before["roles"], json!([2, 4]));
     }
 }

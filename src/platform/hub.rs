@@ -1,72 +1,55 @@
 //! UiPath Automation Hub Open API: `POST {url}/api/v1/openapi/edituser`, users keyed by e-mail,
 //! two authentication modes that must not be mixed.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects, UserCache};
-use super::Layout;
-use super::{
-    describe_changes, endpoint, read_json, server_message, Checker, Connect, Edit, Field, Plan,
-    Platform, Record, Session, Template, UserKey, UserPage,
+use super::cache::{exact_match, take_objects};
+use super::dictionary::{self, count, index, indices, Dictionary, Pick};
+use super::rmw::{
+    describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
+    Vendor,
 };
-use crate::engine::{Auth, Http, Outcome, Request, Status};
+use super::{
+    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
+    Session, Template, UserKey,
+};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
 use crate::error::Error;
-use crate::rules::{self, normalize_header, FieldError};
+use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
-pub const EMAIL: usize = 0;
-pub const FIRST_NAME: usize = 1;
-pub const LAST_NAME: usize = 2;
-pub const JOB_TITLE: usize = 3;
-pub const BUSINESS_UNIT: usize = 4;
-pub const DEPARTMENT: usize = 5;
-pub const LOCATION: usize = 6;
-pub const IS_ACTIVE: usize = 7;
-pub const INVITE_STATUS: usize = 8;
-pub const ROLES: usize = 9;
-pub const ROLE_ID: usize = 10;
-pub const CATEGORY_ID: usize = 11;
+/// Automation Hub's fields, in the order `edituser`'s example body lists them: the order rows
+/// are checked in and a dry run describes. The template has its own column order.
+#[rustfmt::skip]
+const FIELDS: &[Field] = {
+    use dictionary::{Kind::*, Place::*, Sent::*, Shown::*};
+    const TEXT: dictionary::Kind = Text(MAX_TEXT);
+    &[
+        // name                           aliases                  kind          in the record                   template: column, example, drop-down
+        Field::new("user_email",         &["Email", "Email Address"], Key(&Email),    InRecord("user_email"),         Column(0, "user00001@example.com", &[])),
+        Field::new("user_first_name",    &["First Name"],             TEXT,           InRecord("user_first_name"),    Column(1, "First00001", &[])),
+        Field::new("user_last_name",     &["Last Name"],              TEXT,           InRecord("user_last_name"),     Column(2, "Last00001", &[])),
+        Field::new("user_location",      &["Location"],               TEXT,           InRecord("user_location"),      Column(6, "Brooklyn", &[])),
+        Field::new("user_department",    &["Department"],             TEXT,           InRecord("user_department"),    Column(5, "Accounts Payable", &[])),
+        Field::new("user_business_unit", &["Business Unit"],          TEXT,           InRecord("user_business_unit"), Column(4, "Finance", &[])),
+        Field::new("user_job_title",     &["Job Title"],              TEXT,           InRecord("user_job_title"),     Column(3, "Developer", &[])),
+        Field::new("user_is_active",     &["Is Active"],              YesNo(OneZero), InRecord("user_is_active"),     Column(7, "1", &["1", "0"])),
+        Field::new("user_invite_status", &["Invite Status"],          Own,            InRecord("user_invite_status"), Column(8, "3", &["0", "1", "2", "3"])),
+        Field::new("user_roles",         &["Roles"],                  Own,            InRecord("user_roles"),         Column(9, "8; 6:0", &["2", "3", "4", "5", "6", "8", "11"])),
+        Field::numbered("role_id"),
+        Field::numbered("category_id"),
+    ]
+};
 
-static FIELDS: [Field; 12] = [
-    Field::new("user_email", &["Email", "Email Address"]),
-    Field::new("user_first_name", &["First Name"]),
-    Field::new("user_last_name", &["Last Name"]),
-    Field::new("user_job_title", &["Job Title"]),
-    Field::new("user_business_unit", &["Business Unit"]),
-    Field::new("user_department", &["Department"]),
-    Field::new("user_location", &["Location"]),
-    Field::new("user_is_active", &["Is Active"]),
-    Field::new("user_invite_status", &["Invite Status"]),
-    Field::new("user_roles", &["Roles"]),
-    Field::numbered("role_id"),
-    Field::numbered("category_id"),
-];
-
-/// The text fields, in the order the vendor's example body lists them.
-const TEXT_FIELDS: [(usize, &str); 6] = [
-    (FIRST_NAME, "user_first_name"),
-    (LAST_NAME, "user_last_name"),
-    (LOCATION, "user_location"),
-    (DEPARTMENT, "user_department"),
-    (BUSINESS_UNIT, "user_business_unit"),
-    (JOB_TITLE, "user_job_title"),
-];
-
-/// The fields `edituser` takes, which is what a read-modify-write sends back.
-pub const RECORD_FIELDS: [&str; 10] = [
-    "user_email",
-    "user_first_name",
-    "user_last_name",
-    "user_location",
-    "user_department",
-    "user_business_unit",
-    "user_job_title",
-    "user_is_active",
-    "user_invite_status",
-    "user_roles",
-];
+const EMAIL: usize = index(FIELDS, "user_email");
+const IS_ACTIVE: usize = index(FIELDS, "user_is_active");
+const INVITE_STATUS: usize = index(FIELDS, "user_invite_status");
+const ROLES: usize = index(FIELDS, "user_roles");
+const ROLE_ID: usize = index(FIELDS, "role_id");
+const CATEGORY_ID: usize = index(FIELDS, "category_id");
+const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
 
 /// Automation Hub's default roles; custom ones need `--allow-role`.
 pub const DEFAULT_ROLES: [(u32, &str); 7] = [
@@ -160,8 +143,7 @@ impl Hub {
         }
         // UiPath's bulk-edit sheet: role_id1, category_id1, role_id2, …
         let numbered = &rec.layout.numbered;
-        for &(field, n, col) in numbered.iter().filter(|(f, _, _)| *f == ROLE_ID) {
-            let _ = field;
+        for &(_, n, col) in numbered.iter().filter(|(f, _, _)| *f == ROLE_ID) {
             let category_col = numbered
                 .iter()
                 .find(|(f, m, _)| *f == CATEGORY_ID && *m == n)
@@ -207,7 +189,8 @@ impl Hub {
         if ok && !roles.is_empty() {
             roles.sort_unstable();
             roles.dedup();
-            c.changes.insert_with("user_roles", || roles_json(&roles));
+            c.changes
+                .insert_with(FIELDS[ROLES].name, || roles_json(&roles));
         }
     }
 }
@@ -263,17 +246,87 @@ fn normalize_roles(v: Option<&Value>) -> Value {
     )
 }
 
+impl Dictionary for Hub {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    // This, `check_own` and `invite_status` are inlined into the table's walk: called apart,
+    // they cost 2% of the dictionary's instructions in calls alone.
+    #[inline]
+    fn key(&self, c: &mut Checker) -> Option<UserKey> {
+        let record = c.record;
+        match record.get(EMAIL) {
+            None => {
+                let col = record.layout.field_col[EMAIL].unwrap_or(0);
+                c.errors
+                    .push(record.error(col, "required (the e-mail of the user to update)"));
+                None
+            }
+            Some(cell) if cell.value.eq_ignore_ascii_case(super::CLEAR) => {
+                c.fail(cell, "the e-mail names the user and cannot be cleared");
+                None
+            }
+            Some(cell) => match rules::check_email(cell.value) {
+                Ok(()) => Some(UserKey {
+                    field: FIELDS[EMAIL].name,
+                    value: cell.value.to_string(),
+                }),
+                Err(m) => {
+                    c.fail(cell, m);
+                    None
+                }
+            },
+        }
+    }
+
+    #[inline]
+    fn check_own(&self, field: usize, c: &mut Checker) {
+        match field {
+            INVITE_STATUS => invite_status(c),
+            ROLES => self.roles(c),
+            // role_id1, category_id1, … are read with user_roles.
+            _ => {}
+        }
+    }
+}
+
+/// 0 to 3, and with `user_is_active` 0 only a pair from UiPath's user status table.
+#[inline]
+fn invite_status(c: &mut Checker) {
+    let Some(cell) = c.record.get(INVITE_STATUS) else {
+        return;
+    };
+    let Some(invite @ 0..=3) = rules::parse_whole(cell.value) else {
+        c.fail(
+            cell,
+            "must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active)",
+        );
+        return;
+    };
+    c.changes.insert(FIELDS[INVITE_STATUS].name, invite);
+    // The table puts user_is_active first, so its answer is known here.
+    const _: () = assert!(IS_ACTIVE < INVITE_STATUS);
+    if let (Some(false), 1..=3) = (c.said(IS_ACTIVE), invite) {
+        c.fail(
+            cell,
+            format!(
+                "invite status {invite} with is_active 0 is not a user status (inactive is 0/0, \
+                 not invited 0/1, pending 1/1 or 2/1, active 3/1)"
+            ),
+        );
+    }
+}
+
 impl Platform for Hub {
     fn name(&self) -> &'static str {
         "hub"
     }
 
     fn fields(&self) -> &'static [Field] {
-        &FIELDS
+        FIELDS
     }
 
     fn key_fields(&self) -> &'static [usize] {
-        &[EMAIL]
+        &KEYS
     }
 
     fn check_layout(&self, layout: &Layout) -> Vec<String> {
@@ -289,95 +342,11 @@ impl Platform for Hub {
     }
 
     fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
-        let mut c = Checker::new(record);
-        let key = match record.get(EMAIL) {
-            None => {
-                let col = record.layout.field_col[EMAIL].unwrap_or(0);
-                c.errors
-                    .push(record.error(col, "required (the e-mail of the user to update)"));
-                None
-            }
-            Some(cell) if cell.value.eq_ignore_ascii_case(super::CLEAR) => {
-                c.fail(cell, "the e-mail names the user and cannot be cleared");
-                None
-            }
-            Some(cell) => match rules::check_email(cell.value) {
-                Ok(()) => Some(UserKey {
-                    field: "user_email",
-                    value: cell.value.to_string(),
-                }),
-                Err(m) => {
-                    c.fail(cell, m);
-                    None
-                }
-            },
-        };
-        for (field, name) in TEXT_FIELDS {
-            c.text(field, name);
-        }
-        let active = c.boolean(IS_ACTIVE, "user_is_active");
-        if let Some(a) = active {
-            c.changes.insert("user_is_active", u8::from(a));
-        }
-        let mut invite = None;
-        if let Some(cell) = record.get(INVITE_STATUS) {
-            match rules::parse_whole(cell.value) {
-                Some(n @ 0..=3) => {
-                    invite = Some(n);
-                    c.changes.insert("user_invite_status", n);
-                }
-                _ => c.fail(
-                    cell,
-                    "must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active)",
-                ),
-            }
-        }
-        if let (Some(false), Some(i @ 1..=3)) = (active, invite) {
-            let cell = record.get(INVITE_STATUS).expect("checked above");
-            c.fail(
-                cell,
-                format!(
-                    "invite status {i} with is_active 0 is not a user status (inactive is 0/0, \
-                     not invited 0/1, pending 1/1 or 2/1, active 3/1)"
-                ),
-            );
-        }
-        self.roles(&mut c);
-        c.finish(key)
+        dictionary::check(self, record)
     }
 
     fn template(&self) -> Template {
-        Template {
-            headers: vec![
-                "user_email",
-                "user_first_name",
-                "user_last_name",
-                "user_job_title",
-                "user_business_unit",
-                "user_department",
-                "user_location",
-                "user_is_active",
-                "user_invite_status",
-                "user_roles",
-            ],
-            example: vec![
-                "user00001@example.com",
-                "First00001",
-                "Last00001",
-                "Developer",
-                "Finance",
-                "Accounts Payable",
-                "Brooklyn",
-                "1",
-                "3",
-                "8; 6:0",
-            ],
-            choices: vec![
-                ("user_is_active", vec!["1", "0"]),
-                ("user_invite_status", vec!["0", "1", "2", "3"]),
-                ("user_roles", vec!["2", "3", "4", "5", "6", "8", "11"]),
-            ],
-        }
+        dictionary::template(FIELDS)
     }
 
     fn default_rate(&self) -> f64 {
@@ -405,7 +374,6 @@ impl Platform for Hub {
             http: Arc::clone(&settings.http),
             auth,
             base,
-            cache: OnceLock::new(),
         };
         // Reading the roles proves the URL and the token before any row is touched.
         let reply = settings
@@ -416,7 +384,10 @@ impl Platform for Hub {
             )
             .map_err(|e| super::start_error(e, settings.url))?;
         match reply.status {
-            200..=299 => Ok(Box::new(session)),
+            200..=299 => {
+                let base = session.base.clone();
+                Ok(Box::new(ReadModifyWrite::new(session, base)))
+            }
             403 => Err(Error::Authentication(format!(
                 "the token lacks the permission to manage users ({})",
                 server_message(&reply)
@@ -456,19 +427,16 @@ struct HubSession {
     http: Arc<Http>,
     auth: HubAuth,
     base: url::Url,
-    /// Every user by e-mail, when reading the whole list took fewer calls.
-    cache: OnceLock<UserCache>,
 }
 
-const PAGE: usize = 500;
-
 impl HubSession {
+    /// A page of users, every invite status, whose e-mail or name contains `search`.
     fn users_page(
         &self,
         search: Option<&str>,
         page: usize,
         limit: usize,
-    ) -> Result<UserPage, Outcome> {
+    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["users"]);
         url.query_pairs_mut()
             .append_pair("s", search.unwrap_or(""))
@@ -482,120 +450,185 @@ impl HubSession {
         let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
+}
 
-    fn find(&self, key: &UserKey) -> Result<(Option<Map<String, Value>>, u32), Outcome> {
-        if let Some(cache) = self.cache.get() {
-            return Ok((cache.get(key), 0));
-        }
+impl Vendor for HubSession {
+    const FIELDS: &'static [Field] = FIELDS;
+    const PAGE: usize = 500;
+
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        let (users, pages, _) = self.users_page(None, at.number + 1, at.size)?;
+        Ok(ListPage {
+            users,
+            total: Total::Pages(pages),
+        })
+    }
+
+    fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+        // The search matches loosely; only the exact e-mail is the row's user.
         let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
-        let user = exact_match(users, "user_email", &key.value);
-        Ok((user, attempts))
+        let email = FIELDS[EMAIL].name;
+        Ok((exact_match(users, email, &key.value), attempts))
+    }
+
+    /// Hub has no read by id: its users are written and found by e-mail.
+    fn read(&self, email: &str) -> Result<Found, Outcome> {
+        self.find(&UserKey {
+            field: FIELDS[EMAIL].name,
+            value: email.to_string(),
+        })
+    }
+
+    fn not_found(&self, _key: &UserKey) -> String {
+        "no Automation Hub user has this e-mail".into()
+    }
+
+    fn normalise(&self, key: &str, value: Value) -> Value {
+        if key == FIELDS[ROLES].name {
+            normalize_roles(Some(&value))
+        } else {
+            value
+        }
+    }
+
+    fn describe(&self, change: &Change) -> String {
+        // Roles as a person writes them: `8, 6:2`.
+        let show = |m: &Map<String, Value>| {
+            let mut m = m.clone();
+            let roles = FIELDS[ROLES].name;
+            m.insert(roles.into(), Value::String(roles_text(&m[roles])));
+            m
+        };
+        let keys = record_keys(FIELDS);
+        describe_changes(&show(&change.before), &show(&change.after), &keys)
+    }
+
+    fn write(&self, _email: &str, change: &Change) -> Result<Reply, CallError> {
+        // The whole record as compared, roles as the vendor's objects; null fields are left
+        // out, so the server keeps what it has.
+        let body: Map<String, Value> = change
+            .after
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let req = Request::new(Method::POST, endpoint(&self.base, &["edituser"]))
+            .json(&Value::Object(body));
+        self.http.send(&req, &self.auth)
+    }
+
+    fn interpret(&self, reply: &Reply) -> Answer {
+        // A 200 may still carry the vendor's own failing `statusCode` in the body.
+        let accepted = reply.is_success()
+            && reply
+                .json()
+                .and_then(|b| b.get("statusCode").and_then(Value::as_u64))
+                .is_none_or(|c| (200..300).contains(&c));
+        if accepted {
+            Answer::Accepted
+        } else {
+            Answer::Refused(server_message(reply))
+        }
     }
 }
 
-impl Session for HubSession {
-    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
-        if plan.rows < 2 {
-            return Ok(());
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::HttpSettings;
+    use crate::platform::rmw::merge;
+    use crate::platform::{Changes, Keep};
+
+    fn session() -> HubSession {
+        HubSession {
+            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            auth: HubAuth {
+                bearer: "Bearer t/t".into(),
+                open_api: true,
+                app_key: None,
+            },
+            base: "http://127.0.0.1/api/v1/openapi".parse().unwrap(),
         }
-        let fail = |o: Outcome| {
-            Error::server(
-                &self.base,
-                format!("cannot read the user list: {}", o.error),
-            )
-        };
-        let (users, pages, _) = self.users_page(None, 1, PAGE).map_err(fail)?;
-        // The whole list costs `pages` calls; one search per row costs `rows`.
-        if pages >= plan.rows || pages * PAGE > super::MAX_CACHED_USERS {
-            return Ok(());
-        }
-        let keys = |u: &Value| vec![("user_email", u["user_email"].as_str().map(str::to_string))];
-        let mut cache = UserCache::default();
-        cache.add_page(users, keys);
-        for page in 2..=pages {
-            let (more, _, _) = self.users_page(None, page, PAGE).map_err(fail)?;
-            cache.add_page(more, keys);
-        }
-        let _ = self.cache.set(cache);
-        Ok(())
     }
 
-    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (current, read_attempts) = match self.find(&edit.key) {
-            Ok(found) => found,
-            Err(outcome) => return outcome,
-        };
-        let Some(current) = current else {
-            return Outcome::with_error(Status::NotFound, "no Automation Hub user has this e-mail")
-                .http(200, read_attempts);
-        };
-        let mut now: Map<String, Value> = RECORD_FIELDS
-            .iter()
-            .map(|k| {
-                (
-                    k.to_string(),
-                    current.get(*k).cloned().unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        now.insert(
-            "user_roles".into(),
-            normalize_roles(current.get("user_roles")),
+    #[test]
+    fn the_template_keeps_its_columns_examples_and_drop_downs() {
+        let t = Hub::new(Vec::new()).template();
+        assert_eq!(
+            t.headers,
+            [
+                "user_email",
+                "user_first_name",
+                "user_last_name",
+                "user_job_title",
+                "user_business_unit",
+                "user_department",
+                "user_location",
+                "user_is_active",
+                "user_invite_status",
+                "user_roles",
+            ]
         );
-        let mut desired = now.clone();
-        for (k, v) in edit.changes.iter() {
-            desired.insert(k.to_string(), v.clone());
-        }
-        desired.insert(
-            "user_roles".into(),
-            normalize_roles(desired.get("user_roles")),
+        assert_eq!(
+            t.example,
+            [
+                "user00001@example.com",
+                "First00001",
+                "Last00001",
+                "Developer",
+                "Finance",
+                "Accounts Payable",
+                "Brooklyn",
+                "1",
+                "3",
+                "8; 6:0",
+            ]
         );
-        if desired == now {
-            let mut o = Outcome::new(Status::Unchanged);
-            o.attempts = read_attempts;
-            return o;
-        }
-        if dry_run {
-            let show = |m: &Map<String, Value>| {
-                let mut m = m.clone();
-                m.insert(
-                    "user_roles".into(),
-                    Value::String(roles_text(&m["user_roles"])),
-                );
-                m
-            };
-            let mut o = Outcome::with_error(
-                Status::WouldUpdate,
-                describe_changes(&show(&now), &show(&desired), &RECORD_FIELDS),
-            );
-            o.attempts = read_attempts;
-            return o;
-        }
-        // Null fields are left out: the server keeps what it has.
-        let body: Map<String, Value> = desired.into_iter().filter(|(_, v)| !v.is_null()).collect();
-        let req = Request::new(Method::POST, endpoint(&self.base, &["edituser"]))
-            .json(&Value::Object(body));
-        match self.http.send(&req, &self.auth) {
-            Err(e) => Outcome::from_call_error(e, read_attempts),
-            Ok(reply) => {
-                let accepted = reply.is_success()
-                    && reply
-                        .json()
-                        .and_then(|b| b.get("statusCode").and_then(Value::as_u64))
-                        .is_none_or(|c| (200..300).contains(&c));
-                let status = if accepted {
-                    Status::Updated
-                } else {
-                    Status::Failed
-                };
-                let error = if accepted {
-                    String::new()
-                } else {
-                    server_message(&reply)
-                };
-                Outcome::with_error(status, error)
-                    .http(reply.status, read_attempts + reply.attempts)
-            }
-        }
+        assert_eq!(
+            t.choices,
+            [
+                ("user_is_active", vec!["1", "0"]),
+                ("user_invite_status", vec!["0", "1", "2", "3"]),
+                ("user_roles", vec!["2", "3", "4", "5", "6", "8", "11"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dry_run_names_fields_in_edituser_order_and_roles_as_people_write_them() {
+        let current = json!({
+            "user_email": "a@example.com", "user_first_name": "A", "user_location": "X",
+            "user_job_title": "J", "user_roles": [{"role_id": 8, "category_id": 0}],
+        });
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("user_job_title", "K");
+        changes.insert("user_location", "Y");
+        changes.insert("user_roles", json!([[5, 3], [4, 0], [8, 0]]));
+        changes.insert("user_is_active", 1);
+        let edit = Edit {
+            key: UserKey {
+                field: "user_email",
+                value: "a@example.com".into(),
+            },
+            changes,
+        };
+        let s = session();
+        let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        assert_eq!(
+            s.describe(&change),
+            "user_location: 'X' -> 'Y'; user_job_title: 'J' -> 'K'; user_is_active: (empty) -> 1; \
+             user_roles: '8' -> '4, 5:3, 8'"
+        );
+        // Roles are sent as the vendor's objects, sorted.
+        assert_eq!(
+            change.after["user_roles"],
+            json!([
+                {"role_id": 4, "category_id": 0},
+                {"role_id": 5, "category_id": 3},
+                {"role_id": 8, "category_id": 0}
+            ])
+        );
     }
 }

@@ -1,96 +1,81 @@
 //! UiPath Identity Server: `PUT {url}/api/User/{userId}`, users found by id or by e-mail inside
 //! the organization's partition; a fixed access token or client credentials.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects, UserCache};
+use super::cache::{exact_match, take_objects};
+use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
+use super::rmw::{
+    describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
+    Vendor,
+};
 use super::token::{RenewingToken, Token};
 use super::{
-    describe_changes, endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit,
-    Field, Plan, Platform, Record, Session, Template, UserKey,
+    endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit, Field, Plan, Platform,
+    Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, Http, Outcome, Reply, Request, Status};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
-pub const USER_ID: usize = 0;
-pub const EMAIL: usize = 1;
-pub const NAME: usize = 2;
-pub const SURNAME: usize = 3;
-pub const DISPLAY_NAME: usize = 4;
-pub const IS_ACTIVE: usize = 5;
-pub const BYPASS: usize = 6;
-pub const INVITATION_ACCEPTED: usize = 7;
-pub const GROUPS_ADD: usize = 8;
-pub const GROUPS_REMOVE: usize = 9;
-pub const PASSWORD: usize = 10;
+/// Identity's fields, in the order rows are checked in and a dry run describes; the template
+/// has its own column order. Group moves and passwords are sent beside the record.
+#[rustfmt::skip]
+const FIELDS: &[Field] = {
+    use dictionary::{Kind::*, Place::*, Sent::*, Shown::*};
+    const TEXT: Kind = Text(MAX_TEXT);
+    const GROUPS: Kind = List { item: "group", max: MAX_TEXT };
+    &[
+        // name                          aliases       kind              in the record            template: column, example, drop-down
+        Field::new("userId",                     &["User Id"], Key(&Id),         UserId("id"),            Column(0, "00000000-0000-4000-8000-000000000001", &[])),
+        Field::new("name",                       &[],          TEXT,             InRecord("name"),        Column(2, "First00001", &[])),
+        Field::new("surname",                    &[],          TEXT,             InRecord("surname"),     Column(3, "Last00001", &[])),
+        Field::new("displayName",                &[],          TEXT,             InRecord("displayName"), Column(4, "First00001 Last00001", &[])),
+        Field::new("email",                      &[],          Key(&Email),      InRecord("email"),       Column(1, "", &[])),
+        Field::new("isActive",                   &[],          YesNo(TrueFalse), InRecord("isActive"),    Column(5, "true", &["true", "false"])),
+        Field::new("bypassBasicAuthRestriction", &[],          YesNo(TrueFalse), InRecord("bypassBasicAuthRestriction"), Column(6, "false", &["true", "false"])),
+        Field::new("invitationAccepted",         &[],          YesNo(TrueFalse), InRecord("invitationAccepted"), Column(7, "", &["true", "false"])),
+        Field::new("groupIDsToAdd",              &[],          GROUPS,           WriteOnly,               Column(8, "", &[])),
+        Field::new("groupIDsToRemove",           &[],          GROUPS,           WriteOnly,               Column(9, "", &[])),
+        Field::new("password",                   &[],          Password,         WriteOnly,               Column(10, "", &[])),
+    ]
+};
 
-static FIELDS: [Field; 11] = [
-    Field::new("userId", &["User Id"]),
-    Field::new("email", &[]),
-    Field::new("name", &[]),
-    Field::new("surname", &[]),
-    Field::new("displayName", &[]),
-    Field::new("isActive", &[]),
-    Field::new("bypassBasicAuthRestriction", &[]),
-    Field::new("invitationAccepted", &[]),
-    Field::new("groupIDsToAdd", &[]),
-    Field::new("groupIDsToRemove", &[]),
-    Field::new("password", &[]),
-];
-
-/// Fields re-sent with every change, as UiPath's own PowerShell module does, so that a server
-/// that clears omitted fields loses nothing.
-const RESENT: [&str; 4] = ["name", "surname", "displayName", "email"];
-const FLAGS: [&str; 3] = [
-    "isActive",
-    "bypassBasicAuthRestriction",
-    "invitationAccepted",
-];
+const USER_ID: usize = index(FIELDS, "userId");
+const EMAIL: usize = index(FIELDS, "email");
+const GROUPS_ADD: usize = index(FIELDS, "groupIDsToAdd");
+const GROUPS_REMOVE: usize = index(FIELDS, "groupIDsToRemove");
+const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
+const PASSWORD: usize = index(FIELDS, "password");
+const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Masked);
 
 pub struct Identity;
 
-fn group_item(item: &str) -> Result<(), String> {
-    rules::check_text(item, MAX_TEXT).map_err(|m| format!("group '{item}': {m}"))
-}
+impl Dictionary for Identity {
+    const FIELDS: &'static [Field] = FIELDS;
 
-impl Platform for Identity {
-    fn name(&self) -> &'static str {
-        "identity"
-    }
-
-    fn fields(&self) -> &'static [Field] {
-        &FIELDS
-    }
-
-    fn key_fields(&self) -> &'static [usize] {
-        &[USER_ID, EMAIL]
-    }
-
-    fn masked_fields(&self) -> &'static [usize] {
-        &[PASSWORD]
-    }
-
-    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
-        let mut c = Checker::new(record);
-        let key = match (record.get(USER_ID), record.get(EMAIL)) {
+    // Inlined into the table's walk, as hub's are.
+    #[inline]
+    fn key(&self, c: &mut Checker) -> Option<UserKey> {
+        let record = c.record;
+        match (record.get(USER_ID), record.get(EMAIL)) {
             (Some(id), email) => {
                 // With an id, an e-mail is a change to make.
                 if email.is_some() {
-                    c.email(EMAIL, "email");
+                    c.email(EMAIL);
                 }
                 c.path_id(id).then(|| UserKey {
-                    field: "userId",
+                    field: FIELDS[USER_ID].name,
                     value: id.value.to_string(),
                 })
             }
             (None, Some(email)) => match rules::check_email(email.value) {
                 Ok(()) => Some(UserKey {
-                    field: "email",
+                    field: FIELDS[EMAIL].name,
                     value: email.value.to_string(),
                 }),
                 Err(m) => {
@@ -106,15 +91,17 @@ impl Platform for Identity {
                     .push(record.error(col, "required: a userId, or an email to look the user up"));
                 None
             }
-        };
-        c.text(NAME, "name");
-        c.text(SURNAME, "surname");
-        c.text(DISPLAY_NAME, "displayName");
-        c.boolean(IS_ACTIVE, "isActive");
-        c.boolean(BYPASS, "bypassBasicAuthRestriction");
-        c.boolean(INVITATION_ACCEPTED, "invitationAccepted");
-        let add = c.list(GROUPS_ADD, group_item);
-        let remove = c.list(GROUPS_REMOVE, group_item);
+        }
+    }
+
+    /// Both group lists at once, when the table comes to the first: a group in both is an error.
+    #[inline]
+    fn check_own(&self, field: usize, c: &mut Checker) {
+        if field != GROUPS_ADD {
+            return;
+        }
+        let add = c.list(GROUPS_ADD);
+        let remove = c.list(GROUPS_REMOVE);
         if let (Some((add_cell, add)), Some((_, remove))) = (&add, &remove) {
             let both: Vec<&String> = add
                 .iter()
@@ -128,59 +115,39 @@ impl Platform for Identity {
             }
         }
         if let Some((_, add)) = add {
-            c.changes.insert_with("groupIDsToAdd", || json!(add));
+            c.changes
+                .insert_with(FIELDS[GROUPS_ADD].name, || json!(add));
         }
         if let Some((_, remove)) = remove {
-            c.changes.insert_with("groupIDsToRemove", || json!(remove));
+            c.changes
+                .insert_with(FIELDS[GROUPS_REMOVE].name, || json!(remove));
         }
-        if let Some(cell) = record.get(PASSWORD) {
-            if cell.value.eq_ignore_ascii_case(super::CLEAR) {
-                c.fail(
-                    cell,
-                    "a password cannot be cleared (leave the cell empty to keep it)",
-                );
-            } else {
-                c.changes
-                    .insert("password", Value::String(cell.value.to_string()));
-            }
-        }
-        c.finish(key)
+    }
+}
+
+impl Platform for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn key_fields(&self) -> &'static [usize] {
+        &KEYS
+    }
+
+    fn masked_fields(&self) -> &'static [usize] {
+        &MASKED
+    }
+
+    fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
+        dictionary::check(self, record)
     }
 
     fn template(&self) -> Template {
-        Template {
-            headers: vec![
-                "userId",
-                "email",
-                "name",
-                "surname",
-                "displayName",
-                "isActive",
-                "bypassBasicAuthRestriction",
-                "invitationAccepted",
-                "groupIDsToAdd",
-                "groupIDsToRemove",
-                "password",
-            ],
-            example: vec![
-                "00000000-0000-4000-8000-000000000001",
-                "",
-                "First00001",
-                "Last00001",
-                "First00001 Last00001",
-                "true",
-                "false",
-                "",
-                "",
-                "",
-                "",
-            ],
-            choices: vec![
-                ("isActive", vec!["true", "false"]),
-                ("bypassBasicAuthRestriction", vec!["true", "false"]),
-                ("invitationAccepted", vec!["true", "false"]),
-            ],
-        }
+        dictionary::template(FIELDS)
     }
 
     fn default_rate(&self) -> f64 {
@@ -218,7 +185,7 @@ impl Platform for Identity {
         let partition = jwt_claims(&first.value)
             .and_then(|c| c.get("prt_id").and_then(Value::as_str).map(str::to_string))
             .or_else(|| settings.partition.map(str::to_string));
-        Ok(Box::new(IdentitySession {
+        let session = IdentitySession {
             http: Arc::clone(&settings.http),
             auth: IdentityAuth {
                 token: RenewingToken::new(first),
@@ -227,8 +194,11 @@ impl Platform for Identity {
             },
             base: settings.url.clone(),
             partition,
-            cache: OnceLock::new(),
-        }))
+        };
+        Ok(Box::new(ReadModifyWrite::new(
+            session,
+            settings.url.clone(),
+        )))
     }
 }
 
@@ -294,11 +264,7 @@ struct IdentitySession {
     auth: IdentityAuth,
     base: url::Url,
     partition: Option<String>,
-    /// Users by id and by e-mail, when reading the whole list took fewer calls.
-    cache: OnceLock<UserCache>,
 }
-
-const PAGE: usize = 1000;
 
 impl IdentitySession {
     fn search(
@@ -324,36 +290,10 @@ impl IdentitySession {
         Ok((results, total, attempts))
     }
 
-    /// The user's current record and the requests it took; `None` when there is no such user.
-    fn find(&self, key: &UserKey) -> Result<(Option<Value>, u32), Outcome> {
-        if let Some(cache) = self.cache.get() {
-            return Ok((cache.get(key).map(Value::Object), 0));
-        }
-        if key.field == "userId" {
-            let url = endpoint(&self.base, &["api", "User", &key.value]);
-            let reply = self
-                .http
-                .send(&Request::get(url), &self.auth)
-                .map_err(|e| Outcome::from_call_error(e, 0))?;
-            return match reply.status {
-                200 => Ok((reply.json(), reply.attempts)),
-                404 => Ok((None, reply.attempts)),
-                _ => Err(Outcome::with_error(
-                    Status::Failed,
-                    format!("reading the user: {}", server_message(&reply)),
-                )
-                .http(reply.status, reply.attempts)),
-            };
-        }
-        let Some(partition) = &self.partition else {
-            return Err(Outcome::with_error(
-                Status::Failed,
-                "no partition to look e-mails up in",
-            ));
-        };
-        let (results, _, attempts) = self.search(partition, &key.value, 20, 0)?;
-        let user = exact_match(results, "email", &key.value).map(Value::Object);
-        Ok((user, attempts))
+    fn partition(&self) -> Result<&str, Outcome> {
+        self.partition.as_deref().ok_or_else(|| {
+            Outcome::with_error(Status::Failed, "no partition to look e-mails up in")
+        })
     }
 }
 
@@ -406,170 +346,259 @@ fn rejection(reply: &Reply) -> String {
     }
 }
 
-impl Session for IdentitySession {
-    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
+impl Vendor for IdentitySession {
+    const FIELDS: &'static [Field] = FIELDS;
+    const PAGE: usize = 1000;
+
+    /// Users are listed inside the partition only: without one, e-mails cannot be looked up
+    /// and the list cannot be read.
+    fn can_list(&self, plan: &Plan) -> Result<bool, Error> {
         if plan.lookups > 0 && self.partition.is_none() {
             return Err(Error::usage(
                 "identity looks users up by e-mail inside the organization's partition: give \
                  --partition ID or BULKEDIT_PARTITION (the token has no prt_id claim)",
             ));
         }
-        let Some(partition) = &self.partition else {
-            return Ok(());
-        };
-        if plan.rows < 2 {
-            return Ok(());
-        }
-        let fail = |o: Outcome| {
-            Error::server(
-                &self.base,
-                format!("cannot read the user list: {}", o.error),
-            )
-        };
-        let (users, total, _) = self.search(partition, "", PAGE, 0).map_err(fail)?;
-        let pages = total.div_ceil(PAGE).max(1);
-        if pages >= plan.rows || total > super::MAX_CACHED_USERS {
-            return Ok(());
-        }
-        let keys = |u: &Value| {
-            vec![
-                ("userId", u["id"].as_str().map(str::to_string)),
-                ("email", u["email"].as_str().map(str::to_string)),
-            ]
-        };
-        let mut cache = UserCache::default();
-        let mut read = users.len();
-        cache.add_page(users, keys);
-        while read < total {
-            let (more, _, _) = self.search(partition, "", PAGE, read).map_err(fail)?;
-            if more.is_empty() {
-                break;
-            }
-            read += more.len();
-            cache.add_page(more, keys);
-        }
-        let _ = self.cache.set(cache);
-        Ok(())
+        Ok(self.partition.is_some())
     }
 
-    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (current, read_attempts) = match self.find(&edit.key) {
-            Ok(found) => found,
-            Err(o) => return o,
-        };
-        let Some(current) = current else {
-            let what = if edit.key.field == "userId" {
-                "id"
-            } else {
-                "e-mail"
-            };
-            return Outcome::with_error(
-                Status::NotFound,
-                format!("no Identity user has this {what}"),
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        let (users, total, _) = self.search(self.partition()?, "", at.size, at.offset)?;
+        Ok(ListPage {
+            users,
+            total: Total::Users(total),
+        })
+    }
+
+    fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+        if key.field == FIELDS[USER_ID].name {
+            return self.read(&key.value);
+        }
+        let (results, _, attempts) = self.search(self.partition()?, &key.value, 20, 0)?;
+        // The search matches loosely; only the exact e-mail is the row's user.
+        Ok((
+            exact_match(results, FIELDS[EMAIL].name, &key.value),
+            attempts,
+        ))
+    }
+
+    fn read(&self, id: &str) -> Result<Found, Outcome> {
+        let url = endpoint(&self.base, &["api", "User", id]);
+        let reply = self
+            .http
+            .send(&Request::get(url), &self.auth)
+            .map_err(|e| Outcome::from_call_error(e, 0))?;
+        match reply.status {
+            // An answer that is JSON but no object is a user without an id, reported as such.
+            200 => Ok((
+                reply.json().map(|v| match v {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                }),
+                reply.attempts,
+            )),
+            404 => Ok((None, reply.attempts)),
+            _ => Err(Outcome::with_error(
+                Status::Failed,
+                format!("reading the user: {}", server_message(&reply)),
             )
-            .http(200, read_attempts);
+            .http(reply.status, reply.attempts)),
+        }
+    }
+
+    fn not_found(&self, key: &UserKey) -> String {
+        let what = if key.field == FIELDS[USER_ID].name {
+            "id"
+        } else {
+            "e-mail"
         };
-        let Some(id) = current["id"].as_str().map(str::to_string) else {
-            return Outcome::with_error(Status::Failed, "the server's user record has no id");
+        format!("no Identity user has this {what}")
+    }
+
+    /// Only the group moves that change something: groups are compared as the keys are.
+    fn beside(&self, current: &Map<String, Value>, edit: &Edit) -> Vec<(&'static str, Value)> {
+        let member_of = str_list(current.get("groupIDs").unwrap_or(&Value::Null));
+        let moves = |field: usize, member: bool| {
+            let groups: Vec<Value> = edit
+                .changes
+                .get(FIELDS[field].name)
+                .map(str_list)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|g| member_of.contains(g) == member)
+                .map(Value::String)
+                .collect();
+            (!groups.is_empty()).then_some((FIELDS[field].name, Value::Array(groups)))
         };
-        let fields: Vec<&str> = RESENT.iter().chain(FLAGS.iter()).copied().collect();
-        let now: Map<String, Value> = fields
-            .iter()
-            .map(|k| (k.to_string(), current[*k].clone()))
-            .collect();
-        let mut desired = now.clone();
-        for k in &fields {
-            if let Some(v) = edit.changes.get(k) {
-                desired.insert(k.to_string(), v.clone());
-            }
-        }
-        let member_of = str_list(&current["groupIDs"]);
-        let to_add: Vec<Value> = edit
-            .changes
-            .get("groupIDsToAdd")
-            .map(str_list)
-            .unwrap_or_default()
+        let password = FIELDS[PASSWORD].name;
+        [moves(GROUPS_ADD, false), moves(GROUPS_REMOVE, true)]
             .into_iter()
-            .filter(|g| !member_of.contains(g))
-            .map(Value::String)
-            .collect();
-        let to_remove: Vec<Value> = edit
-            .changes
-            .get("groupIDsToRemove")
-            .map(str_list)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|g| member_of.contains(g))
-            .map(Value::String)
-            .collect();
-        let password = edit.changes.get("password");
-        if desired == now && to_add.is_empty() && to_remove.is_empty() && password.is_none() {
-            let mut o = Outcome::new(Status::Unchanged);
-            o.attempts = read_attempts;
-            return o;
-        }
-        if dry_run {
-            let mut what = describe_changes(&now, &desired, &fields);
-            for (label, list) in [
-                ("add to groups", &to_add),
-                ("remove from groups", &to_remove),
-            ] {
-                if !list.is_empty() {
-                    let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
-                    what = [what, format!("{label}: {}", names.join(", "))]
-                        .into_iter()
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                }
-            }
-            if password.is_some() {
-                what = [what, "password: ***".to_string()]
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-            }
-            let mut o = Outcome::with_error(Status::WouldUpdate, what);
-            o.attempts = read_attempts;
-            return o;
-        }
-        let mut body: Map<String, Value> = RESENT
-            .iter()
-            .filter(|k| !desired[**k].is_null())
-            .map(|k| (k.to_string(), desired[*k].clone()))
-            .collect();
-        for k in FLAGS {
-            if desired[k] != now[k] {
-                body.insert(k.into(), desired[k].clone());
+            .flatten()
+            .chain(edit.changes.get(password).map(|p| (password, p.clone())))
+            .collect()
+    }
+
+    fn describe(&self, change: &Change) -> String {
+        let record = describe_changes(&change.before, &change.after, &record_keys(FIELDS));
+        let beside = change.beside.iter().map(|(field, value)| {
+            let label = match *field {
+                f if f == FIELDS[GROUPS_ADD].name => "add to groups",
+                f if f == FIELDS[GROUPS_REMOVE].name => "remove from groups",
+                // The password, never shown.
+                f => return format!("{f}: ***"),
+            };
+            let groups: Vec<&str> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            format!("{label}: {}", groups.join(", "))
+        });
+        std::iter::once(record)
+            .chain(beside)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Text fields are re-sent with every change, as UiPath's own PowerShell module does, so
+    /// that a server that clears omitted fields loses nothing; yes/no fields only when changed.
+    fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError> {
+        let mut body = Map::new();
+        for field in FIELDS {
+            let Place::InRecord(key) = field.place else {
+                continue;
+            };
+            let (before, after) = (&change.before[key], &change.after[key]);
+            let send = match field.kind {
+                Kind::YesNo(_) => after != before,
+                _ => !after.is_null(),
+            };
+            if send {
+                body.insert(key.to_string(), after.clone());
             }
         }
-        if !to_add.is_empty() {
-            body.insert("groupIDsToAdd".into(), Value::Array(to_add));
-        }
-        if !to_remove.is_empty() {
-            body.insert("groupIDsToRemove".into(), Value::Array(to_remove));
-        }
-        if let Some(p) = password {
-            body.insert("password".into(), p.clone());
-        }
-        let req = Request::new(Method::PUT, endpoint(&self.base, &["api", "User", &id]))
+        body.extend(
+            change
+                .beside
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone())),
+        );
+        let req = Request::new(Method::PUT, endpoint(&self.base, &["api", "User", id]))
             .json(&Value::Object(body));
-        match self.http.send(&req, &self.auth) {
-            Err(e) => Outcome::from_call_error(e, read_attempts),
-            Ok(reply) => {
-                // Identity may answer 200 and still refuse: the body has the last word.
-                let succeeded = reply.is_success()
-                    && reply
-                        .json()
-                        .is_some_and(|b| b["succeeded"].as_bool() != Some(false));
-                if succeeded {
-                    Outcome::new(Status::Updated).http(reply.status, read_attempts + reply.attempts)
-                } else {
-                    Outcome::with_error(Status::Failed, rejection(&reply))
-                        .http(reply.status, read_attempts + reply.attempts)
-                }
-            }
+        self.http.send(&req, &self.auth)
+    }
+
+    fn interpret(&self, reply: &Reply) -> Answer {
+        // Identity may answer 200 and still refuse: the body has the last word.
+        let succeeded = reply.is_success()
+            && reply
+                .json()
+                .is_some_and(|b| b["succeeded"].as_bool() != Some(false));
+        if succeeded {
+            Answer::Accepted
+        } else {
+            Answer::Refused(rejection(reply))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::HttpSettings;
+    use crate::platform::rmw::merge;
+    use crate::platform::{Changes, Keep};
+
+    fn session() -> IdentitySession {
+        let base: url::Url = "http://127.0.0.1/identity_".parse().unwrap();
+        IdentitySession {
+            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            auth: IdentityAuth {
+                token: RenewingToken::new(Token {
+                    value: "t".into(),
+                    lifetime: None,
+                }),
+                credentials: None,
+                token_url: endpoint(&base, &["connect", "token"]),
+            },
+            base,
+            partition: None,
+        }
+    }
+
+    #[test]
+    fn the_template_keeps_its_columns_examples_and_drop_downs() {
+        let t = Identity.template();
+        assert_eq!(
+            t.headers,
+            [
+                "userId",
+                "email",
+                "name",
+                "surname",
+                "displayName",
+                "isActive",
+                "bypassBasicAuthRestriction",
+                "invitationAccepted",
+                "groupIDsToAdd",
+                "groupIDsToRemove",
+                "password",
+            ]
+        );
+        let example = ["00000000-0000-4000-8000-000000000001", "", "First00001"];
+        assert_eq!(t.example[..3], example);
+        assert_eq!(
+            t.example[3..8],
+            ["Last00001", "First00001 Last00001", "true", "false", ""]
+        );
+        let yes_no = |f| (f, vec!["true", "false"]);
+        assert_eq!(
+            t.choices,
+            [
+                yes_no("isActive"),
+                yes_no("bypassBasicAuthRestriction"),
+                yes_no("invitationAccepted")
+            ]
+        );
+        assert_eq!(Identity.masked_fields(), [PASSWORD]);
+        assert_eq!(Identity.key_fields(), [USER_ID, EMAIL]);
+    }
+
+    #[test]
+    fn a_dry_run_names_record_changes_then_the_group_moves_that_change_something() {
+        let current = json!({
+            "id": "x", "name": "Ann", "email": "a@example.com", "isActive": true,
+            "groupIDs": ["G1"],
+        });
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("isActive", false);
+        changes.insert("surname", "Lee");
+        changes.insert("groupIDsToAdd", json!(["g1", "G2"]));
+        changes.insert("groupIDsToRemove", json!(["g1", "g3"]));
+        changes.insert("password", "secret");
+        let edit = Edit {
+            key: UserKey {
+                field: "userId",
+                value: "x".into(),
+            },
+            changes,
+        };
+        let s = session();
+        let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        assert_eq!(
+            s.describe(&change),
+            "surname: (empty) -> 'Lee'; isActive: true -> false; add to groups: g2; \
+             remove from groups: g1; password: ***"
+        );
+        // Nothing but a group already joined: nothing to send.
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("groupIDsToAdd", json!(["g1"]));
+        let edit = Edit { changes, ..edit };
+        let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        assert!(change.is_empty());
     }
 }

@@ -1,50 +1,26 @@
-//! One module per vendor API. Each knows its field dictionary (columns, aliases, rules), how an
-//! [`Edit`] becomes HTTP requests, how responses become outcomes, and how it authenticates and
-//! looks users up. Everything outside this folder is vendor-neutral.
+//! One module per vendor API: its table of fields and its calls (authenticate, list, find, read,
+//! write, and how its answers read). The checks the tables drive ([`dictionary`]) and the
+//! read-modify-write ([`rmw`]) are shared; everything outside this folder is vendor-neutral.
 
 pub mod cache;
 pub mod columns;
 pub mod control_room;
+pub mod dictionary;
 pub mod hub;
 pub mod identity;
+pub mod rmw;
 pub mod token;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::engine::{Http, Outcome};
 use crate::error::Error;
-use crate::read::Row;
-use crate::rules::{self, FieldError, MAX_TEXT};
+use crate::rules::{self, FieldError};
 pub use columns::{ColumnUse, Layout};
-
-/// One column of a platform's field dictionary.
-#[derive(Debug, Clone, Copy)]
-pub struct Field {
-    /// The vendor's own name, which the template uses.
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    /// Given as `name1`, `name2`, … (Automation Hub's `role_id1, category_id1, …` layout).
-    pub numbered: bool,
-}
-
-impl Field {
-    pub const fn new(name: &'static str, aliases: &'static [&'static str]) -> Self {
-        Field {
-            name,
-            aliases,
-            numbered: false,
-        }
-    }
-    pub const fn numbered(name: &'static str) -> Self {
-        Field {
-            name,
-            aliases: &[],
-            numbered: true,
-        }
-    }
-}
+pub use dictionary::{Cell, Checker, Field, Kind, Place, Record, Sent, Shown, CLEAR};
+pub use rmw::describe_changes;
 
 /// Which user a row is about: the field that names them and its value as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,181 +210,9 @@ pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>
     }
 }
 
-/// One row seen through a layout: the validators' view of the cells.
-pub struct Record<'a> {
-    pub row: &'a Row,
-    pub layout: &'a Layout,
-    pub keep: Keep,
-}
-
-/// A non-empty cell of a field.
-#[derive(Debug, Clone, Copy)]
-pub struct Cell<'a> {
-    pub col: usize,
-    pub value: &'a str,
-}
-
-pub const CLEAR: &str = "#clear";
-
-impl<'a> Record<'a> {
-    /// The field's cell, if the column exists and the cell is not empty.
-    pub fn get(&self, field: usize) -> Option<Cell<'a>> {
-        let col = self.layout.field_col.get(field).copied().flatten()?;
-        self.cell(col)
-    }
-
-    pub fn cell(&self, col: usize) -> Option<Cell<'a>> {
-        let value = self.row.cells.get(col).unwrap_or("");
-        (!value.is_empty()).then_some(Cell { col, value })
-    }
-
-    pub fn error(&self, col: usize, message: impl Into<String>) -> FieldError {
-        FieldError::new(Some(col), self.layout.headers[col].clone(), message)
-    }
-
-    pub fn column_name(&self, field: usize, fields: &[Field]) -> String {
-        match self.layout.field_col.get(field).copied().flatten() {
-            Some(col) => self.layout.headers[col].clone(),
-            None => fields[field].name.to_string(),
-        }
-    }
-}
-
-/// Collects the changes and the errors of one row; the building block of every dictionary.
-pub struct Checker<'r, 'a> {
-    pub record: &'r Record<'a>,
-    pub changes: Changes,
-    pub errors: Vec<FieldError>,
-}
-
-impl<'r, 'a> Checker<'r, 'a> {
-    pub fn new(record: &'r Record<'a>) -> Self {
-        Checker {
-            record,
-            changes: Changes::new(record.keep),
-            errors: Vec::new(),
-        }
-    }
-
-    pub fn fail(&mut self, cell: Cell, message: impl Into<String>) {
-        self.errors.push(self.record.error(cell.col, message));
-    }
-
-    /// `#clear` is only for text fields.
-    fn refuse_clear(&mut self, cell: Cell) -> bool {
-        if cell.value.eq_ignore_ascii_case(CLEAR) {
-            self.fail(
-                cell,
-                "#clear only empties a text field (leave the cell empty to keep the value)",
-            );
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Free text up to 255 characters; `#clear` empties it.
-    pub fn text(&mut self, field: usize, name: &'static str) {
-        let Some(cell) = self.record.get(field) else {
-            return;
-        };
-        if cell.value.eq_ignore_ascii_case(CLEAR) {
-            self.changes.insert(name, "");
-            return;
-        }
-        match rules::check_text(cell.value, MAX_TEXT) {
-            Ok(()) => {
-                self.changes.insert(name, cell.value);
-            }
-            Err(m) => self.fail(cell, m),
-        }
-    }
-
-    pub fn email(&mut self, field: usize, name: &'static str) {
-        let Some(cell) = self.record.get(field) else {
-            return;
-        };
-        if self.refuse_clear(cell) {
-            return;
-        }
-        match rules::check_email(cell.value) {
-            Ok(()) => {
-                self.changes.insert(name, cell.value);
-            }
-            Err(m) => self.fail(cell, m),
-        }
-    }
-
-    pub fn boolean(&mut self, field: usize, name: &'static str) -> Option<bool> {
-        let cell = self.record.get(field)?;
-        if self.refuse_clear(cell) {
-            return None;
-        }
-        match rules::parse_bool(cell.value) {
-            Some(b) => {
-                self.changes.insert(name, b);
-                Some(b)
-            }
-            None => {
-                self.fail(cell, format!("not a yes/no value ({})", rules::BOOL_HINT));
-                None
-            }
-        }
-    }
-
-    /// A list of items, each checked by `item`; `None` when the cell is empty.
-    pub fn list(
-        &mut self,
-        field: usize,
-        mut item: impl FnMut(&str) -> Result<(), String>,
-    ) -> Option<(Cell<'a>, Vec<String>)> {
-        let cell = self.record.get(field)?;
-        if self.refuse_clear(cell) {
-            return None;
-        }
-        let mut items = Vec::new();
-        let mut ok = true;
-        for i in rules::split_list(cell.value) {
-            if let Err(m) = item(i) {
-                self.fail(cell, m);
-                ok = false;
-            } else if !items.iter().any(|x: &String| x.eq_ignore_ascii_case(i)) {
-                items.push(i.to_string());
-            }
-        }
-        ok.then_some((cell, items))
-    }
-
-    /// A key that names the user in a URL path.
-    pub fn path_id(&mut self, cell: Cell) -> bool {
-        match rules::check_path_id(cell.value) {
-            Ok(()) => true,
-            Err(m) => {
-                self.fail(cell, m);
-                false
-            }
-        }
-    }
-
-    /// The row's edit, or every error found. A caller that has no key has reported why.
-    pub fn finish(self, key: Option<UserKey>) -> Result<Edit, Vec<FieldError>> {
-        match key {
-            Some(key) if self.errors.is_empty() => Ok(Edit {
-                key,
-                changes: self.changes,
-            }),
-            _ => Err(self.errors),
-        }
-    }
-}
-
 /// Reading every user up front is cheaper in calls, but holds them in memory: past this many
 /// users, rows are read one by one instead, so memory does not grow with the tenant.
 pub const MAX_CACHED_USERS: usize = 100_000;
-
-/// A page of the user list: the user objects, the total (pages or users, as the vendor
-/// counts), and the requests it took.
-pub type UserPage = (Vec<Value>, usize, u32);
 
 /// `base` with `segments` appended, each percent-encoded, so an id can never change which
 /// resource the URL names.
@@ -420,31 +224,6 @@ pub fn endpoint(base: &url::Url, segments: &[&str]) -> url::Url {
         path.extend(segments);
     }
     url
-}
-
-/// `field: old -> new` for every changed field, for `--dry-run`.
-pub fn describe_changes(
-    current: &Map<String, Value>,
-    desired: &Map<String, Value>,
-    keys: &[&str],
-) -> String {
-    let show = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => "(empty)".to_string(),
-        Some(Value::String(s)) if s.is_empty() => "(empty)".to_string(),
-        Some(Value::String(s)) => format!("'{s}'"),
-        Some(other) => other.to_string(),
-    };
-    keys.iter()
-        .filter(|k| current.get(**k) != desired.get(**k))
-        .map(|k| {
-            format!(
-                "{k}: {} -> {}",
-                show(current.get(*k)),
-                show(desired.get(*k))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Sends a read (a list or a search) and returns its JSON body and the requests it took; a

@@ -1,0 +1,535 @@
+//! The read-modify-write every vendor shares: find the user (in the list read up front, or by a
+//! look-up), merge the row's changes into the record, compare, describe or write, read the
+//! answer. A vendor supplies only its calls and how its answers read, through [`Vendor`].
+
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use super::cache::UserCache;
+use super::dictionary::{Field, Place};
+use super::{Edit, Plan, Session, UserKey, MAX_CACHED_USERS};
+use crate::engine::{CallError, Outcome, Reply, Status};
+use crate::error::Error;
+
+/// A user's record when there is one, and the requests it took to find out.
+pub type Found = (Option<Map<String, Value>>, u32);
+
+/// Which page of the whole user list to read: its number (from 0), how many users the pages
+/// before it held, and how many a page holds. A vendor uses whichever its API counts in.
+#[derive(Debug, Clone, Copy)]
+pub struct PageAt {
+    pub number: usize,
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// How big the whole list is, as the vendor counts it.
+#[derive(Debug, Clone, Copy)]
+pub enum Total {
+    Pages(usize),
+    Users(usize),
+}
+
+/// One page of the user list: the user objects, and the size of the whole list.
+pub struct ListPage {
+    pub users: Vec<Value>,
+    pub total: Total,
+}
+
+/// A row's changes merged into the user's record.
+pub struct Change {
+    /// The record's fields (the table's [`Place::InRecord`] ones) as read and as they would be
+    /// after the write, normalised by the vendor so that order or spelling never make a change.
+    pub before: Map<String, Value>,
+    pub after: Map<String, Value>,
+    /// The whole record as read, with the row's changes merged in.
+    pub record: Map<String, Value>,
+    /// Changes sent beside the record rather than in it (identity's group moves, a password).
+    pub beside: Vec<(&'static str, Value)>,
+}
+
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.before == self.after && self.beside.is_empty()
+    }
+}
+
+/// What a vendor's answer to a write says.
+pub enum Answer {
+    Accepted,
+    /// Someone changed the user since it was read: read it again and merge again, once.
+    /// The reason is the row's error when that happens twice.
+    Conflict(String),
+    Refused(String),
+}
+
+/// What one vendor's API supplies to the read-modify-write.
+pub trait Vendor: Send + Sync {
+    /// Its field table: which fields name a user, and where each sits in the record.
+    const FIELDS: &'static [Field];
+    /// Users per page when the whole list is read.
+    const PAGE: usize;
+
+    /// Whether reading the whole list can serve these rows at all; an error stops the run.
+    fn can_list(&self, _plan: &Plan) -> Result<bool, Error> {
+        Ok(true)
+    }
+    /// One page of the whole user list.
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome>;
+    /// The user a row's key names, looked up on the server.
+    fn find(&self, key: &UserKey) -> Result<Found, Outcome>;
+    /// The user again, by the id [`user_id`] gives, after a conflict.
+    fn read(&self, id: &str) -> Result<Found, Outcome>;
+    /// The `not-found` row's error.
+    fn not_found(&self, key: &UserKey) -> String;
+    /// A change's value as the record holds it (control-room looks role names up).
+    fn resolve(&self, _field: &str, value: &Value) -> Result<Value, String> {
+        Ok(value.clone())
+    }
+    /// A record field's value in the form compared, so that order or spelling never make a
+    /// change (roles as sorted sets, say).
+    fn normalise(&self, _key: &str, value: Value) -> Value {
+        value
+    }
+    /// The changes sent beside the record, worked out from the record as read.
+    fn beside(&self, _current: &Map<String, Value>, _edit: &Edit) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+    /// What `--dry-run` says would change: `field: old -> new; …`.
+    fn describe(&self, change: &Change) -> String {
+        describe_changes(&change.before, &change.after, &record_keys(Self::FIELDS))
+    }
+    /// Sends the change. (`--create` will add its counterpart here: `fn create`.)
+    fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
+    /// Reads the answer to a write.
+    fn interpret(&self, reply: &Reply) -> Answer;
+}
+
+/// A vendor's calls as a [`Session`]: the one read-modify-write, and the list read up front.
+pub struct ReadModifyWrite<V> {
+    vendor: V,
+    /// Named when the list read up front fails.
+    url: url::Url,
+    /// Every user by each key, when reading the whole list took fewer calls.
+    cache: OnceLock<UserCache>,
+}
+
+impl<V: Vendor> ReadModifyWrite<V> {
+    pub fn new(vendor: V, url: url::Url) -> Self {
+        ReadModifyWrite {
+            vendor,
+            url,
+            cache: OnceLock::new(),
+        }
+    }
+
+    fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+        match self.cache.get() {
+            Some(cache) => Ok((cache.get(key), 0)),
+            None => self.vendor.find(key),
+        }
+    }
+
+    /// Reads the rest of the list after its first page.
+    fn read_list(&self, first: ListPage) -> Result<UserCache, Outcome> {
+        let mut cache = UserCache::default();
+        let keys = |u: &Value| cache_keys(V::FIELDS, u);
+        let mut at = PageAt {
+            number: 1,
+            offset: first.users.len(),
+            size: V::PAGE,
+        };
+        cache.add_page(first.users, keys);
+        loop {
+            let more = match first.total {
+                Total::Pages(pages) => at.number < pages,
+                Total::Users(users) => at.offset < users,
+            };
+            if !more {
+                return Ok(cache);
+            }
+            let page = self.vendor.list_page(&at)?;
+            // A count of users can come up short (users deleted meanwhile); pages are read
+            // to the count.
+            if page.users.is_empty() && matches!(first.total, Total::Users(_)) {
+                return Ok(cache);
+            }
+            at.number += 1;
+            at.offset += page.users.len();
+            cache.add_page(page.users, keys);
+        }
+    }
+}
+
+impl<V: Vendor> Session for ReadModifyWrite<V> {
+    fn prepare(&self, plan: &Plan) -> Result<(), Error> {
+        if !self.vendor.can_list(plan)? || plan.rows < 2 {
+            return Ok(());
+        }
+        let fail = |o: Outcome| {
+            Error::server(&self.url, format!("cannot read the user list: {}", o.error))
+        };
+        let at = PageAt {
+            number: 0,
+            offset: 0,
+            size: V::PAGE,
+        };
+        let first = self.vendor.list_page(&at).map_err(fail)?;
+        let (pages, users) = match first.total {
+            Total::Pages(pages) => (pages, pages * V::PAGE),
+            Total::Users(users) => (users.div_ceil(V::PAGE).max(1), users),
+        };
+        // The whole list costs `pages` calls; one look-up per row costs `rows`.
+        if pages >= plan.rows || users > MAX_CACHED_USERS {
+            return Ok(());
+        }
+        let _ = self.cache.set(self.read_list(first).map_err(fail)?);
+        Ok(())
+    }
+
+    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
+        let (found, mut attempts) = match self.find(&edit.key) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        // `--create` will create the user here instead.
+        let Some(mut record) = found else {
+            return Outcome::with_error(Status::NotFound, self.vendor.not_found(&edit.key))
+                .http(200, attempts);
+        };
+        let Some(id) = user_id(V::FIELDS, &record) else {
+            return Outcome::with_error(Status::Failed, "the server's user record has no id");
+        };
+        let mut wrote = false;
+        // One write, and one more after reading the user again on a conflict.
+        for round in 0..2 {
+            let change = match merge(&self.vendor, record, edit) {
+                Ok(change) => change,
+                Err(m) => return Outcome::with_error(Status::Failed, m).http(200, attempts),
+            };
+            if change.is_empty() {
+                // After a conflict, the record may already be as this row wants it.
+                let status = if wrote {
+                    Status::Updated
+                } else {
+                    Status::Unchanged
+                };
+                let mut o = Outcome::new(status);
+                o.attempts = attempts;
+                return o;
+            }
+            if dry_run {
+                let mut o = Outcome::with_error(Status::WouldUpdate, self.vendor.describe(&change));
+                o.attempts = attempts;
+                return o;
+            }
+            let reply = match self.vendor.write(&id, &change) {
+                Ok(reply) => reply,
+                Err(e) => return Outcome::from_call_error(e, attempts),
+            };
+            attempts += reply.attempts;
+            wrote = true;
+            let reason = match self.vendor.interpret(&reply) {
+                Answer::Accepted => {
+                    return Outcome::new(Status::Updated).http(reply.status, attempts)
+                }
+                Answer::Conflict(_) if round == 0 => {
+                    record = match self.vendor.read(&id) {
+                        Ok((Some(fresh), n)) => {
+                            attempts += n;
+                            fresh
+                        }
+                        Ok((None, n)) => {
+                            return Outcome::with_error(
+                                Status::NotFound,
+                                "the user was deleted while being updated",
+                            )
+                            .http(404, attempts + n)
+                        }
+                        Err(o) => return o,
+                    };
+                    continue;
+                }
+                Answer::Conflict(reason) | Answer::Refused(reason) => reason,
+            };
+            return Outcome::with_error(Status::Failed, reason).http(reply.status, attempts);
+        }
+        unreachable!("the second round always returns")
+    }
+}
+
+/// A row's changes merged into a user's record as read: what `apply` compares, describes and
+/// writes. Only the table's record fields are merged in; the vendor sends the rest beside.
+pub fn merge<V: Vendor>(
+    vendor: &V,
+    mut record: Map<String, Value>,
+    edit: &Edit,
+) -> Result<Change, String> {
+    let before = compared(vendor, &record);
+    let beside = vendor.beside(&record, edit);
+    for (name, value) in edit.changes.iter() {
+        let place = V::FIELDS.iter().find(|f| f.name == name).map(|f| f.place);
+        if let Some(Place::InRecord(key)) = place {
+            record.insert(key.to_string(), vendor.resolve(name, value)?);
+        }
+    }
+    Ok(Change {
+        before,
+        after: compared(vendor, &record),
+        record,
+        beside,
+    })
+}
+
+/// The table's record fields of `record`, normalised.
+fn compared<V: Vendor>(vendor: &V, record: &Map<String, Value>) -> Map<String, Value> {
+    record_keys(V::FIELDS)
+        .into_iter()
+        .map(|k| {
+            let v = record.get(k).cloned().unwrap_or(Value::Null);
+            (k.to_string(), vendor.normalise(k, v))
+        })
+        .collect()
+}
+
+/// The keys of the table's record fields, in table order: what is compared and described.
+pub fn record_keys(fields: &[Field]) -> Vec<&'static str> {
+    fields
+        .iter()
+        .filter_map(|f| match f.place {
+            Place::InRecord(key) => Some(key),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What writes and re-reads name the user by: the platform's own id, or on a platform that
+/// has none (hub writes by e-mail) the first key a user can be found by.
+pub fn user_id(fields: &[Field], record: &Map<String, Value>) -> Option<String> {
+    let field = fields
+        .iter()
+        .find(|f| matches!(f.place, Place::UserId(_)))
+        .or_else(|| fields.iter().find(|f| f.names_user()))?;
+    key_text(record.get(field.record_key()?)?)
+}
+
+/// Every key a listed user can be found by, as the cache indexes it.
+fn cache_keys(fields: &[Field], user: &Value) -> Vec<(&'static str, Option<String>)> {
+    fields
+        .iter()
+        .filter(|f| f.names_user())
+        .map(|f| {
+            let value = f.record_key().and_then(|k| user.get(k)).and_then(key_text);
+            (f.name, value)
+        })
+        .collect()
+}
+
+/// A key as text: ids come as strings or as whole numbers.
+fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => n.as_i64().map(|i| i.to_string()),
+        _ => None,
+    }
+}
+
+/// `field: old -> new` for every changed field, for `--dry-run`.
+pub fn describe_changes(
+    current: &Map<String, Value>,
+    desired: &Map<String, Value>,
+    keys: &[&str],
+) -> String {
+    let show = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "(empty)".to_string(),
+        Some(Value::String(s)) if s.is_empty() => "(empty)".to_string(),
+        Some(Value::String(s)) => format!("'{s}'"),
+        Some(other) => other.to_string(),
+    };
+    keys.iter()
+        .filter(|k| current.get(**k) != desired.get(**k))
+        .map(|k| {
+            format!(
+                "{k}: {} -> {}",
+                show(current.get(*k)),
+                show(desired.get(*k))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::platform::dictionary::{Kind, Shown};
+    use crate::platform::{Changes, Keep};
+
+    /// A vendor whose server is a list of users and a script of answers to writes.
+    struct Fake {
+        users: Vec<Value>,
+        answers: Mutex<Vec<u16>>,
+        writes: AtomicU32,
+        lists: AtomicU32,
+    }
+
+    #[rustfmt::skip]
+    const FIELDS: &[Field] = &[
+        Field::new("id", &[], Kind::Key(&Kind::Id), Place::UserId("id"), Shown::Hidden),
+        Field::new("name", &[], Kind::Key(&Kind::Text(9)), Place::InRecord("name"), Shown::Hidden),
+        Field::new("title", &[], Kind::Text(9), Place::InRecord("title"), Shown::Hidden),
+    ];
+
+    impl Vendor for Fake {
+        const FIELDS: &'static [Field] = FIELDS;
+        const PAGE: usize = 2;
+
+        fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+            self.lists.fetch_add(1, Ordering::Relaxed);
+            let users = self.users.iter().skip(at.offset).take(at.size);
+            Ok(ListPage {
+                users: users.cloned().collect(),
+                total: Total::Users(self.users.len()),
+            })
+        }
+
+        fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+            let user = self.users.iter().find(|u| u["name"] == key.value.as_str());
+            Ok((user.and_then(|u| u.as_object().cloned()), 1))
+        }
+
+        fn read(&self, id: &str) -> Result<Found, Outcome> {
+            let id: i64 = id.parse().unwrap_or(0);
+            let user = self.users.iter().find(|u| u["id"] == id);
+            Ok((user.and_then(|u| u.as_object().cloned()), 1))
+        }
+
+        fn not_found(&self, _key: &UserKey) -> String {
+            "no such user".into()
+        }
+
+        fn write(&self, _id: &str, _change: &Change) -> Result<Reply, CallError> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            let status = self.answers.lock().unwrap().remove(0);
+            Ok(Reply {
+                status,
+                body: String::new(),
+                attempts: 1,
+            })
+        }
+
+        fn interpret(&self, reply: &Reply) -> Answer {
+            match reply.status {
+                200 => Answer::Accepted,
+                409 => Answer::Conflict("HTTP 409: stale".into()),
+                s => Answer::Refused(format!("HTTP {s}")),
+            }
+        }
+    }
+
+    fn session(answers: &[u16]) -> ReadModifyWrite<Fake> {
+        let fake = Fake {
+            users: (1..=3)
+                .map(|i| json!({"id": i, "name": format!("u{i}"), "title": "a"}))
+                .collect(),
+            answers: Mutex::new(answers.to_vec()),
+            writes: AtomicU32::new(0),
+            lists: AtomicU32::new(0),
+        };
+        ReadModifyWrite::new(fake, "http://127.0.0.1/".parse().unwrap())
+    }
+
+    fn edit(name: &str, title: &str) -> Edit {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("title", title);
+        Edit {
+            key: UserKey {
+                field: "name",
+                value: name.into(),
+            },
+            changes,
+        }
+    }
+
+    #[test]
+    fn a_row_that_changes_nothing_is_not_written() {
+        let s = session(&[]);
+        let o = s.apply(&edit("u1", "a"), false);
+        assert_eq!(
+            (o.status, o.attempts, o.http_status),
+            (Status::Unchanged, 1, None)
+        );
+        assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_dry_run_says_what_would_change_and_writes_nothing() {
+        let s = session(&[]);
+        let o = s.apply(&edit("u1", "b"), true);
+        assert_eq!(
+            (o.status, o.error.as_str()),
+            (Status::WouldUpdate, "title: 'a' -> 'b'")
+        );
+        assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_unknown_user_is_not_found() {
+        let o = session(&[]).apply(&edit("nobody", "b"), false);
+        assert_eq!(
+            (o.status, o.error.as_str()),
+            (Status::NotFound, "no such user")
+        );
+        assert_eq!(o.http_status, Some(200));
+    }
+
+    #[test]
+    fn a_conflict_is_read_again_and_written_once_more() {
+        let s = session(&[409, 200]);
+        let o = s.apply(&edit("u2", "b"), false);
+        // A find, a write, a read, a write.
+        assert_eq!(
+            (o.status, o.attempts, o.http_status),
+            (Status::Updated, 4, Some(200))
+        );
+        let s = session(&[409, 409]);
+        let o = s.apply(&edit("u2", "b"), false);
+        assert_eq!(
+            (o.status, o.error.as_str()),
+            (Status::Failed, "HTTP 409: stale")
+        );
+        assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 2);
+        let o = session(&[500]).apply(&edit("u2", "b"), false);
+        assert_eq!((o.status, o.error.as_str()), (Status::Failed, "HTTP 500"));
+    }
+
+    #[test]
+    fn the_list_is_read_up_front_only_when_it_takes_fewer_calls_than_the_rows() {
+        let s = session(&[]);
+        let plan = |rows| Plan {
+            rows,
+            lookups: rows,
+        };
+        s.prepare(&plan(2)).unwrap();
+        assert!(
+            s.cache.get().is_none(),
+            "two pages for two rows: look each up"
+        );
+        s.prepare(&plan(3)).unwrap();
+        assert_eq!(s.cache.get().map(UserCache::len), Some(3));
+        // Every key of the table finds the user, ids written as numbers included.
+        let o = s.apply(&edit("U3", "a"), false);
+        assert_eq!((o.status, o.attempts), (Status::Unchanged, 0));
+        let by_id = UserKey {
+            field: "id",
+            value: "3".into(),
+        };
+        assert!(s.cache.get().unwrap().get(&by_id).is_some());
+    }
+}
