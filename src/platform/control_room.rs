@@ -497,7 +497,7 @@ mod tests {
     fn an_empty_text_matches_a_null_and_the_whole_record_is_sent_back() {
         let base: url::Url = "http://127.0.0.1".parse().unwrap();
         let s = ControlRoomSession {
-            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            http: Arc::new(Http::new(HttpSettings::default(), Default::default()).unwrap()),
             auth: ControlRoomAuth {
                 token: RenewingToken::new(Token {
                     value: "t".into(),

@@ -543,7 +543,7 @@ mod tests {
 
     fn session() -> HubSession {
         HubSession {
-            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            http: Arc::new(Http::new(HttpSettings::default(), Default::default()).unwrap()),
             auth: HubAuth {
                 bearer: "Bearer t/t".into(),
                 open_api: true,

@@ -516,7 +516,7 @@ mod tests {
     fn session() -> IdentitySession {
         let base: url::Url = "http://127.0.0.1/identity_".parse().unwrap();
         IdentitySession {
-            http: Arc::new(Http::new(HttpSettings::default(), None).unwrap()),
+            http: Arc::new(Http::new(HttpSettings::default(), Default::default()).unwrap()),
             auth: IdentityAuth {
                 token: RenewingToken::new(Token {
                     value: "t".into(),
