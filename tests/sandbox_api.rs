@@ -29,7 +29,7 @@ fn hub_url(sb: &Sandbox, rest: &str) -> String {
 }
 
 fn seed_text(name: &str) -> String {
-    std::fs::read_to_string(common::root().join("../shared/seeds").join(name)).unwrap()
+    std::fs::read_to_string(common::seed(name)).unwrap()
 }
 
 /// The first JSON object that follows `after` in a seed page.

@@ -28,9 +28,15 @@ pub fn sample(name: &str) -> PathBuf {
     root().join("samples").join(name)
 }
 
-/// The shared corpus of files written by other people (read-only, beside the checkout).
+/// The corpus of files written by other people, with their sources and licences
+/// (tests/data/README.md).
 pub fn corpus(path: &str) -> PathBuf {
-    root().join("../shared/corpus").join(path)
+    root().join("tests/data/corpus").join(path)
+}
+
+/// The captured vendor pages whose requests and responses the sandbox must match.
+pub fn seed(name: &str) -> PathBuf {
+    root().join("tests/data/seeds").join(name)
 }
 
 pub fn tempdir() -> tempfile::TempDir {
