@@ -2,14 +2,12 @@
 //! through bulkedit's client), get the seed pages' own responses; authentication behaves as the
 //! vendors document it; and every fault and limit shows up exactly as set.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, http_client};
 use bulkedit::sandbox::{Faults, Sandbox, SandboxConfig};
-use common::http_client;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
@@ -266,6 +264,7 @@ fn identity_rejections_come_in_all_three_documented_shapes() {
 
 #[test]
 fn identity_tokens_expire_and_wrong_credentials_are_refused() {
+    let _timed = common::timed();
     let sb = start(SandboxConfig {
         token_lifetime: Duration::from_secs(1),
         ..SandboxConfig::default()
@@ -437,6 +436,7 @@ fn control_room_put_replaces_and_requires_username_email_and_a_role() {
 
 #[test]
 fn control_room_tokens_expire_renew_and_log_in_with_an_api_key() {
+    let _timed = common::timed();
     let sb = start(SandboxConfig {
         token_lifetime: Duration::from_secs(2),
         ..SandboxConfig::default()
@@ -560,6 +560,7 @@ fn failures_come_at_the_set_fraction_in_the_same_order_for_the_same_seed() {
 
 #[test]
 fn throttling_answers_429_with_retry_after_in_seconds_or_as_a_date() {
+    let _timed = common::timed();
     let sb = faulty(Faults {
         throttle_rate: 1.0,
         retry_after: Duration::from_secs(3),
@@ -589,6 +590,7 @@ fn throttling_answers_429_with_retry_after_in_seconds_or_as_a_date() {
 
 #[test]
 fn a_server_rate_limit_refuses_what_exceeds_it() {
+    let _timed = common::timed();
     let sb = faulty(Faults {
         rate: Some(20.0),
         ..Faults::default()

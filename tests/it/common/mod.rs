@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use assert_cmd::Command;
 
+// peak.rs stays in tests/common/: benches/throughput.rs includes it from there.
+#[path = "../../common/peak.rs"]
 pub mod peak;
 
 /// The `bulkedit` binary with no `BULKEDIT_*` variables from the environment leaking in.
@@ -116,4 +119,22 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 pub fn http_client() -> reqwest::blocking::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
+}
+
+/// Held by the tests that load both cores for a long time (the scale tests: 20,000 rows
+/// through 128 workers, 1,200,000 rows through validate). They ran in a binary of their own,
+/// beside one another only, and still may: many can hold this at once.
+static CORES: RwLock<()> = RwLock::new(());
+
+/// For a test that keeps the machine busy for a long time; see `timed`.
+pub fn heavy() -> RwLockReadGuard<'static, ()> {
+    CORES.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// For a test whose assertions hold only if it is not starved of CPU: a rate measured on the
+/// server, a token that must still be valid a moment later, requests counted inside a
+/// one-second window. It waits until no `heavy` test runs, and none starts until it ends.
+/// A test that fails holding it poisons the lock; that is ignored, as the lock guards no data.
+pub fn timed() -> RwLockWriteGuard<'static, ()> {
+    CORES.write().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,5 +1,7 @@
-"""Writes the hostile-input corpus the tests in tests/hostile.rs read. Run once; the files are
-committed. Each file is something an administrator could plausibly be handed."""
+"""Writes the hostile-input corpus the tests in tests/it/hostile.rs read. Run once; the files are
+committed. Each file is something an administrator could plausibly be handed. Run it from this
+folder. damaged-ole.xls is not made here: it is the input on which the read_file fuzz target
+found calamine's OLE reader panicking, kept as found."""
 import random, shutil, openpyxl
 from openpyxl.cell.cell import ERROR_CODES
 
@@ -41,7 +43,7 @@ ws.merge_cells("C2:C4")  # one department typed across three rows
 ws.merge_cells("A3:A4")  # and one e-mail over two
 wb.save("merged-cells.xlsx")
 
-good = open("../../samples/hub-clean.xlsx", "rb").read()
+good = open("../../../samples/hub-clean.xlsx", "rb").read()
 w("truncated.xlsx", good[: len(good) // 2], "wb")
 w("xlsx-named.csv", good, "wb")
 print("ok")

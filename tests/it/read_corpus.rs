@@ -3,11 +3,9 @@
 //! with openpyxl's reading of them. Our product rules sit on top of plain parsing: cells are
 //! trimmed and blank rows skipped, so expectations are compared the same way.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Expected records as our reader reports them: trimmed, blank records dropped.

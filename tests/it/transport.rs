@@ -2,10 +2,8 @@
 //! accepted with it), http:// is refused outside loopback unless --allow-http, and ids that would
 //! change the URL path are refused before anything is sent.
 
-mod common;
-
+use crate::common::*;
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
-use common::*;
 
 fn tls_sandbox() -> (Sandbox, String) {
     let key =

@@ -2,10 +2,9 @@
 //! a real CSV file, no input makes them panic, and the e-mail rule agrees with the WHATWG
 //! definition on a corpus of 648 addresses written by other people.
 
-mod common;
-
 use std::io::Write;
 
+use crate::common;
 use bulkedit::check;
 use bulkedit::platform::{self, Options};
 use bulkedit::read::{self, headers::map_headers, Row};

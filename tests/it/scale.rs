@@ -3,13 +3,11 @@
 //! `updated`, the server holds exactly the expected state, and the report has each row exactly
 //! once; then again with the process killed at random points and resumed.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::*;
 use bulkedit::sandbox::{Faults, Sandbox, SandboxConfig};
-use common::*;
 
 const ROWS: usize = 20_000;
 
@@ -21,7 +19,7 @@ fn faulty() -> Sandbox {
             fail_rate: 0.20,
             throttle_rate: 0.05,
             // Each Retry-After pauses the whole pool; a second each time would make this a
-            // 20-minute test. The pause itself is measured in tests/apply.rs.
+            // 20-minute test. The pause itself is measured in tests/it/apply.rs.
             retry_after: Duration::ZERO,
             reset_rate: 0.02,
             slow_rate: 0.01,
@@ -99,6 +97,7 @@ fn run(sb: &Sandbox, file: &Path, report: &Path, extra: &[&str]) -> std::process
 
 #[test]
 fn twenty_thousand_rows_through_every_fault_all_end_updated() {
+    let _heavy = heavy();
     let sb = faulty();
     let dir = tempdir();
     let file = input(dir.path());
@@ -113,6 +112,7 @@ fn twenty_thousand_rows_through_every_fault_all_end_updated() {
 
 #[test]
 fn twenty_thousand_rows_killed_at_random_points_and_resumed() {
+    let _heavy = heavy();
     let sb = faulty();
     let dir = tempdir();
     let file = input(dir.path());
@@ -169,6 +169,7 @@ fn peak_of(cmd: &mut std::process::Command) -> (i32, f64) {
 
 #[test]
 fn validate_memory_stays_flat_as_the_file_grows() {
+    let _heavy = heavy();
     let dir = tempdir();
     let mut peaks = Vec::new();
     // The second file is past one run of key hashes (check::RUN), so a run goes to disk.
@@ -200,6 +201,7 @@ fn validate_memory_stays_flat_as_the_file_grows() {
 
 #[test]
 fn apply_memory_is_bounded_by_the_user_cache() {
+    let _heavy = heavy();
     // 40,000 users are read with the paged list and kept (as compact JSON) for their rows.
     let rows = 40_000;
     let sb = Sandbox::start(SandboxConfig {

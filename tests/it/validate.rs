@@ -1,8 +1,6 @@
 //! `bulkedit validate`, through the real binary on real files.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn validate(
     file: &std::path::Path,

@@ -1,16 +1,14 @@
-//! Hostile and broken input (the files in tests/hostile/, made by make.py there): each gets exit
+//! Hostile and broken input (the files in tests/data/hostile/, made by make.py there): each gets exit
 //! 2 with a message naming the file and what is wrong, or a verdict per row; never a panic, and
 //! never a request for a row bulkedit did not understand.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::*;
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
-use common::*;
 
 fn hostile(name: &str) -> PathBuf {
-    root().join("tests/hostile").join(name)
+    root().join("tests/data/hostile").join(name)
 }
 
 /// What `validate` must say about a file: its exit code, a piece of its stderr, and for exit 0

@@ -1,15 +1,13 @@
 //! `bulkedit apply`, the real binary against a real sandbox on loopback: the server's final
 //! state and the report are checked row by row.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use crate::common::*;
 use bulkedit::sandbox::{Faults, Sandbox, SandboxConfig};
-use common::*;
 use serde_json::{json, Value};
 
 const HUB_ENV: [(&str, &str); 1] = [("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")];
@@ -593,6 +591,7 @@ fn answers_slower_than_the_timeout_are_retried() {
 
 #[test]
 fn retry_after_pauses_the_whole_pool_for_exactly_as_long_as_asked() {
+    let _timed = timed();
     for date_form in [false, true] {
         let sb = sandbox(Faults {
             throttle_rate: 0.3,
@@ -724,6 +723,7 @@ fn users_that_do_not_exist_are_not_found() {
 
 #[test]
 fn an_expired_or_revoked_token_is_renewed_and_the_row_retried() {
+    let _timed = timed();
     // Control Room JWTs that live four seconds, across a run of seven.
     let sb = Sandbox::start(SandboxConfig {
         token_lifetime: Duration::from_secs(4),
@@ -887,6 +887,7 @@ fn max_errors_stops_the_run_and_skips_the_rest() {
 
 #[test]
 fn the_rate_is_held_within_two_percent_measured_on_the_server() {
+    let _timed = timed();
     let sb = Sandbox::start(SandboxConfig {
         users: 200,
         ..SandboxConfig::default()

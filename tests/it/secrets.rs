@@ -2,12 +2,10 @@
 //! searched for the token, the client secret, the API key and the passwords, on success, on
 //! failure and with `-v`.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use bulkedit::sandbox::{Faults, Sandbox, SandboxConfig};
-use common::*;
 
 fn everything_written(out: &std::process::Output, dir: &Path) -> String {
     let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
