@@ -106,8 +106,6 @@ proptest! {
         let _ = read::detect_delimiter(&String::from_utf8_lossy(&bytes));
     }
 
-    /// No cells make any platform's validator panic, and a rejected row always says why.
-    #[test]
     /// `validate` reads UTF-8 text with a fast reader, in blocks on every core, and hands
     /// whatever that reader does not take to the full parser: together they must read
     /// exactly what the full parser alone reads, wherever the blocks are cut.
@@ -147,6 +145,7 @@ proptest! {
         }
     }
 
+    /// No cells make any platform's validator panic, and a rejected row always says why.
     #[test]
     fn no_cells_panic_a_validator(cells in proptest::collection::vec("\\PC{0,20}|#clear|[0-9.]{1,6}|[a-z]{1,8}@[a-z]{1,8}\\.com", 0..14)) {
         for name in platform::NAMES {

@@ -2,13 +2,11 @@
 //! so a sheet edited between the runs (rows inserted, deleted, moved, changed) ends with every
 //! current row applied exactly once, and the report holds exactly the current rows.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::common::*;
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
-use common::*;
 
 const CR_ENV: [(&str, &str); 2] = [
     ("BULKEDIT_USERNAME", "sandbox"),
@@ -111,7 +109,7 @@ fn resume_knows_finished_rows_by_their_cells_after_inserts_deletes_moves_and_edi
         writes, expected,
         "every row applied once; the edited one once more"
     );
-    let state: serde_json::Value = common::http_client()
+    let state: serde_json::Value = crate::common::http_client()
         .build()
         .unwrap()
         .get(format!("{}/_sandbox/state", sb.base_url()))

@@ -1,14 +1,12 @@
 //! Trust on the wire: against small misbehaving servers of our own on 127.0.0.1, what reaches
 //! which address, how long a run waits, and what the report and the terminal say.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::rogue::{self, Answer, Rogue};
-use common::*;
+use crate::common::rogue::{self, Answer, Rogue};
+use crate::common::*;
 
 const HUB_TOKEN: &str = "tenant-7/s3cret-hub-token";
 
@@ -162,6 +160,7 @@ fn an_overflowing_retry_after_is_no_crash() {
 
 #[test]
 fn no_request_starts_inside_a_retry_after_window() {
+    let _timed = timed();
     let server = rogue::hub(40, |n, _| {
         if n == 5 {
             Answer::json(429, &serde_json::json!({"message": "slow down"}))
@@ -210,6 +209,7 @@ fn no_request_starts_inside_a_retry_after_window() {
 
 #[test]
 fn ctrl_c_ends_a_long_pause_at_once() {
+    let _timed = timed();
     let server = rogue::hub(3, |n, _| {
         if n == 0 {
             Answer::json(429, &serde_json::json!({"message": "slow down"}))

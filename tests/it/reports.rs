@@ -2,14 +2,12 @@
 //! kept aside rather than replaced, two runs never share a report, `--resume` resumes only its
 //! own run, and a disk that fills up mid-run stops sending with every known outcome kept.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
-use common::*;
 
 const CR_ENV: [(&str, &str); 2] = [
     ("BULKEDIT_USERNAME", "sandbox"),
