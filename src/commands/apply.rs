@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::bounded;
 use url::Url;
 
-use crate::check::{self, KeyCollector};
+use crate::check::{self, verdict, KeyCollector};
 use crate::engine::pool::{self, Stop, StopReason};
 use crate::engine::{Http, HttpSettings, Outcome, Rate, Status};
 use crate::error::Error;
@@ -26,7 +26,6 @@ use crate::rules::FieldError;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::secrets::Secrets;
 
-use super::validate::verdict;
 use super::{read_ahead, Console};
 
 #[derive(Debug, Clone)]

@@ -20,26 +20,6 @@ pub struct ValidateArgs {
     pub options: Options,
 }
 
-/// The outcome of one checked row, with the duplicate-key verdict folded in.
-pub fn verdict(
-    result: Result<crate::platform::Edit, Vec<FieldError>>,
-    duplicate: Option<&FieldError>,
-    valid: Status,
-) -> (Result<crate::platform::Edit, ()>, Outcome, Vec<FieldError>) {
-    match (result, duplicate) {
-        (Ok(edit), None) => (Ok(edit), Outcome::new(valid), Vec::new()),
-        (Ok(_), Some(dup)) => {
-            let errors = vec![dup.clone()];
-            let outcome = Outcome::with_error(Status::Invalid, crate::rules::join_errors(&errors));
-            (Err(()), outcome, errors)
-        }
-        (Err(errors), _) => {
-            let outcome = Outcome::with_error(Status::Invalid, crate::rules::join_errors(&errors));
-            (Err(()), outcome, errors)
-        }
-    }
-}
-
 /// A checked row, ready for the report.
 struct Checked {
     outcome: Outcome,
@@ -76,7 +56,7 @@ impl Job<'_> {
             row,
             crate::platform::Keep::VerdictOnly,
         );
-        let (edit, outcome, errors) = verdict(result, duplicate, Status::Valid);
+        let (edit, outcome, errors) = check::verdict(result, duplicate, Status::Valid);
         let key_hash = edit
             .ok()
             .filter(|_| self.collect_keys)
