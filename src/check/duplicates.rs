@@ -14,6 +14,7 @@ use crate::rules::FieldError;
 
 /// The hash of a key as `UserKey::normalized` spells it, without building that string for
 /// the usual ASCII key.
+#[inline]
 pub fn key_hash(edit: &Edit) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     edit.key.field.hash(&mut h);

@@ -115,6 +115,7 @@ pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>>
 /// `valid` (validate's `valid`; apply's status for a row not sent yet), when the row goes on;
 /// else the `invalid` outcome and the field errors behind it. A key that another row names too
 /// makes a row invalid that is valid otherwise.
+#[inline]
 pub fn verdict(
     result: Result<Edit, Vec<FieldError>>,
     duplicate: Option<&FieldError>,

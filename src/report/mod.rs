@@ -161,6 +161,7 @@ impl CsvLines {
     /// attention. `record`: the row's bytes as read, without the line end, when every cell in
     /// them is spelled as [`push_csv_field`] spells it
     /// ([`crate::read::records::RecordInfo::canonical`]).
+    #[inline]
     pub fn push(&self, row: &ReportRow, record: Option<&[u8]>, lines: &mut Lines) {
         match record {
             Some(bytes)

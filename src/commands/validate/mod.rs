@@ -47,6 +47,7 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    #[inline]
     fn check(&self, row: &Row, duplicate: Option<&FieldError>) -> Checked {
         let result = check::check_row_keeping(self.platform, self.layout, row, Keep::VerdictOnly);
         let (edit, outcome, errors) = check::verdict(result, duplicate, Status::Valid);
