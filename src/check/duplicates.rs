@@ -1,7 +1,8 @@
 //! Keys that name the same user on more than one row. Every valid row's key is kept as one
-//! 8-byte hash ([`KeyCollector`]), so memory stays flat however long the file; repeated hashes
-//! are only candidates, and the file is read again for those rows alone to compare their keys
-//! exactly ([`reread_keys`]). The answer, [`Duplicates`], says by row number what to report.
+//! 8-byte hash ([`KeyCollector`]), so memory stays flat however long the file. Repeated hashes
+//! are only candidates: only when there are some is the file read again ([`reread_keys`]), and
+//! the keys of the rows with those hashes compared exactly. The answer, [`Duplicates`], says by
+//! row number what to report.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -1,7 +1,7 @@
 //! Rows to edits or field errors: each row checked against the platform's field dictionary,
 //! in parallel, in chunks that keep memory flat; and [`verdict`], what a checked row comes to
-//! once duplicate keys are known. Pure work on rows: opening the file is [`input`]'s job, and
-//! finding keys that name the same user on more than one row is [`duplicates`]'.
+//! once duplicate keys are known. The rooms beside it: [`input`] opens a file for a platform,
+//! [`duplicates`] finds keys that name the same user on more than one row.
 
 pub mod duplicates;
 pub mod input;
