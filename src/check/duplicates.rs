@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::input::open_input;
 use crate::error::Error;
 use crate::platform::{Edit, Keep, Options};
@@ -140,7 +142,7 @@ impl KeyCollector {
     /// decide.
     pub fn duplicates(
         self,
-        reread: impl FnOnce(&dyn Fn(&Edit) -> bool) -> Result<Vec<KeyedRow>, Error>,
+        reread: impl FnOnce(&(dyn Fn(&Edit) -> bool + Sync)) -> Result<Vec<KeyedRow>, Error>,
     ) -> Result<Duplicates, Error> {
         let candidates = self.repeated().map_err(|e| {
             Error::usage(format!(
@@ -250,44 +252,39 @@ pub struct KeyedRow {
     pub key_col: Option<(usize, String)>,
 }
 
-/// Reads `path` again and returns the valid rows whose edits are `wanted`, with their edits and the
-/// column (index and header) that holds their key.
+/// Reads `path` again and returns the valid rows whose edits are `wanted`, with their edits and
+/// the column (index and header) that holds their key. Rows are checked on every core, in
+/// chunks, as the first reading checked them.
 pub fn reread_keys(
     path: &Path,
     platform_name: &str,
     sheet: Option<&str>,
     options: &Options,
-    wanted: &dyn Fn(&Edit) -> bool,
+    wanted: &(dyn Fn(&Edit) -> bool + Sync),
 ) -> Result<Vec<KeyedRow>, Error> {
     let input = open_input(path, Some(platform_name), sheet, options)?;
+    let (platform, layout) = (input.platform.as_ref(), &input.layout);
+    let key_col = |edit: &Edit| {
+        platform
+            .fields()
+            .iter()
+            .position(|f| f.name == edit.key.field)
+            .and_then(|f| layout.field_col[f])
+            .map(|c| (c, layout.headers[c].clone()))
+    };
     let mut out = Vec::new();
-    for row in input.sheet.rows {
-        let row = row?;
-        if row.is_blank() {
-            continue;
-        }
-        if let Some(edit) = super::check_row_keeping(
-            input.platform.as_ref(),
-            &input.layout,
-            &row,
-            Keep::VerdictOnly,
-        )
-        .ok()
-        .filter(|e| wanted(e))
-        {
-            let key_col = input
-                .platform
-                .fields()
-                .iter()
-                .position(|f| f.name == edit.key.field)
-                .and_then(|f| input.layout.field_col[f])
-                .map(|c| (c, input.layout.headers[c].clone()));
-            out.push(KeyedRow {
+    for chunk in super::chunks(input.sheet.rows) {
+        let chunk = chunk?;
+        out.par_extend(chunk.par_iter().with_min_len(256).filter_map(|row| {
+            let edit = super::check_row_keeping(platform, layout, row, Keep::VerdictOnly)
+                .ok()
+                .filter(|e| wanted(e))?;
+            Some(KeyedRow {
                 line: row.line,
+                key_col: key_col(&edit),
                 edit,
-                key_col,
-            });
-        }
+            })
+        }));
     }
     Ok(out)
 }
