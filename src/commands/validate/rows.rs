@@ -5,11 +5,11 @@
 use rayon::prelude::*;
 
 use crate::check::Duplicates;
+use crate::commands::read_ahead;
 use crate::read::{Row, Rows};
 use crate::report::{Lines, ReportRow};
 
 use super::{Checked, Failed, Job, Out};
-use crate::commands::read_ahead;
 
 /// Rows per piece of work: each core checks a run of rows and makes their report lines.
 const PART: usize = 256;
