@@ -17,8 +17,9 @@ pub struct RecordInfo {
     /// Line breaks that end lines (not those inside quoted cells) before the record, counted
     /// from the start of the bytes: the record's distance in rows from the first one.
     pub rows_before: u64,
-    /// Every cell is written the way the report would write it: not trimmed, quoted exactly
-    /// when it holds a comma, a quote or a line break.
+    /// Every cell's bytes are its value in the minimal CSV spelling: no padding that trimming
+    /// takes away, quoted exactly when it holds a comma, a quote or a line break (as
+    /// `report::push_csv_field` writes a field, so that a report can copy such a record).
     pub canonical: bool,
 }
 
@@ -47,6 +48,26 @@ pub struct Records<'a> {
     extra: String,
     /// What each byte means to the scan: [`ENDS_CELL`], [`QUOTE`], [`NEEDS_QUOTES`].
     class: [u8; 256],
+}
+
+/// A cell the reader took: where its text lies, whether it is spelled canonically (see
+/// [`RecordInfo::canonical`]), and the byte after it.
+struct Cell {
+    span: Span,
+    canonical: bool,
+    end: usize,
+}
+
+/// The span of `value`, which starts at `at`, once trimmed.
+#[inline(always)]
+fn trimmed(value: &str, at: usize, in_extra: bool) -> Span {
+    let t = crate::rules::trim(value);
+    let start = at + (t.as_ptr() as usize - value.as_ptr() as usize);
+    Span {
+        start,
+        end: start + t.len(),
+        in_extra,
+    }
 }
 
 const ENDS_CELL: u8 = 1;
@@ -101,107 +122,19 @@ impl<'a> Records<'a> {
         self.extra.clear();
         let mut canonical = true;
         let mut p = start;
-        // Cells are cut at ASCII bytes, so a cell that ends before `utf8_up_to` is whole text.
-        let utf8_up_to = self.utf8_up_to;
-        let text = |from: usize, to: usize| -> Option<&'a str> {
-            if to <= utf8_up_to {
-                // SAFETY: `from..to` lies in the valid UTF-8 prefix and both ends sit at, or
-                // just after, an ASCII byte (or the ends of the bytes): character boundaries.
-                Some(unsafe { std::str::from_utf8_unchecked(&b[from..to]) })
-            } else {
-                None
-            }
-        };
-        // The span of `value`, which starts at `at`, once trimmed.
-        let trimmed = |value: &str, at: usize, in_extra: bool| {
-            let t = crate::rules::trim(value);
-            let start = at + (t.as_ptr() as usize - value.as_ptr() as usize);
-            Span {
-                start,
-                end: start + t.len(),
-                in_extra,
-            }
-        };
         let end = loop {
-            // One cell, starting at `p`; afterwards `p` is at the byte that ended it. Cells are
-            // short, so plain loops beat memchr's set-up here.
-            if b[p] == b'"' {
-                let mut from = p + 1;
-                let mut needs_quotes = false;
-                // Whether a doubled quote was met: the cell is then unquoted into `extra`.
-                let mut unquoted: Option<usize> = None;
-                loop {
-                    let mut q = from;
-                    let mut seen = 0;
-                    while q < b.len() {
-                        let k = self.class[usize::from(b[q])];
-                        if k & QUOTE != 0 {
-                            break;
-                        }
-                        seen |= k;
-                        q += 1;
-                    }
-                    needs_quotes |= seen & NEEDS_QUOTES != 0;
-                    if q == b.len() {
-                        return Next::Stop(start);
-                    }
-                    let Some(piece) = text(from, q + 1) else {
-                        return Next::Stop(start);
-                    };
-                    let closed = match b.get(q + 1) {
-                        Some(b'"') => false,
-                        Some(&c) if c == self.delimiter || c == b'\n' || c == b'\r' => true,
-                        None if self.at_eof => true,
-                        // `"a"b`, or a record cut off by the end of the bytes.
-                        _ => return Next::Stop(start),
-                    };
-                    if !closed {
-                        // `""` inside quotes is one quote: keep the first, skip the second.
-                        unquoted.get_or_insert(self.extra.len());
-                        self.extra.push_str(piece);
-                        needs_quotes = true;
-                        from = q + 2;
-                        continue;
-                    }
-                    let piece = &piece[..piece.len() - 1];
-                    let (span, len) = match unquoted {
-                        None => (trimmed(piece, from - start, false), piece.len()),
-                        Some(begin) => {
-                            self.extra.push_str(piece);
-                            let value = &self.extra[begin..];
-                            (trimmed(value, begin, true), value.len())
-                        }
-                    };
-                    canonical &= needs_quotes && span.end - span.start == len;
-                    self.spans.push(span);
-                    p = q + 1;
-                    break;
-                }
+            // One cell, starting at `p`; afterwards `p` is at the byte that ended it.
+            let cell = if b[p] == b'"' {
+                self.quoted_cell(start, p)
             } else {
-                let mut q = p;
-                let mut quote = false;
-                loop {
-                    q = self.next_special(q);
-                    if q < b.len() && b[q] == b'"' {
-                        // A quote inside an unquoted cell is text (as the `csv` crate reads it).
-                        quote = true;
-                        q += 1;
-                    } else {
-                        break;
-                    }
-                }
-                if q == b.len() && !self.at_eof {
-                    return Next::Stop(start);
-                }
-                let Some(value) = text(p, q) else {
-                    return Next::Stop(start);
-                };
-                let span = trimmed(value, p - start, false);
-                canonical &= !quote && span.end - span.start == value.len();
-                self.spans.push(span);
-                p = q;
-            }
-
+                self.unquoted_cell(start, p)
+            };
+            let Some(cell) = cell else {
+                return Next::Stop(start);
+            };
+            canonical &= cell.canonical;
+            self.spans.push(cell.span);
+            p = cell.end;
             match b.get(p) {
                 Some(&c) if c == self.delimiter => {
                     p += 1;
@@ -221,17 +154,130 @@ impl<'a> Records<'a> {
                 _ => break p,
             }
         };
-        let Some(record) = text(start, end) else {
+        let Some(record) = self.text(start, end) else {
             return Next::Stop(start);
         };
         row.cells.set_record(record, &self.extra, &self.spans);
         row.bad_cells.clear();
-        // The line end: `\r\n`, `\n` or a bare `\r`, as the `csv` crate takes them.
         self.pos = end;
-        match b.get(end) {
+        self.pass_line_end();
+        Next::Record(RecordInfo {
+            start,
+            end,
+            rows_before,
+            canonical,
+        })
+    }
+
+    /// The bytes `from..to` as text, when they lie in the valid UTF-8 prefix. Cells are cut at
+    /// ASCII bytes, so a cell that ends before `utf8_up_to` is whole text.
+    #[inline(always)]
+    fn text(&self, from: usize, to: usize) -> Option<&'a str> {
+        if to <= self.utf8_up_to {
+            // SAFETY: `from..to` lies in the valid UTF-8 prefix and both ends sit at, or
+            // just after, an ASCII byte (or the ends of the bytes): character boundaries.
+            Some(unsafe { std::str::from_utf8_unchecked(&self.bytes[from..to]) })
+        } else {
+            None
+        }
+    }
+
+    /// The quoted cell that opens at `p`, in the record that starts at `start`. `None` when
+    /// this reader does not take it: its closing quote is followed by something other than a
+    /// delimiter or a line end, or the bytes end first, or it is not UTF-8.
+    #[inline(always)]
+    fn quoted_cell(&mut self, start: usize, p: usize) -> Option<Cell> {
+        let b = self.bytes;
+        let mut from = p + 1;
+        let mut needs_quotes = false;
+        // Whether a doubled quote was met: the cell is then unquoted into `extra`.
+        let mut unquoted: Option<usize> = None;
+        loop {
+            // Cells are short, so plain loops beat memchr's set-up here.
+            let mut q = from;
+            let mut seen = 0;
+            while q < b.len() {
+                let k = self.class[usize::from(b[q])];
+                if k & QUOTE != 0 {
+                    break;
+                }
+                seen |= k;
+                q += 1;
+            }
+            needs_quotes |= seen & NEEDS_QUOTES != 0;
+            if q == b.len() {
+                return None;
+            }
+            let piece = self.text(from, q + 1)?;
+            let closed = match b.get(q + 1) {
+                Some(b'"') => false,
+                Some(&c) if c == self.delimiter || c == b'\n' || c == b'\r' => true,
+                None if self.at_eof => true,
+                // `"a"b`, or a record cut off by the end of the bytes.
+                _ => return None,
+            };
+            if !closed {
+                // `""` inside quotes is one quote: keep the first, skip the second.
+                unquoted.get_or_insert(self.extra.len());
+                self.extra.push_str(piece);
+                needs_quotes = true;
+                from = q + 2;
+                continue;
+            }
+            let piece = &piece[..piece.len() - 1];
+            let (span, len) = match unquoted {
+                None => (trimmed(piece, from - start, false), piece.len()),
+                Some(begin) => {
+                    self.extra.push_str(piece);
+                    let value = &self.extra[begin..];
+                    (trimmed(value, begin, true), value.len())
+                }
+            };
+            return Some(Cell {
+                canonical: needs_quotes && span.end - span.start == len,
+                span,
+                end: q + 1,
+            });
+        }
+    }
+
+    /// The unquoted cell that starts at `p`, in the record that starts at `start`. `None` when
+    /// this reader does not take it: the bytes end first (and are not the end of the file), or
+    /// it is not UTF-8.
+    #[inline(always)]
+    fn unquoted_cell(&self, start: usize, p: usize) -> Option<Cell> {
+        let b = self.bytes;
+        let mut q = p;
+        let mut quote = false;
+        loop {
+            q = self.next_special(q);
+            if q < b.len() && b[q] == b'"' {
+                // A quote inside an unquoted cell is text (as the `csv` crate reads it).
+                quote = true;
+                q += 1;
+            } else {
+                break;
+            }
+        }
+        if q == b.len() && !self.at_eof {
+            return None;
+        }
+        let value = self.text(p, q)?;
+        let span = trimmed(value, p - start, false);
+        Some(Cell {
+            canonical: !quote && span.end - span.start == value.len(),
+            span,
+            end: q,
+        })
+    }
+
+    /// Moves past the line end at `pos`: `\r\n`, `\n` or a bare `\r`, as the `csv` crate takes
+    /// them.
+    fn pass_line_end(&mut self) {
+        match self.bytes.get(self.pos) {
             Some(b'\r') => {
                 self.pos += 1;
-                if b.get(self.pos) == Some(&b'\n') {
+                if self.bytes.get(self.pos) == Some(&b'\n') {
                     self.pos += 1;
                     self.rows += 1;
                 }
@@ -242,12 +288,6 @@ impl<'a> Records<'a> {
             }
             _ => {}
         }
-        Next::Record(RecordInfo {
-            start,
-            end,
-            rows_before,
-            canonical,
-        })
     }
 
     /// The first byte at or after `from` that ends an unquoted cell or is a quote (or the end of

@@ -18,6 +18,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    #[inline]
     pub fn add(&mut self, outcome: &Outcome, field_errors: &[FieldError]) {
         self.counts[outcome.status as usize] += 1;
         if field_errors.is_empty() {

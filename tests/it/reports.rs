@@ -308,3 +308,47 @@ fn template_never_overwrites_a_file_without_force() {
         .unwrap()
         .starts_with("user_email,"));
 }
+
+#[test]
+fn validate_keeps_a_report_recording_writes_and_never_writes_over_its_input() {
+    let dir = tempdir();
+    let report = write(
+        dir.path(),
+        "report.csv",
+        "row,status,error,http_status,attempts,user_email\n2,updated,,201,2,user00001@example.com\n",
+    );
+    let input = write(
+        dir.path(),
+        "users.csv",
+        "user_email\nuser00002@example.com\n",
+    );
+    let out = bulkedit()
+        .arg("validate")
+        .arg(&input)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let kept: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("report-") && n.ends_with("Z.csv"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(std::fs::read_to_string(dir.path().join(&kept[0]))
+        .unwrap()
+        .contains("2,updated"));
+    let out = bulkedit()
+        .arg("validate")
+        .arg(&input)
+        .arg("--report")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read_to_string(&input).unwrap(),
+        "user_email\nuser00002@example.com\n"
+    );
+}

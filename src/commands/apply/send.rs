@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::check;
-use crate::commands::validate::verdict;
+use crate::check::{self, verdict};
 use crate::engine::http::printable;
 use crate::engine::pool::{self, Stop, StopReason};
 use crate::engine::{Outcome, Status};
