@@ -59,7 +59,7 @@ struct InputCli {
     /// The spreadsheet: .csv/.tsv/.txt, .xlsx/.xlsm/.xlsb/.xls or .ods.
     file: PathBuf,
     /// hub, identity or control-room; detected from the headers when they are unambiguous.
-    #[arg(long, value_parser = ["hub", "identity", "control-room"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
     platform: Option<String>,
     /// The sheet to read (default: the first visible one).
     #[arg(long, value_name = "NAME")]
@@ -148,7 +148,7 @@ struct ApplyCli {
 
 #[derive(Args, Debug)]
 struct TemplateCli {
-    #[arg(long, value_parser = ["hub", "identity", "control-room"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
     platform: String,
     /// Write a workbook with drop-down lists.
     #[arg(long)]

@@ -44,6 +44,10 @@ pub struct ReportLock {
 impl ReportLock {
     pub fn acquire(report: &Path) -> Result<ReportLock, Error> {
         let path = beside(report, "lock");
+        // The report's folder may not exist yet: the run makes it, as it would for the report.
+        if let Some(dir) = report.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::report(report, e))?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
