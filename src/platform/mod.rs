@@ -247,14 +247,15 @@ pub fn read_json(
     Ok((reply.json().unwrap_or(Value::Null), reply.attempts))
 }
 
-/// The server's reason for refusing a request, from whichever error shape it used.
+/// The server's reason for refusing a request, from whichever error shape it used. Whole: it
+/// is cut to length only after secrets are redacted from it, so no part of one survives a cut.
 pub fn server_message(reply: &crate::engine::Reply) -> String {
     let reason = crate::engine::http::short_reason(&reply.body).unwrap_or_else(|| {
         let text = reply.body.trim();
         if text.is_empty() {
             "no reason given".to_string()
         } else {
-            text.chars().take(300).collect()
+            text.to_string()
         }
     });
     format!("HTTP {}: {reason}", reply.status)

@@ -337,3 +337,26 @@ fn server_text_loses_its_control_characters_before_the_report() {
         assert!(!row["error"].chars().any(char::is_control), "{row:?}");
     }
 }
+
+#[test]
+fn a_secret_echoed_at_the_cut_of_a_long_answer_is_redacted_whole() {
+    let server = rogue::hub(2, |_, req| {
+        // The server echoes the token just where a 300-character cut used to fall.
+        let token = req
+            .header("authorization")
+            .unwrap_or("")
+            .replace("Bearer ", "");
+        Answer::html(
+            400,
+            &format!("{}{token}{}", "a".repeat(290), "b".repeat(50)),
+        )
+    });
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let out = apply_hub(&hub_url(&server), &hub_sheet(dir.path(), 2), &report, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    for row in read_report(&report) {
+        assert!(row["error"].contains("***"), "{row:?}");
+        assert!(!row["error"].contains("s3cret"), "{row:?}");
+    }
+}

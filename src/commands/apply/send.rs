@@ -85,7 +85,7 @@ impl Run<'_> {
             );
         }
         let mut outcome = session.apply(&job.edit, self.args.dry_run);
-        outcome.error = printable(&self.target.secrets.redact(&outcome.error));
+        outcome.error = shown(&self.target.secrets.redact(&outcome.error));
         outcome
     }
 }
@@ -238,6 +238,17 @@ fn write_journal(
     }
     journal.flush()?;
     Ok(sent)
+}
+
+/// A row's error as a report cell shows it: printable, and cut to a length a person reads.
+/// Called after redaction, so a cut never leaves part of a secret behind.
+fn shown(error: &str) -> String {
+    const MAX: usize = 500;
+    let text = printable(error);
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
 }
 
 /// A test hook: `BULKEDIT_TEST_PANIC_ROW=N` makes the worker that carries out row N panic with
