@@ -77,12 +77,7 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
         args.sheet.as_deref(),
         &args.options,
     )?;
-    for w in input
-        .sheet
-        .warnings
-        .iter()
-        .chain(input.layout.warnings.iter())
-    {
+    for w in input.warnings() {
         console.warn(w);
     }
     Ok(input)

@@ -143,12 +143,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
         args.file.display(),
         input.sheet.description
     ));
-    for w in input
-        .sheet
-        .warnings
-        .iter()
-        .chain(input.layout.warnings.iter())
-    {
+    for w in input.warnings() {
         console.warn(w);
     }
     let report_path = args
