@@ -19,7 +19,10 @@ pub struct Input {
 impl Input {
     /// What reading the file and mapping its header found worth a warning.
     pub fn warnings(&self) -> impl Iterator<Item = &String> {
-        self.sheet.warnings.iter().chain(self.layout.warnings.iter())
+        self.sheet
+            .warnings
+            .iter()
+            .chain(self.layout.warnings.iter())
     }
 
     /// What a report of this input shows of it: its columns, under its headers, with the

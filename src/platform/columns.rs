@@ -1,6 +1,8 @@
 //! Matches a header row against a platform's field dictionary: names and aliases compare
 //! case-insensitively ignoring spaces, `_` and `-`; a near miss of a known name is an error so a
-//! misspelled column never silently does nothing; report columns are recognised and dropped.
+//! misspelled column never silently does nothing. A report fed back in (its header starts with
+//! `row`, `status`, `error`) has its report columns dropped; in any other file a `Status` or
+//! `Error` column is the user's own.
 
 use crate::platform::Field;
 use crate::report::REPORT_COLUMNS;
@@ -71,7 +73,25 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
                 .collect()
         })
         .collect();
-    let report: Vec<String> = REPORT_COLUMNS.iter().map(|c| normalize_header(c)).collect();
+    let report: Vec<String> = REPORT_COLUMNS
+        .iter()
+        .chain(&["changes"])
+        .map(|c| normalize_header(c))
+        .collect();
+    // A report's own columns lead it; whatever follows is the user's, `Status` included.
+    let is_report = headers.len() >= 3
+        && headers[..3]
+            .iter()
+            .map(|h| normalize_header(h))
+            .eq(report[..3].iter().cloned());
+    let report_cols = if is_report {
+        headers
+            .iter()
+            .take_while(|h| report.contains(&normalize_header(h)))
+            .count()
+    } else {
+        0
+    };
     let mut layout = Layout {
         headers: headers.to_vec(),
         uses: Vec::with_capacity(headers.len()),
@@ -87,6 +107,8 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         let exact = names.iter().position(|ns| ns.contains(&h));
         let use_ = if h.is_empty() {
             ColumnUse::Ignored
+        } else if col < report_cols {
+            ColumnUse::Report
         } else if let Some(field) = exact.filter(|&f| !fields[f].numbered) {
             if let Some(first) = layout.field_col[field] {
                 layout.errors.push(format!(
@@ -97,12 +119,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
                 layout.field_col[field] = Some(col);
             }
             ColumnUse::Field(field)
-        } else if let Some((field, n)) = split_number(&h).and_then(|(base, n)| {
-            fields
-                .iter()
-                .position(|f| f.numbered && normalize_header(f.name) == base)
-                .map(|f| (f, n))
-        }) {
+        } else if let Some((field, n)) = numbered(&h, fields) {
             if let Some(&(_, _, first)) = layout
                 .numbered
                 .iter()
@@ -116,8 +133,6 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
                 layout.numbered.push((field, n, col));
             }
             ColumnUse::Numbered { field, n }
-        } else if report.contains(&h) {
-            ColumnUse::Report
         } else if let Some(near) = near_miss(&h, fields, &names) {
             layout.errors.push(format!(
                 "column '{header}' is not a known column but looks like '{near}'; \
@@ -157,24 +172,35 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
     layout
 }
 
+/// A numbered column (`role_id2`), or the one-role form without a number (`role_id`), which
+/// is the first.
+fn numbered(h: &str, fields: &[Field]) -> Option<(usize, u32)> {
+    let (base, n) = split_number(h).unwrap_or((h, 1));
+    fields
+        .iter()
+        .position(|f| f.numbered && normalize_header(f.name) == base)
+        .map(|f| (f, n))
+}
+
 /// Within one edit (insert, delete, change, swap) of a name or alias, or two edits when that
 /// name has eight characters or more.
-fn near_miss(h: &str, fields: &[Field], names: &[Vec<String>]) -> Option<&'static str> {
-    let mut best: Option<(usize, &'static str)> = None;
+fn near_miss(h: &str, fields: &[Field], names: &[Vec<String>]) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
     for (field, ns) in fields.iter().zip(names) {
         for n in ns {
             let allowed = if n.chars().count() >= 8 { 2 } else { 1 };
             let d = strsim::osa_distance(h, n);
-            if d <= allowed && best.is_none_or(|(bd, _)| d < bd) {
-                best = Some((d, field.name));
+            if d <= allowed && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+                best = Some((d, field.name.to_string()));
             }
         }
         if field.numbered {
-            // `roleid`, `role_idx`: the numbered column without (or with a mangled) number.
+            // `role_idx1`: a mangled numbered column; the suggestion keeps its number (or
+            // is the first), never the bare name it already is.
             let base = normalize_header(field.name);
-            let stem = h.trim_end_matches(|c: char| c.is_ascii_digit());
+            let (stem, n) = split_number(h).unwrap_or((h, 1));
             if strsim::osa_distance(stem, &base) <= 1 && best.is_none() {
-                best = Some((1, field.name));
+                best = Some((1, format!("{}{n}", field.name)));
             }
         }
     }

@@ -28,10 +28,10 @@ const FIELDS: &[Field] = {
     &[
         // name            aliases       kind                           in the record          template: column, example, drop-down
         Field::new("id",          &["User Id"], Key(&Id),                      UserId("id"),          Column(0, "1", &[])),
-        Field::new("username",    &[],          Key(&TEXT),                    InRecord("username"),  Column(1, "", &[])),
-        Field::new("email",       &[],          Email,                         InRecord("email"),     Column(2, "user00001@example.com", &[])),
-        Field::new("firstName",   &[],          TEXT,                          InRecord("firstName"), Column(3, "First00001", &[])),
-        Field::new("lastName",    &[],          TEXT,                          InRecord("lastName"),  Column(4, "Last00001", &[])),
+        Field::new("username",    &["Login", "User Name"], Key(&TEXT),                    InRecord("username"),  Column(1, "", &[])),
+        Field::new("email",       &["Mail", "Email Address"], Email,                         InRecord("email"),     Column(2, "user00001@example.com", &[])),
+        Field::new("firstName",   &["First Name", "Given Name"], TEXT,                          InRecord("firstName"), Column(3, "First00001", &[])),
+        Field::new("lastName",    &["Last Name", "Surname", "Family Name"], TEXT,                          InRecord("lastName"),  Column(4, "Last00001", &[])),
         Field::new("description", &[],          TEXT,                          InRecord("description"), Column(5, "Finance bot runner", &[])),
         Field::new("domain",      &[],          TEXT,                          InRecord("domain"),    Column(6, "", &[])),
         Field::new("disabled",    &[],          YesNo(TrueFalse),              InRecord("disabled"),  Column(8, "false", &["true", "false"])),

@@ -28,9 +28,9 @@ const FIELDS: &[Field] = {
     const TEXT: dictionary::Kind = Text(MAX_TEXT);
     &[
         // name                           aliases                  kind          in the record                   template: column, example, drop-down
-        Field::new("user_email",         &["Email", "Email Address"], Key(&Email),    InRecord("user_email"),         Column(0, "user00001@example.com", &[])),
-        Field::new("user_first_name",    &["First Name"],             TEXT,           InRecord("user_first_name"),    Column(1, "First00001", &[])),
-        Field::new("user_last_name",     &["Last Name"],              TEXT,           InRecord("user_last_name"),     Column(2, "Last00001", &[])),
+        Field::new("user_email",         &["Email", "Email Address", "Mail"], Key(&Email),    InRecord("user_email"),         Column(0, "user00001@example.com", &[])),
+        Field::new("user_first_name",    &["First Name", "Given Name"], TEXT,           InRecord("user_first_name"),    Column(1, "First00001", &[])),
+        Field::new("user_last_name",     &["Last Name", "Surname", "Family Name"], TEXT,           InRecord("user_last_name"),     Column(2, "Last00001", &[])),
         Field::new("user_location",      &["Location"],               TEXT,           InRecord("user_location"),      Column(6, "Brooklyn", &[])),
         Field::new("user_department",    &["Department"],             TEXT,           InRecord("user_department"),    Column(5, "Accounts Payable", &[])),
         Field::new("user_business_unit", &["Business Unit"],          TEXT,           InRecord("user_business_unit"), Column(4, "Finance", &[])),

@@ -9,6 +9,7 @@
 mod common;
 
 mod apply;
+mod columns;
 mod hostile;
 mod properties;
 mod read_corpus;
