@@ -160,7 +160,9 @@ pub(super) fn open(
         ),
     };
     let rows = rows_from_reader(path, reader, delimiter, Numbering::default());
-    let (header, rows) = split_header(path, rows, "the file")?;
+    let (header, rows) = split_header(path, rows, "the file").map_err(|e| name_column(e, &[]))?;
+    let headers = header.cells.to_vec();
+    let rows = with_headers(rows, headers.clone());
     let text = match encoding {
         TextEncoding::Utf8 => body_after_header(path, &head, bom_len, delimiter, &header),
         _ => None,
@@ -169,7 +171,7 @@ pub(super) fn open(
         text,
         path: path.to_path_buf(),
         description,
-        headers: header.cells.to_vec(),
+        headers,
         header_line: header.line,
         rows,
         warnings,
@@ -206,6 +208,7 @@ fn body_after_header(
                     delimiter,
                     data_start: (bom_len + records.position()) as u64,
                     numbering,
+                    headers: header.cells.to_vec(),
                 });
             }
             Next::End | Next::Stop(_) => return None,
@@ -233,6 +236,7 @@ pub fn rows_from_reader(
     let mut out = vec![0u8; 4096];
     let mut ends = vec![0usize; 64];
     let mut numbering = start;
+    let mut quotes = Quotes::default();
     // Line ends outside quoted cells since the reader's start.
     let mut rows: u64 = 0;
     let mut done = false;
@@ -263,6 +267,7 @@ pub fn rows_from_reader(
                 &mut out[nout..],
                 &mut ends[nend..],
             );
+            quotes.scan(&input.buf[input.lo..input.lo + nin], delimiter);
             rows += memchr::memchr_iter(b'\n', &input.buf[input.lo..input.lo + nin]).count() as u64;
             rows -= memchr::memchr_iter(b'\n', &out[nout..nout + o]).count() as u64;
             input.lo += nin;
@@ -288,8 +293,133 @@ pub fn rows_from_reader(
             }
         }
         let line = numbering.line(rows_before);
+        if quotes.state == Quote::Quoted {
+            // Only the end of the input ends a record inside a quoted cell.
+            done = true;
+            return Some(Err(unclosed_quote(&path, line, quotes.opened_cell)));
+        }
         Some(Ok(make_row(line, &out[..nout], &ends[..nend])))
     }))
+}
+
+/// Where a record stands as `csv_core` reads it, followed byte by byte: enough to tell that
+/// the input ended inside a quoted cell, and in which cell that quote opened.
+#[derive(Default)]
+struct Quotes {
+    state: Quote,
+    cell: usize,
+    opened_cell: usize,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    #[default]
+    CellStart,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+impl Quotes {
+    fn scan(&mut self, bytes: &[u8], delimiter: u8) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.state == Quote::Quoted {
+                match memchr::memchr(b'"', &bytes[i..]) {
+                    Some(q) => {
+                        self.state = Quote::QuoteInQuoted;
+                        i += q + 1;
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let b = bytes[i];
+            i += 1;
+            let ends_record = b == b'\n' || b == b'\r';
+            self.state = match self.state {
+                _ if ends_record => {
+                    self.cell = 0;
+                    Quote::CellStart
+                }
+                Quote::CellStart | Quote::Unquoted | Quote::QuoteInQuoted if b == delimiter => {
+                    self.cell += 1;
+                    Quote::CellStart
+                }
+                Quote::CellStart if b == b'"' => {
+                    self.opened_cell = self.cell;
+                    Quote::Quoted
+                }
+                Quote::QuoteInQuoted if b == b'"' => Quote::Quoted,
+                _ => Quote::Unquoted,
+            };
+        }
+    }
+}
+
+/// Marks a column given as a letter by the reader, for [`name_column`] to name.
+const LETTER_MARK: &str = "\u{0}";
+
+/// The error for a quote opened in cell `cell` of row `line` and never closed. The column is
+/// its letter until [`name_column`] puts its header in.
+fn unclosed_quote(path: &Path, line: u64, cell: usize) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        row: Some(line),
+        column: Some(format!("{LETTER_MARK}{}", column_letter(cell))),
+        message: "a quoted cell opens here and its quote is never closed, so the rest of the \
+                  file would be read as this one cell; nothing was read as a value (close the \
+                  quote, or write a quote meant as text as two: \"\")"
+            .into(),
+    }
+}
+
+/// The column letter Excel shows for the cell at `index` (0 is A, 26 is AA).
+fn column_letter(mut index: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).expect("ASCII")
+}
+
+/// Names the column of a reader's error by its header, or by its letter when it has none.
+pub(super) fn name_column(e: Error, headers: &[String]) -> Error {
+    match e {
+        Error::Input {
+            path,
+            row,
+            column: Some(c),
+            message,
+        } if c.starts_with(LETTER_MARK) => {
+            let letter = &c[LETTER_MARK.len()..];
+            let index = letter
+                .bytes()
+                .fold(0usize, |n, b| n * 26 + usize::from(b - b'A') + 1)
+                - 1;
+            let column = match headers.get(index).filter(|h| !h.is_empty()) {
+                Some(h) => h.clone(),
+                None => letter.to_string(),
+            };
+            Error::Input {
+                path,
+                row,
+                column: Some(column),
+                message,
+            }
+        }
+        e => e,
+    }
+}
+
+/// Rows whose errors name their column by header.
+pub(super) fn with_headers(rows: Rows, headers: Vec<String>) -> Rows {
+    Box::new(rows.map(move |r| r.map_err(|e| name_column(e, &headers))))
 }
 
 /// A reader's bytes not yet parsed: `buf[lo..hi]`.
@@ -364,6 +494,22 @@ fn make_row(line: u64, bytes: &[u8], ends: &[usize]) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_letters_are_excels() {
+        for (i, l) in [
+            (0, "A"),
+            (25, "Z"),
+            (26, "AA"),
+            (27, "AB"),
+            (701, "ZZ"),
+            (702, "AAA"),
+        ] {
+            assert_eq!(column_letter(i), l);
+            let e = name_column(unclosed_quote(Path::new("f"), 2, i), &[]);
+            assert!(matches!(e, Error::Input { column: Some(c), .. } if c == l));
+        }
+    }
 
     #[test]
     fn delimiter_is_the_most_frequent_consistent_candidate() {

@@ -165,6 +165,8 @@ pub struct TextBody {
     pub data_start: u64,
     /// Row numbering at `data_start`.
     pub numbering: records::Numbering,
+    /// The header's cells, to name the column of a reading error.
+    pub headers: Vec<String>,
 }
 
 /// Whole lines of a text file, and where they start in it.
@@ -236,11 +238,9 @@ impl TextBody {
     pub fn rows_from(&self, offset: u64, numbering: records::Numbering) -> io::Result<Rows> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(offset))?;
-        Ok(csv::rows_from_reader(
-            &self.path,
-            Box::new(file),
-            self.delimiter,
-            numbering,
+        Ok(csv::with_headers(
+            csv::rows_from_reader(&self.path, Box::new(file), self.delimiter, numbering),
+            self.headers.clone(),
         ))
     }
 }
@@ -368,6 +368,7 @@ pub fn parse_text(bytes: &[u8], delimiter: u8) -> Vec<Result<Row, Error>> {
         delimiter,
         records::Numbering::default(),
     )
+    .map(|r| r.map_err(|e| csv::name_column(e, &[])))
     .collect()
 }
 
@@ -420,12 +421,15 @@ pub fn parse_text_in_blocks(
                 records::Next::Stop(at) => {
                     numbering.pass(records.rows_passed());
                     let rest = bytes[block.start + at..].to_vec();
-                    out.extend(csv::rows_from_reader(
-                        Path::new("<memory>"),
-                        Box::new(std::io::Cursor::new(rest)),
-                        delimiter,
-                        numbering,
-                    ));
+                    out.extend(
+                        csv::rows_from_reader(
+                            Path::new("<memory>"),
+                            Box::new(std::io::Cursor::new(rest)),
+                            delimiter,
+                            numbering,
+                        )
+                        .map(|r| r.map_err(|e| csv::name_column(e, &[]))),
+                    );
                     return out;
                 }
             }

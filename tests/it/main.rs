@@ -9,6 +9,7 @@
 mod common;
 
 mod apply;
+mod files;
 mod hostile;
 mod properties;
 mod read_corpus;
