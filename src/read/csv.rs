@@ -18,7 +18,8 @@ const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 enum TextEncoding {
     Utf8,
     Utf16(&'static Encoding),
-    Windows1252,
+    /// A single-byte legacy code page: Windows-1252 for Western Excel.
+    Legacy(&'static Encoding),
 }
 
 fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Error> {
@@ -48,39 +49,89 @@ fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Er
         Ok(_) => Ok((TextEncoding::Utf8, 0)),
         // A multi-byte character cut off at the end of the sample is still UTF-8.
         Err(e) if e.error_len().is_none() => Ok((TextEncoding::Utf8, 0)),
-        // Mostly UTF-8 with a few stray bytes (a row pasted from another program): read it as
-        // UTF-8 and mark the cells that are not, rather than garble every other row.
-        Err(_) if has_utf8_multibyte(head) => Ok((TextEncoding::Utf8, 0)),
-        Err(_) => Ok((TextEncoding::Windows1252, 0)),
+        // Not UTF-8: the whole file is in a legacy encoding, even where a pair of its bytes
+        // happens to be valid UTF-8 (`Ã©` in Windows-1252 is the UTF-8 for `é`).
+        Err(_) => Ok((TextEncoding::Legacy(legacy_encoding(head)), 0)),
     }
 }
 
-/// Whether the bytes hold at least one well-formed multi-byte UTF-8 character, which text in
-/// a single-byte code page almost never does.
-fn has_utf8_multibyte(mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => return !s.is_ascii(),
+/// The legacy encoding of text that is not UTF-8: Windows-1252, Western Excel's, unless
+/// `chardetng` finds it cannot be (a byte 1252 leaves undefined) or finds another script in it
+/// (Cyrillic, Greek, Hebrew, Arabic, Thai, or a double-byte East Asian encoding). A guess of
+/// another Latin code page from a few accented letters is not trusted over Western Excel's.
+fn legacy_encoding(sample: &[u8]) -> &'static Encoding {
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(sample, true);
+    let guess = detector.guess(None, chardetng::Utf8Detection::Deny);
+    let latin = [
+        "windows-1250",
+        "windows-1252",
+        "windows-1254",
+        "windows-1257",
+        "windows-1258",
+        "ISO-8859-2",
+        "ISO-8859-4",
+        "ISO-8859-13",
+        "ISO-8859-15",
+    ];
+    let other_script = guess.output_encoding() == guess
+        && guess != encoding_rs::UTF_8
+        && !latin.contains(&guess.name());
+    // The five bytes Windows-1252 leaves undefined.
+    let not_1252 = sample
+        .iter()
+        .any(|b| matches!(b, 0x81 | 0x8D | 0x8F | 0x90 | 0x9D));
+    if other_script || not_1252 {
+        guess
+    } else {
+        WINDOWS_1252
+    }
+}
+
+/// Whether the rest of `file` after the first `head` bytes is UTF-8 too: `None` if so,
+/// otherwise a sample of the text before the first byte that is not, for
+/// [`legacy_encoding`]. The file is left where it was.
+fn rest_is_not_utf8(file: &mut File, head: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::{Seek, SeekFrom};
+    let at = file.stream_position()?;
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => head.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let mut buf = head[valid..].to_vec();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut found = None;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match std::str::from_utf8(&buf) {
+            Ok(_) => buf.clear(),
+            Err(e) if e.error_len().is_none() && n > 0 => {
+                buf.drain(..e.valid_up_to());
+            }
             Err(e) => {
-                let valid = &bytes[..e.valid_up_to()];
-                if !valid.is_ascii() {
-                    return true;
-                }
-                match e.error_len() {
-                    Some(n) => bytes = &bytes[e.valid_up_to() + n..],
-                    None => return false,
-                }
+                let from = e.valid_up_to().saturating_sub(32 * 1024);
+                found = Some(buf[from..].to_vec());
+                break;
             }
         }
+        if n == 0 {
+            break;
+        }
     }
-    false
+    file.seek(SeekFrom::Start(at))?;
+    Ok(found)
 }
 
 fn decode_sample(encoding: TextEncoding, head: &[u8]) -> String {
     match encoding {
         TextEncoding::Utf8 => String::from_utf8_lossy(head).into_owned(),
         TextEncoding::Utf16(enc) => enc.decode(head).0.into_owned(),
-        TextEncoding::Windows1252 => WINDOWS_1252.decode(head).0.into_owned(),
+        TextEncoding::Legacy(enc) => enc.decode(head).0.into_owned(),
     }
 }
 
@@ -126,7 +177,8 @@ fn describe(encoding: TextEncoding, bom: bool, delimiter: u8) -> String {
         TextEncoding::Utf8 => "UTF-8",
         TextEncoding::Utf16(e) if e == UTF_16LE => "UTF-16LE",
         TextEncoding::Utf16(_) => "UTF-16BE",
-        TextEncoding::Windows1252 => "Windows-1252",
+        TextEncoding::Legacy(e) if e == WINDOWS_1252 => "Windows-1252",
+        TextEncoding::Legacy(e) => e.name(),
     };
     let delim = match delimiter {
         b'\t' => "tab".to_string(),
@@ -137,11 +189,25 @@ fn describe(encoding: TextEncoding, bom: bool, delimiter: u8) -> String {
 
 pub(super) fn open(
     path: &Path,
-    file: File,
+    mut file: File,
     head: Vec<u8>,
     warnings: Vec<String>,
 ) -> Result<Sheet, Error> {
-    let (encoding, bom_len) = detect_encoding(path, &head)?;
+    let (mut encoding, bom_len) = detect_encoding(path, &head)?;
+    if encoding == TextEncoding::Utf8 {
+        // UTF-8 only if all of it is: one byte that is not makes the whole file legacy text.
+        let cannot = |e: std::io::Error| Error::input(path, format!("cannot read: {e}"));
+        if let Some(sample) = rest_is_not_utf8(&mut file, &head[bom_len..]).map_err(cannot)? {
+            if bom_len > 0 {
+                return Err(Error::input(
+                    path,
+                    "starts with a UTF-8 byte order mark but holds bytes that are not UTF-8 \
+                     (save it again as CSV UTF-8)",
+                ));
+            }
+            encoding = TextEncoding::Legacy(legacy_encoding(&sample));
+        }
+    }
     let delimiter = detect_delimiter(&decode_sample(encoding, &head[bom_len..]));
     let description = describe(encoding, bom_len > 0, delimiter);
     let source: Chain<Cursor<Vec<u8>>, File> = Cursor::new(head[bom_len..].to_vec()).chain(file);
@@ -153,9 +219,9 @@ pub(super) fn open(
                 .bom_override(true)
                 .build(source),
         ),
-        TextEncoding::Windows1252 => Box::new(
+        TextEncoding::Legacy(enc) => Box::new(
             DecodeReaderBytesBuilder::new()
-                .encoding(Some(WINDOWS_1252))
+                .encoding(Some(enc))
                 .build(source),
         ),
     };

@@ -49,3 +49,69 @@ fn an_unclosed_quote_makes_the_file_unreadable_naming_where_it_opened() {
         }
     }
 }
+
+/// A file that is not UTF-8 is decoded as a whole in its legacy encoding, even where a pair of
+/// its bytes happens to be valid UTF-8 (`Ã©` in Windows-1252 is the UTF-8 for `é`), and even
+/// when the first byte that is not UTF-8 lies far past the start: never a mix cell by cell.
+#[test]
+fn text_that_is_not_utf8_is_decoded_whole_in_its_legacy_encoding() {
+    let dir = tempdir();
+    let names = ["José", "Ã©tienne", "Zoë", "Müller", "Ã‰lise"];
+    let row = |i: usize, first: &str| format!("user{i:05}@example.com,{first},Lee\r\n");
+    let mut small = String::from("Email,First Name,Last Name\r\n");
+    for (i, n) in names.iter().enumerate() {
+        small.push_str(&row(i + 1, n));
+    }
+    // The same names after 2,000 rows of plain ASCII and of `Ã©`, which is UTF-8 on its own.
+    let mut big = String::from("Email,First Name,Last Name\r\n");
+    for i in 1..=2000 {
+        big.push_str(&row(i, if i % 2 == 0 { "Ã©ric" } else { "Ann" }));
+    }
+    for (i, n) in names.iter().enumerate() {
+        big.push_str(&row(2001 + i, n));
+    }
+    for (file, text) in [("small.csv", small), ("big.csv", big)] {
+        let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(&text);
+        assert!(!lossy);
+        assert!(std::str::from_utf8(&bytes).is_err());
+        let path = write(dir.path(), file, &bytes);
+        let rows = rows_of(&path);
+        assert!(
+            rows[0]["read_as"]
+                .as_str()
+                .unwrap()
+                .contains("Windows-1252"),
+            "{:?}",
+            rows[0]
+        );
+        let want: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        let got: Vec<&str> = rows[1..]
+            .iter()
+            .map(|r| r["cells"][1].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "{file}");
+        let report = dir.path().join(format!("{file}-report.csv"));
+        let out = bulkedit()
+            .arg("validate")
+            .arg(&path)
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("Windows-1252"),
+            "{}",
+            stderr_of(&out)
+        );
+        let firsts: Vec<String> = read_report(&report)
+            .iter()
+            .map(|r| r["First Name"].clone())
+            .collect();
+        assert_eq!(firsts, want, "{file}");
+    }
+}
