@@ -189,6 +189,7 @@ fn describe(encoding: TextEncoding, bom: bool, delimiter: u8) -> String {
 
 pub(super) fn open(
     path: &Path,
+    source_path: &Path,
     mut file: File,
     head: Vec<u8>,
     warnings: Vec<String>,
@@ -230,7 +231,9 @@ pub(super) fn open(
     let headers = header.cells.to_vec();
     let rows = with_headers(rows, headers.clone());
     let text = match encoding {
-        TextEncoding::Utf8 => body_after_header(path, &head, bom_len, delimiter, &header),
+        TextEncoding::Utf8 => {
+            body_after_header(path, source_path, &head, bom_len, delimiter, &header)
+        }
         _ => None,
     };
     Ok(Sheet {
@@ -248,12 +251,13 @@ pub(super) fn open(
 /// with the full parser about the header. `None` when it cannot tell within the first bytes.
 fn body_after_header(
     path: &Path,
+    source: &Path,
     head: &[u8],
     bom_len: usize,
     delimiter: u8,
     header: &Row,
 ) -> Option<TextBody> {
-    let file_len = std::fs::metadata(path).ok()?.len();
+    let file_len = std::fs::metadata(source).ok()?.len();
     let at_eof = head.len() as u64 == file_len;
     let mut records = Records::new(&head[bom_len..], delimiter, at_eof);
     let mut numbering = Numbering::default();
@@ -270,7 +274,8 @@ fn body_after_header(
                 }
                 numbering.pass(records.rows_passed());
                 return Some(TextBody {
-                    path: path.to_path_buf(),
+                    path: source.to_path_buf(),
+                    name: path.to_path_buf(),
                     delimiter,
                     data_start: (bom_len + records.position()) as u64,
                     numbering,

@@ -115,3 +115,58 @@ fn text_that_is_not_utf8_is_decoded_whole_in_its_legacy_encoding() {
         assert_eq!(firsts, want, "{file}");
     }
 }
+
+/// Input that is not a regular file (a FIFO, `/dev/stdin`) is read once, never waited on for
+/// a second opening that no writer will ever make.
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_stdin_is_read_once_and_never_hangs() {
+    use std::io::Write;
+    let dir = tempdir();
+    let text = "Email,First Name\nuser00001@example.com,Ann\nuser00002@example.com,Bob\n";
+    for args in [&["validate"][..], &["apply", "--sandbox"][..]] {
+        let fifo = dir.path().join(format!("in-{}.csv", args[0]));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                // Blocks until bulkedit opens the FIFO to read; a second opening finds no one.
+                let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                f.write_all(text.as_bytes()).unwrap();
+            })
+        };
+        let report = dir.path().join(format!("{}-report.csv", args[0]));
+        let started = std::time::Instant::now();
+        let out = bulkedit()
+            .args(&args[..1])
+            .arg(&fifo)
+            .args(&args[1..])
+            .arg("--report")
+            .arg(&report)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap();
+        assert!(started.elapsed().as_secs() < 20, "{args:?} took too long");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        let rows = read_report(&report);
+        assert_eq!(statuses(&rows).len(), 2, "{args:?}");
+        writer.join().unwrap();
+    }
+    // Standard input, named as a file.
+    let report = dir.path().join("stdin-report.csv");
+    let out = bulkedit()
+        .arg("validate")
+        .arg("/dev/stdin")
+        .arg("--report")
+        .arg(&report)
+        .write_stdin(text)
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stdin: {}", stderr_of(&out));
+    assert_eq!(read_report(&report).len(), 2);
+}
