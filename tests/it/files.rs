@@ -170,3 +170,48 @@ fn a_fifo_or_stdin_is_read_once_and_never_hangs() {
     assert_eq!(out.status.code(), Some(0), "stdin: {}", stderr_of(&out));
     assert_eq!(read_report(&report).len(), 2);
 }
+
+/// An `.xlsx` report never fails on a cell past Excel's 32,767 characters: the cell is cut
+/// there, with a note that says so.
+#[test]
+fn an_xlsx_report_cuts_a_cell_too_long_for_excel_with_a_note() {
+    use calamine::{open_workbook, Reader, Xlsx};
+    let dir = tempdir();
+    let long = "é".repeat(40_000);
+    let file = write(
+        dir.path(),
+        "long.csv",
+        format!("Email,First Name,Job Title\nuser00001@example.com,Ann,{long}\n"),
+    );
+    let report = dir.path().join("r.xlsx");
+    let out = bulkedit()
+        .arg("validate")
+        .arg(&file)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let mut book: Xlsx<_> = open_workbook(&report).unwrap();
+    let name = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&name).unwrap();
+    let header: Vec<String> = range
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let col = header.iter().position(|h| h == "Job Title").unwrap();
+    let cell = range.get((1, col)).unwrap().to_string();
+    assert_eq!(cell.chars().count(), 32_767);
+    assert!(long.starts_with(&cell));
+    let xml = {
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&report).unwrap()).unwrap();
+        let mut f = zip.by_name("xl/comments1.xml").unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        s
+    };
+    assert!(xml.contains("40000 characters"), "{xml}");
+}
