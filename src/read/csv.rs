@@ -230,7 +230,11 @@ pub(super) fn open(
     let (header, rows) = split_header(path, rows, "the file").map_err(|e| name_column(e, &[]))?;
     let headers = header.cells.to_vec();
     let rows = with_headers(rows, headers.clone());
+    let report = is_report(&headers);
+    let rows = if report { undefused(rows) } else { rows };
     let text = match encoding {
+        // A report's cells may be defused, which the block reader does not undo.
+        _ if report => None,
         TextEncoding::Utf8 => {
             body_after_header(path, source_path, &head, bom_len, delimiter, &header)
         }
@@ -244,6 +248,8 @@ pub(super) fn open(
         header_line: header.line,
         rows,
         warnings,
+        // A report's cells were defused where they needed it, and so are again.
+        cells_are_text: report,
     })
 }
 
@@ -486,6 +492,40 @@ pub(super) fn name_column(e: Error, headers: &[String]) -> Error {
         }
         e => e,
     }
+}
+
+/// Whether a header is a report's (it starts `row`, `status`, `error`).
+fn is_report(headers: &[String]) -> bool {
+    headers.len() >= 3
+        && ["row", "status", "error"]
+            .iter()
+            .zip(headers)
+            .all(|(want, h)| h.eq_ignore_ascii_case(want))
+}
+
+/// A report's rows with each cell as the user gave it: the `'` a report puts before a cell
+/// that Excel would read as a formula (`crate::report::defuse`) is taken off again.
+fn undefused(rows: Rows) -> Rows {
+    Box::new(rows.map(|r| {
+        r.map(|mut row| {
+            let defused = |c: &str| c.starts_with('\'') && crate::report::needs_defusing(&c[1..]);
+            if row.cells.iter().any(defused) {
+                let cells: Vec<String> = row
+                    .cells
+                    .iter()
+                    .map(|c| {
+                        if defused(c) {
+                            c[1..].to_string()
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+                row.cells = Cells::from(cells);
+            }
+            row
+        })
+    }))
 }
 
 /// Rows whose errors name their column by header.

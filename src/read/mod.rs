@@ -152,6 +152,9 @@ pub struct Sheet {
     pub warnings: Vec<String>,
     /// For UTF-8 delimited text: where its rows lie, to read them in blocks on every core.
     pub text: Option<TextBody>,
+    /// Whether a cell is text whatever it starts with (a workbook's string cell), so that a
+    /// CSV report must keep Excel from reading `=…` in it as a formula.
+    pub cells_are_text: bool,
 }
 
 /// The rows of a UTF-8 delimited text file after its header, as bytes: read in blocks of

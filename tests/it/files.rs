@@ -215,3 +215,55 @@ fn an_xlsx_report_cuts_a_cell_too_long_for_excel_with_a_note() {
     };
     assert!(xml.contains("40000 characters"), "{xml}");
 }
+
+/// Text from a workbook's string cell that starts like a formula stays text in a CSV report
+/// (Excel would make it a live formula), and reading that report back gives the user's value.
+#[test]
+fn workbook_text_never_becomes_a_formula_and_a_report_reads_back_exactly() {
+    let dir = tempdir();
+    let input = dir.path().join("in.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["Email", "First Name", "Job Title"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let values = [
+        "user00001@example.com",
+        "Ann",
+        "=HYPERLINK(\"http://x\",\"y\")",
+    ];
+    for (c, v) in values.iter().enumerate() {
+        sheet.write_string(1, c as u16, *v).unwrap();
+    }
+    book.save(&input).unwrap();
+    let report = dir.path().join("r.csv");
+    let out = bulkedit()
+        .arg("validate")
+        .arg(&input)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let title = read_report(&report)[0]["Job Title"].clone();
+    assert!(title.starts_with('\''), "a live formula in Excel: {title}");
+    // Read back, the report gives the user's value, and a second report defuses it once.
+    let rows = rows_of(&report);
+    let cells: Vec<String> = rows[1]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert!(cells.contains(&values[2].to_string()), "{cells:?}");
+    let again = dir.path().join("again.csv");
+    let out = bulkedit()
+        .arg("validate")
+        .arg(&report)
+        .arg("--report")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(read_report(&again)[0]["Job Title"], title);
+}
