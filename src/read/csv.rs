@@ -394,7 +394,7 @@ enum Quote {
     CellStart,
     Unquoted,
     Quoted,
-    QuoteInQuoted,
+    AfterQuoted,
 }
 
 impl Quotes {
@@ -404,7 +404,7 @@ impl Quotes {
             if self.state == Quote::Quoted {
                 match memchr::memchr(b'"', &bytes[i..]) {
                     Some(q) => {
-                        self.state = Quote::QuoteInQuoted;
+                        self.state = Quote::AfterQuoted;
                         i += q + 1;
                         continue;
                     }
@@ -419,7 +419,7 @@ impl Quotes {
                     self.cell = 0;
                     Quote::CellStart
                 }
-                Quote::CellStart | Quote::Unquoted | Quote::QuoteInQuoted if b == delimiter => {
+                Quote::CellStart | Quote::Unquoted | Quote::AfterQuoted if b == delimiter => {
                     self.cell += 1;
                     Quote::CellStart
                 }
@@ -427,7 +427,7 @@ impl Quotes {
                     self.opened_cell = self.cell;
                     Quote::Quoted
                 }
-                Quote::QuoteInQuoted if b == b'"' => Quote::Quoted,
+                Quote::AfterQuoted if b == b'"' => Quote::Quoted,
                 _ => Quote::Unquoted,
             };
         }
