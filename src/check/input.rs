@@ -37,6 +37,7 @@ impl Input {
                 .iter()
                 .filter_map(|&f| self.layout.field_col[f])
                 .collect(),
+            defuse_input: self.sheet.cells_are_text,
         }
     }
 }

@@ -18,7 +18,8 @@ const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 enum TextEncoding {
     Utf8,
     Utf16(&'static Encoding),
-    Windows1252,
+    /// A single-byte legacy code page: Windows-1252 for Western Excel.
+    Legacy(&'static Encoding),
 }
 
 fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Error> {
@@ -48,39 +49,89 @@ fn detect_encoding(path: &Path, head: &[u8]) -> Result<(TextEncoding, usize), Er
         Ok(_) => Ok((TextEncoding::Utf8, 0)),
         // A multi-byte character cut off at the end of the sample is still UTF-8.
         Err(e) if e.error_len().is_none() => Ok((TextEncoding::Utf8, 0)),
-        // Mostly UTF-8 with a few stray bytes (a row pasted from another program): read it as
-        // UTF-8 and mark the cells that are not, rather than garble every other row.
-        Err(_) if has_utf8_multibyte(head) => Ok((TextEncoding::Utf8, 0)),
-        Err(_) => Ok((TextEncoding::Windows1252, 0)),
+        // Not UTF-8: the whole file is in a legacy encoding, even where a pair of its bytes
+        // happens to be valid UTF-8 (`Ã©` in Windows-1252 is the UTF-8 for `é`).
+        Err(_) => Ok((TextEncoding::Legacy(legacy_encoding(head)), 0)),
     }
 }
 
-/// Whether the bytes hold at least one well-formed multi-byte UTF-8 character, which text in
-/// a single-byte code page almost never does.
-fn has_utf8_multibyte(mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => return !s.is_ascii(),
+/// The legacy encoding of text that is not UTF-8: Windows-1252, Western Excel's, unless
+/// `chardetng` finds it cannot be (a byte 1252 leaves undefined) or finds another script in it
+/// (Cyrillic, Greek, Hebrew, Arabic, Thai, or a double-byte East Asian encoding). A guess of
+/// another Latin code page from a few accented letters is not trusted over Western Excel's.
+fn legacy_encoding(sample: &[u8]) -> &'static Encoding {
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(sample, true);
+    let guess = detector.guess(None, chardetng::Utf8Detection::Deny);
+    let latin = [
+        "windows-1250",
+        "windows-1252",
+        "windows-1254",
+        "windows-1257",
+        "windows-1258",
+        "ISO-8859-2",
+        "ISO-8859-4",
+        "ISO-8859-13",
+        "ISO-8859-15",
+    ];
+    let other_script = guess.output_encoding() == guess
+        && guess != encoding_rs::UTF_8
+        && !latin.contains(&guess.name());
+    // The five bytes Windows-1252 leaves undefined.
+    let not_1252 = sample
+        .iter()
+        .any(|b| matches!(b, 0x81 | 0x8D | 0x8F | 0x90 | 0x9D));
+    if other_script || not_1252 {
+        guess
+    } else {
+        WINDOWS_1252
+    }
+}
+
+/// Whether the rest of `file` after the first `head` bytes is UTF-8 too: `None` if so,
+/// otherwise a sample of the text before the first byte that is not, for
+/// [`legacy_encoding`]. The file is left where it was.
+fn rest_is_not_utf8(file: &mut File, head: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::{Seek, SeekFrom};
+    let at = file.stream_position()?;
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => head.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let mut buf = head[valid..].to_vec();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut found = None;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match std::str::from_utf8(&buf) {
+            Ok(_) => buf.clear(),
+            Err(e) if e.error_len().is_none() && n > 0 => {
+                buf.drain(..e.valid_up_to());
+            }
             Err(e) => {
-                let valid = &bytes[..e.valid_up_to()];
-                if !valid.is_ascii() {
-                    return true;
-                }
-                match e.error_len() {
-                    Some(n) => bytes = &bytes[e.valid_up_to() + n..],
-                    None => return false,
-                }
+                let from = e.valid_up_to().saturating_sub(32 * 1024);
+                found = Some(buf[from..].to_vec());
+                break;
             }
         }
+        if n == 0 {
+            break;
+        }
     }
-    false
+    file.seek(SeekFrom::Start(at))?;
+    Ok(found)
 }
 
 fn decode_sample(encoding: TextEncoding, head: &[u8]) -> String {
     match encoding {
         TextEncoding::Utf8 => String::from_utf8_lossy(head).into_owned(),
         TextEncoding::Utf16(enc) => enc.decode(head).0.into_owned(),
-        TextEncoding::Windows1252 => WINDOWS_1252.decode(head).0.into_owned(),
+        TextEncoding::Legacy(enc) => enc.decode(head).0.into_owned(),
     }
 }
 
@@ -126,7 +177,8 @@ fn describe(encoding: TextEncoding, bom: bool, delimiter: u8) -> String {
         TextEncoding::Utf8 => "UTF-8",
         TextEncoding::Utf16(e) if e == UTF_16LE => "UTF-16LE",
         TextEncoding::Utf16(_) => "UTF-16BE",
-        TextEncoding::Windows1252 => "Windows-1252",
+        TextEncoding::Legacy(e) if e == WINDOWS_1252 => "Windows-1252",
+        TextEncoding::Legacy(e) => e.name(),
     };
     let delim = match delimiter {
         b'\t' => "tab".to_string(),
@@ -137,11 +189,26 @@ fn describe(encoding: TextEncoding, bom: bool, delimiter: u8) -> String {
 
 pub(super) fn open(
     path: &Path,
-    file: File,
+    source_path: &Path,
+    mut file: File,
     head: Vec<u8>,
     warnings: Vec<String>,
 ) -> Result<Sheet, Error> {
-    let (encoding, bom_len) = detect_encoding(path, &head)?;
+    let (mut encoding, bom_len) = detect_encoding(path, &head)?;
+    if encoding == TextEncoding::Utf8 {
+        // UTF-8 only if all of it is: one byte that is not makes the whole file legacy text.
+        let cannot = |e: std::io::Error| Error::input(path, format!("cannot read: {e}"));
+        if let Some(sample) = rest_is_not_utf8(&mut file, &head[bom_len..]).map_err(cannot)? {
+            if bom_len > 0 {
+                return Err(Error::input(
+                    path,
+                    "starts with a UTF-8 byte order mark but holds bytes that are not UTF-8 \
+                     (save it again as CSV UTF-8)",
+                ));
+            }
+            encoding = TextEncoding::Legacy(legacy_encoding(&sample));
+        }
+    }
     let delimiter = detect_delimiter(&decode_sample(encoding, &head[bom_len..]));
     let description = describe(encoding, bom_len > 0, delimiter);
     let source: Chain<Cursor<Vec<u8>>, File> = Cursor::new(head[bom_len..].to_vec()).chain(file);
@@ -153,26 +220,36 @@ pub(super) fn open(
                 .bom_override(true)
                 .build(source),
         ),
-        TextEncoding::Windows1252 => Box::new(
+        TextEncoding::Legacy(enc) => Box::new(
             DecodeReaderBytesBuilder::new()
-                .encoding(Some(WINDOWS_1252))
+                .encoding(Some(enc))
                 .build(source),
         ),
     };
     let rows = rows_from_reader(path, reader, delimiter, Numbering::default());
-    let (header, rows) = split_header(path, rows, "the file")?;
+    let (header, rows) = split_header(path, rows, "the file").map_err(|e| name_column(e, &[]))?;
+    let headers = header.cells.to_vec();
+    let rows = with_headers(rows, headers.clone());
+    let report = is_report(&headers);
+    let rows = if report { undefused(rows) } else { rows };
     let text = match encoding {
-        TextEncoding::Utf8 => body_after_header(path, &head, bom_len, delimiter, &header),
+        // A report's cells may be defused, which the block reader does not undo.
+        _ if report => None,
+        TextEncoding::Utf8 => {
+            body_after_header(path, source_path, &head, bom_len, delimiter, &header)
+        }
         _ => None,
     };
     Ok(Sheet {
         text,
         path: path.to_path_buf(),
         description,
-        headers: header.cells.to_vec(),
+        headers,
         header_line: header.line,
         rows,
         warnings,
+        // A report's cells were defused where they needed it, and so are again.
+        cells_are_text: report,
     })
 }
 
@@ -180,12 +257,13 @@ pub(super) fn open(
 /// with the full parser about the header. `None` when it cannot tell within the first bytes.
 fn body_after_header(
     path: &Path,
+    source: &Path,
     head: &[u8],
     bom_len: usize,
     delimiter: u8,
     header: &Row,
 ) -> Option<TextBody> {
-    let file_len = std::fs::metadata(path).ok()?.len();
+    let file_len = std::fs::metadata(source).ok()?.len();
     let at_eof = head.len() as u64 == file_len;
     let mut records = Records::new(&head[bom_len..], delimiter, at_eof);
     let mut numbering = Numbering::default();
@@ -202,10 +280,12 @@ fn body_after_header(
                 }
                 numbering.pass(records.rows_passed());
                 return Some(TextBody {
-                    path: path.to_path_buf(),
+                    path: source.to_path_buf(),
+                    name: path.to_path_buf(),
                     delimiter,
                     data_start: (bom_len + records.position()) as u64,
                     numbering,
+                    headers: header.cells.to_vec(),
                 });
             }
             Next::End | Next::Stop(_) => return None,
@@ -233,6 +313,7 @@ pub fn rows_from_reader(
     let mut out = vec![0u8; 4096];
     let mut ends = vec![0usize; 64];
     let mut numbering = start;
+    let mut quotes = Quotes::default();
     // Line ends outside quoted cells since the reader's start.
     let mut rows: u64 = 0;
     let mut done = false;
@@ -263,6 +344,7 @@ pub fn rows_from_reader(
                 &mut out[nout..],
                 &mut ends[nend..],
             );
+            quotes.scan(&input.buf[input.lo..input.lo + nin], delimiter);
             rows += memchr::memchr_iter(b'\n', &input.buf[input.lo..input.lo + nin]).count() as u64;
             rows -= memchr::memchr_iter(b'\n', &out[nout..nout + o]).count() as u64;
             input.lo += nin;
@@ -288,8 +370,167 @@ pub fn rows_from_reader(
             }
         }
         let line = numbering.line(rows_before);
+        if quotes.state == Quote::Quoted {
+            // Only the end of the input ends a record inside a quoted cell.
+            done = true;
+            return Some(Err(unclosed_quote(&path, line, quotes.opened_cell)));
+        }
         Some(Ok(make_row(line, &out[..nout], &ends[..nend])))
     }))
+}
+
+/// Where a record stands as `csv_core` reads it, followed byte by byte: enough to tell that
+/// the input ended inside a quoted cell, and in which cell that quote opened.
+#[derive(Default)]
+struct Quotes {
+    state: Quote,
+    cell: usize,
+    opened_cell: usize,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    #[default]
+    CellStart,
+    Unquoted,
+    Quoted,
+    AfterQuoted,
+}
+
+impl Quotes {
+    fn scan(&mut self, bytes: &[u8], delimiter: u8) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.state == Quote::Quoted {
+                match memchr::memchr(b'"', &bytes[i..]) {
+                    Some(q) => {
+                        self.state = Quote::AfterQuoted;
+                        i += q + 1;
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let b = bytes[i];
+            i += 1;
+            let ends_record = b == b'\n' || b == b'\r';
+            self.state = match self.state {
+                _ if ends_record => {
+                    self.cell = 0;
+                    Quote::CellStart
+                }
+                Quote::CellStart | Quote::Unquoted | Quote::AfterQuoted if b == delimiter => {
+                    self.cell += 1;
+                    Quote::CellStart
+                }
+                Quote::CellStart if b == b'"' => {
+                    self.opened_cell = self.cell;
+                    Quote::Quoted
+                }
+                Quote::AfterQuoted if b == b'"' => Quote::Quoted,
+                _ => Quote::Unquoted,
+            };
+        }
+    }
+}
+
+/// Marks a column given as a letter by the reader, for [`name_column`] to name.
+const LETTER_MARK: &str = "\u{0}";
+
+/// The error for a quote opened in cell `cell` of row `line` and never closed. The column is
+/// its letter until [`name_column`] puts its header in.
+fn unclosed_quote(path: &Path, line: u64, cell: usize) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        row: Some(line),
+        column: Some(format!("{LETTER_MARK}{}", column_letter(cell))),
+        message: "a quoted cell opens here and its quote is never closed, so the rest of the \
+                  file would be read as this one cell; nothing was read as a value (close the \
+                  quote, or write a quote meant as text as two: \"\")"
+            .into(),
+    }
+}
+
+/// The column letter Excel shows for the cell at `index` (0 is A, 26 is AA).
+fn column_letter(mut index: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).expect("ASCII")
+}
+
+/// Names the column of a reader's error by its header, or by its letter when it has none.
+pub(super) fn name_column(e: Error, headers: &[String]) -> Error {
+    match e {
+        Error::Input {
+            path,
+            row,
+            column: Some(c),
+            message,
+        } if c.starts_with(LETTER_MARK) => {
+            let letter = &c[LETTER_MARK.len()..];
+            let index = letter
+                .bytes()
+                .fold(0usize, |n, b| n * 26 + usize::from(b - b'A') + 1)
+                - 1;
+            let column = match headers.get(index).filter(|h| !h.is_empty()) {
+                Some(h) => h.clone(),
+                None => letter.to_string(),
+            };
+            Error::Input {
+                path,
+                row,
+                column: Some(column),
+                message,
+            }
+        }
+        e => e,
+    }
+}
+
+/// Whether a header is a report's (it starts `row`, `status`, `error`).
+fn is_report(headers: &[String]) -> bool {
+    headers.len() >= 3
+        && ["row", "status", "error"]
+            .iter()
+            .zip(headers)
+            .all(|(want, h)| h.eq_ignore_ascii_case(want))
+}
+
+/// A report's rows with each cell as the user gave it: the `'` a report puts before a cell
+/// that Excel would read as a formula (`crate::report::defuse`) is taken off again.
+fn undefused(rows: Rows) -> Rows {
+    Box::new(rows.map(|r| {
+        r.map(|mut row| {
+            let defused = |c: &str| c.starts_with('\'') && crate::report::needs_defusing(&c[1..]);
+            if row.cells.iter().any(defused) {
+                let cells: Vec<String> = row
+                    .cells
+                    .iter()
+                    .map(|c| {
+                        if defused(c) {
+                            c[1..].to_string()
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+                row.cells = Cells::from(cells);
+            }
+            row
+        })
+    }))
+}
+
+/// Rows whose errors name their column by header.
+pub(super) fn with_headers(rows: Rows, headers: Vec<String>) -> Rows {
+    Box::new(rows.map(move |r| r.map_err(|e| name_column(e, &headers))))
 }
 
 /// A reader's bytes not yet parsed: `buf[lo..hi]`.
@@ -364,6 +605,22 @@ fn make_row(line: u64, bytes: &[u8], ends: &[usize]) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_letters_are_excels() {
+        for (i, l) in [
+            (0, "A"),
+            (25, "Z"),
+            (26, "AA"),
+            (27, "AB"),
+            (701, "ZZ"),
+            (702, "AAA"),
+        ] {
+            assert_eq!(column_letter(i), l);
+            let e = name_column(unclosed_quote(Path::new("f"), 2, i), &[]);
+            assert!(matches!(e, Error::Input { column: Some(c), .. } if c == l));
+        }
+    }
 
     #[test]
     fn delimiter_is_the_most_frequent_consistent_candidate() {

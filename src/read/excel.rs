@@ -70,6 +70,7 @@ pub(super) fn open(
         rows,
         warnings,
         text: None,
+        cells_are_text: true,
     })
 }
 

@@ -152,6 +152,9 @@ pub struct Sheet {
     pub warnings: Vec<String>,
     /// For UTF-8 delimited text: where its rows lie, to read them in blocks on every core.
     pub text: Option<TextBody>,
+    /// Whether a cell is text whatever it starts with (a workbook's string cell), so that a
+    /// CSV report must keep Excel from reading `=…` in it as a formula.
+    pub cells_are_text: bool,
 }
 
 /// The rows of a UTF-8 delimited text file after its header, as bytes: read in blocks of
@@ -159,12 +162,17 @@ pub struct Sheet {
 /// parser again ([`TextBody::rows_from`]) from any record the fast one does not take.
 #[derive(Debug, Clone)]
 pub struct TextBody {
+    /// Where the bytes are read from: the file, or its spooled copy.
     pub path: PathBuf,
+    /// The input as the user named it, for messages.
+    pub name: PathBuf,
     pub delimiter: u8,
     /// Where the first row after the header starts, in bytes from the start of the file.
     pub data_start: u64,
     /// Row numbering at `data_start`.
     pub numbering: records::Numbering,
+    /// The header's cells, to name the column of a reading error.
+    pub headers: Vec<String>,
 }
 
 /// Whole lines of a text file, and where they start in it.
@@ -236,11 +244,9 @@ impl TextBody {
     pub fn rows_from(&self, offset: u64, numbering: records::Numbering) -> io::Result<Rows> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(offset))?;
-        Ok(csv::rows_from_reader(
-            &self.path,
-            Box::new(file),
-            self.delimiter,
-            numbering,
+        Ok(csv::with_headers(
+            csv::rows_from_reader(&self.name, Box::new(file), self.delimiter, numbering),
+            self.headers.clone(),
         ))
     }
 }
@@ -289,7 +295,61 @@ fn extension(path: &Path) -> String {
 
 /// Opens a spreadsheet, finds its header row and returns the rows after it.
 pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
-    let mut file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    // Looked at without opening it: a second opening of a FIFO would wait for a writer that
+    // is gone.
+    let regular = std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(true);
+    if regular {
+        let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+        return open_file(path, path, file, sheet);
+    }
+    let source = spool(path)?;
+    let file = File::open(&source).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    open_file(path, &source, file, sheet)
+}
+
+/// Input that is not a regular file (a FIFO, `/dev/stdin`) can be read only once: it is read
+/// whole, the first time it is opened, into an unnamed temporary file that the process keeps
+/// open and that vanishes with it; every opening of the input (a command reads its rows more
+/// than once, and in blocks) reads that copy, through `/proc/self/fd`.
+#[cfg(target_os = "linux")]
+fn spool(path: &Path) -> Result<PathBuf, Error> {
+    use std::collections::HashMap;
+    use std::os::fd::AsRawFd;
+    use std::sync::Mutex;
+    static SPOOLS: Mutex<Option<HashMap<PathBuf, File>>> = Mutex::new(None);
+    let cannot = |e: io::Error| Error::input(path, format!("cannot read: {e}"));
+    let mut spools = SPOOLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let spools = spools.get_or_insert_with(HashMap::new);
+    if !spools.contains_key(path) {
+        let mut input =
+            File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+        let mut copy = tempfile::tempfile().map_err(cannot)?;
+        io::copy(&mut input, &mut copy).map_err(cannot)?;
+        spools.insert(path.to_path_buf(), copy);
+    }
+    let fd = spools[path].as_raw_fd();
+    Ok(PathBuf::from(format!("/proc/self/fd/{fd}")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn spool(path: &Path) -> Result<PathBuf, Error> {
+    Err(Error::input(
+        path,
+        "is not a regular file (a pipe or a device), which bulkedit reads only on Linux: \
+         save it to a file and give that",
+    ))
+}
+
+/// Opens the spreadsheet named `path` whose bytes are in `source` (the same file, or the
+/// spooled copy of one that could be read only once).
+fn open_file(
+    path: &Path,
+    source: &Path,
+    mut file: File,
+    sheet: Option<&str>,
+) -> Result<Sheet, Error> {
     let mut head = vec![0u8; 64 * 1024];
     let n = read_up_to(&mut file, &mut head)
         .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
@@ -309,7 +369,7 @@ pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
             if sheet.is_some() {
                 warnings.push("--sheet is ignored for a text file".into());
             }
-            csv::open(path, file, head, warnings)
+            csv::open(path, source, file, head, warnings)
         }
         _ => {
             if !workbook_ext {
@@ -325,7 +385,9 @@ pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
                 ));
             }
             drop(file);
-            excel::open(path, format, sheet, warnings)
+            let mut opened = excel::open(source, format, sheet, warnings)?;
+            opened.path = path.to_path_buf();
+            Ok(opened)
         }
     }
 }
@@ -368,6 +430,7 @@ pub fn parse_text(bytes: &[u8], delimiter: u8) -> Vec<Result<Row, Error>> {
         delimiter,
         records::Numbering::default(),
     )
+    .map(|r| r.map_err(|e| csv::name_column(e, &[])))
     .collect()
 }
 
@@ -420,12 +483,15 @@ pub fn parse_text_in_blocks(
                 records::Next::Stop(at) => {
                     numbering.pass(records.rows_passed());
                     let rest = bytes[block.start + at..].to_vec();
-                    out.extend(csv::rows_from_reader(
-                        Path::new("<memory>"),
-                        Box::new(std::io::Cursor::new(rest)),
-                        delimiter,
-                        numbering,
-                    ));
+                    out.extend(
+                        csv::rows_from_reader(
+                            Path::new("<memory>"),
+                            Box::new(std::io::Cursor::new(rest)),
+                            delimiter,
+                            numbering,
+                        )
+                        .map(|r| r.map_err(|e| csv::name_column(e, &[]))),
+                    );
                     return out;
                 }
             }

@@ -40,6 +40,9 @@ pub struct Columns {
     pub input_cols: Vec<usize>,
     /// Input columns whose non-empty values are shown as `***`.
     pub masked: Vec<usize>,
+    /// Whether input cells are text whatever they start with (a workbook's string cells):
+    /// a CSV report then defuses those Excel would read as formulas.
+    pub defuse_input: bool,
 }
 
 impl Columns {
@@ -56,17 +59,38 @@ impl Columns {
     pub fn each_cell<E>(
         &self,
         row: &ReportRow,
+        f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.each_cell_as(row, false, f)
+    }
+
+    /// [`Columns::each_cell`] for a CSV report, where a cell that was text in a workbook must
+    /// not become a formula.
+    fn each_csv_cell<E>(
+        &self,
+        row: &ReportRow,
+        f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.each_cell_as(row, self.defuse_input, f)
+    }
+
+    fn each_cell_as<E>(
+        &self,
+        row: &ReportRow,
+        defuse_input: bool,
         mut f: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<(), E> {
         f(itoa::Buffer::new().format(row.line))?;
         outcome_cells(row.outcome, &mut f)?;
         for &c in &self.input_cols {
             let v = row.cells.get(c).unwrap_or("");
-            f(if !v.is_empty() && self.masked.contains(&c) {
-                "***"
+            if !v.is_empty() && self.masked.contains(&c) {
+                f("***")?;
+            } else if defuse_input && needs_defusing(v) {
+                f(&defuse(v))?;
             } else {
-                v
-            })?;
+                f(v)?;
+            }
         }
         Ok(())
     }
@@ -83,14 +107,14 @@ impl Columns {
 
     /// Appends a row's report line as CSV, without building its cells first.
     pub fn csv_line(&self, row: &ReportRow, out: &mut Vec<u8>) {
-        let _ = self.each_cell(row, csv_fields(out, 0));
+        let _ = self.each_csv_cell(row, csv_fields(out, 0));
         out.push(b'\n');
     }
 
     /// [`Columns::csv_line`] without the row number, which [`ReportWriter::write_lines`] puts
     /// in front.
     fn csv_line_after_row(&self, row: &ReportRow, out: &mut Vec<u8>) {
-        let _ = self.each_cell(row, csv_fields(out, 1));
+        let _ = self.each_csv_cell(row, csv_fields(out, 1));
         out.push(b'\n');
     }
 
@@ -283,7 +307,8 @@ pub fn push_csv_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &
     out.push(b'\n');
 }
 
-fn needs_defusing(text: &str) -> bool {
+/// Whether Excel would read a cell starting so as a formula.
+pub fn needs_defusing(text: &str) -> bool {
     matches!(
         text.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')

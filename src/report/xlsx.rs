@@ -17,6 +17,17 @@ pub(super) struct XlsxSink {
     result: Result<(), XlsxError>,
 }
 
+/// The most characters an Excel cell holds.
+const EXCEL_CELL_CHARS: usize = 32_767;
+
+/// `text`, cut to the first [`EXCEL_CELL_CHARS`] characters.
+fn cut(text: &str) -> &str {
+    match text.char_indices().nth(EXCEL_CELL_CHARS) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 fn io_error(e: XlsxError) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -67,8 +78,36 @@ impl XlsxSink {
         {
             marked.push((2, row.outcome.error.clone()));
         }
+        // A cell past Excel's limit is cut there, and a note says so.
+        let cut_cells: Vec<(u16, String)> = cells
+            .iter()
+            .enumerate()
+            .filter_map(|(c, text)| {
+                let n = text.chars().count();
+                (n > EXCEL_CELL_CHARS).then(|| {
+                    (
+                        c as u16,
+                        format!(
+                            "this cell holds {n} characters; Excel keeps at most \
+                             {EXCEL_CELL_CHARS}, so only the first {EXCEL_CELL_CHARS} are \
+                             shown (the input has them all)"
+                        ),
+                    )
+                })
+            })
+            .collect();
+        for (c, note) in cut_cells {
+            match marked.iter_mut().find(|(m, _)| *m == c) {
+                Some((_, text)) => {
+                    text.push('\n');
+                    text.push_str(&note);
+                }
+                None => marked.push((c, note)),
+            }
+        }
         for (c, text) in cells.iter().enumerate() {
             let c = c as u16;
+            let text = cut(text);
             // Row numbers, HTTP statuses and attempts are numbers in Excel too.
             let numeric = matches!(c, 0 | 3 | 4) && !text.is_empty();
             match (marked.iter().any(|(m, _)| *m == c), numeric) {
@@ -84,6 +123,7 @@ impl XlsxSink {
             }
         }
         for (c, text) in marked {
+            let text = cut(&text);
             sheet.insert_note(r, c, &Note::new(text).set_author("bulkedit"))?;
         }
         Ok(())

@@ -141,7 +141,17 @@ fn fastcsv_conformance_checks_pass_under_the_product_rules() {
                         })
                         .unwrap_or_default(),
                 );
-                let got: Vec<Vec<String>> = bulkedit::read::parse_text(input.as_bytes(), b',')
+                let parsed = bulkedit::read::parse_text(input.as_bytes(), b',');
+                // A quote never closed makes the file unreadable under the product rules
+                // (SPEC, Input), where FastCSV reads its text as a value.
+                if let Some(Err(e)) = parsed.last() {
+                    if e.to_string().contains("never closed") {
+                        eprintln!("{file} {id}: unclosed quote refused: {input:?}");
+                        checked += 1;
+                        continue;
+                    }
+                }
+                let got: Vec<Vec<String>> = parsed
                     .into_iter()
                     .map(|r| r.expect("no read error"))
                     .filter(|r| !r.is_blank())
