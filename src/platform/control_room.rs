@@ -450,9 +450,26 @@ impl Vendor for ControlRoomSession {
         self.http.send(&req, &self.auth)
     }
 
-    fn interpret(&self, reply: &Reply) -> Answer {
+    fn interpret(&self, id: &str, reply: &Reply) -> Answer {
         match reply.status {
-            200..=299 => Answer::Accepted,
+            // The documented success carries the user back: the same one.
+            200 | 201 => {
+                let same = reply
+                    .json()
+                    .as_ref()
+                    .and_then(|b| b.get("id"))
+                    .and_then(|v| {
+                        v.as_i64()
+                            .map(|i| i.to_string())
+                            .or(v.as_str().map(str::to_string))
+                    })
+                    .is_some_and(|got| got == id);
+                if same {
+                    Answer::Accepted
+                } else {
+                    Answer::Refused(super::not_the_api(reply))
+                }
+            }
             409 => Answer::Conflict(server_message(reply)),
             _ => Answer::Refused(server_message(reply)),
         }

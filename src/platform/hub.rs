@@ -517,17 +517,22 @@ impl Vendor for HubSession {
         self.http.send(&req, &self.auth)
     }
 
-    fn interpret(&self, reply: &Reply) -> Answer {
-        // A 200 may still carry the vendor's own failing `statusCode` in the body.
-        let accepted = reply.is_success()
-            && reply
-                .json()
-                .and_then(|b| b.get("statusCode").and_then(Value::as_u64))
-                .is_none_or(|c| (200..300).contains(&c));
-        if accepted {
-            Answer::Accepted
-        } else {
-            Answer::Refused(server_message(reply))
+    fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
+        // Success is the documented envelope, `{"statusCode": 201, …}`, with a 2xx in it: a
+        // 200 may still carry the vendor's own failing `statusCode`, and anything else (a
+        // web page, an empty body) is not the API's answer at all.
+        if !reply.is_success() {
+            return Answer::Refused(server_message(reply));
+        }
+        match reply
+            .json()
+            .as_ref()
+            .and_then(|b| b.get("statusCode"))
+            .and_then(Value::as_u64)
+        {
+            Some(200..=299) => Answer::Accepted,
+            Some(_) => Answer::Refused(server_message(reply)),
+            None => Answer::Refused(super::not_the_api(reply)),
         }
     }
 }

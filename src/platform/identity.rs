@@ -490,16 +490,15 @@ impl Vendor for IdentitySession {
         self.http.send(&req, &self.auth)
     }
 
-    fn interpret(&self, reply: &Reply) -> Answer {
-        // Identity may answer 200 and still refuse: the body has the last word.
-        let succeeded = reply.is_success()
-            && reply
-                .json()
-                .is_some_and(|b| b["succeeded"].as_bool() != Some(false));
-        if succeeded {
-            Answer::Accepted
-        } else {
-            Answer::Refused(rejection(reply))
+    fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
+        // Identity may answer 200 and still refuse: the body has the last word, and only
+        // `"succeeded": true` is a success.
+        let body = reply.json();
+        match body.as_ref().map(|b| &b["succeeded"]) {
+            Some(Value::Bool(true)) if reply.is_success() => Answer::Accepted,
+            Some(Value::Bool(false)) => Answer::Refused(rejection(reply)),
+            _ if reply.is_success() => Answer::Refused(super::not_the_api(reply)),
+            _ => Answer::Refused(rejection(reply)),
         }
     }
 }

@@ -280,3 +280,22 @@ pub fn jwt_claims(token: &str) -> Option<Value> {
         .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
+
+/// Why an answer with a success status is still not the API's answer: a web page (a proxy,
+/// a login page, a wrong `--url`), an empty body, or a shape this API does not give.
+pub fn not_the_api(reply: &crate::engine::Reply) -> String {
+    let body = reply.body.trim_start();
+    let why = if body.is_empty() {
+        "an empty answer, not the API's"
+    } else if body.starts_with('<') {
+        "the server answered with a web page, not the API: a proxy or login page, or a wrong --url"
+    } else {
+        "an answer this API does not give"
+    };
+    format!("HTTP {}: {why}", reply.status)
+}
+
+/// Whether a body is a web page rather than JSON (an answer from something other than the API).
+pub fn is_web_page(reply: &crate::engine::Reply) -> bool {
+    reply.body.trim_start().starts_with('<')
+}

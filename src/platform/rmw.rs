@@ -103,7 +103,7 @@ pub trait Vendor: Send + Sync {
     /// Sends the change. (`--create` will add its counterpart here: `fn create`.)
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
     /// Reads the answer to a write.
-    fn interpret(&self, reply: &Reply) -> Answer;
+    fn interpret(&self, id: &str, reply: &Reply) -> Answer;
 }
 
 /// A vendor's calls as a [`Session`]: the one read-modify-write, and the list read up front.
@@ -230,7 +230,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             };
             attempts += reply.attempts;
             wrote = true;
-            let reason = match self.vendor.interpret(&reply) {
+            let reason = match self.vendor.interpret(&id, &reply) {
                 Answer::Accepted => {
                     return Outcome::new(Status::Updated).http(reply.status, attempts)
                 }
@@ -424,7 +424,7 @@ mod tests {
             })
         }
 
-        fn interpret(&self, reply: &Reply) -> Answer {
+        fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
             match reply.status {
                 200 => Answer::Accepted,
                 409 => Answer::Conflict("HTTP 409: stale".into()),

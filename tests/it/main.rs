@@ -18,5 +18,6 @@ mod sandbox_api;
 mod scale;
 mod secrets;
 mod transport;
+mod trust;
 mod validate;
 mod wire;

@@ -1,0 +1,87 @@
+//! Trust on the wire, platform part: an answer is believed only when it has the vendor's
+//! documented shape, and what was not understood is never written back.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::rogue::{self, Answer, Rogue};
+use crate::common::*;
+
+const HUB_TOKEN: &str = "tenant-7/s3cret-hub-token";
+
+fn hub_sheet(dir: &Path, n: usize) -> PathBuf {
+    let mut text = String::from("user_email,user_first_name\n");
+    for i in 1..=n {
+        text.push_str(&format!("user{i:05}@example.com,Renamed{i}\n"));
+    }
+    write(dir, "users.csv", text)
+}
+
+fn apply(
+    platform: &str,
+    url: &str,
+    sheet: &Path,
+    report: &Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = bulkedit();
+    cmd.arg("apply")
+        .arg(sheet)
+        .args([
+            "--platform",
+            platform,
+            "--url",
+            url,
+            "--rate",
+            "unlimited",
+            "--retries",
+            "0",
+            "--report",
+        ])
+        .arg(report);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn apply_hub(server: &Rogue, sheet: &Path, report: &Path) -> std::process::Output {
+    let url = format!("{}/org/tenant/automationhub_", server.url());
+    apply("hub", &url, sheet, report, &[("BULKEDIT_TOKEN", HUB_TOKEN)])
+}
+
+#[test]
+fn a_hub_write_is_updated_only_on_its_documented_answer() {
+    let cases: [(&str, fn() -> Answer, &str); 3] = [
+        (
+            "web page",
+            || Answer::html(200, "<html><body>Sign in</body></html>"),
+            "web page",
+        ),
+        (
+            "empty",
+            || Answer::Reply {
+                status: 201,
+                headers: vec![],
+                body: vec![],
+            },
+            "an empty answer",
+        ),
+        (
+            "other shape",
+            || Answer::json(201, &serde_json::json!({})),
+            "an answer this API does not give",
+        ),
+    ];
+    for (what, answer, says) in cases {
+        let server = rogue::hub(2, move |_, _| answer());
+        let dir = tempdir();
+        let report = dir.path().join("report.csv");
+        let out = apply_hub(&server, &hub_sheet(dir.path(), 2), &report);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        for row in read_report(&report) {
+            assert_eq!(row["status"], "failed", "{what}: {row:?}");
+            assert!(row["error"].contains(says), "{what}: {row:?}");
+        }
+    }
+}
