@@ -77,6 +77,15 @@ pub fn exact_match(users: Vec<Value>, field: &str, value: &str) -> Option<Map<St
     })
 }
 
+/// Moves the objects out of a JSON array (a list page), or `None` when there is no array: an
+/// answer whose shape is not understood is not an empty list.
+pub fn take_list(v: &mut Value) -> Option<Vec<Value>> {
+    match v.take() {
+        Value::Array(items) => Some(items.into_iter().filter(Value::is_object).collect()),
+        _ => None,
+    }
+}
+
 /// Moves the objects out of a JSON array (a list page), leaving `Null` behind.
 pub fn take_objects(v: &mut Value) -> Vec<Value> {
     match v.take() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects};
+use super::cache::{exact_match, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{
     describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
@@ -383,6 +383,16 @@ impl Platform for Hub {
                 &session.auth,
             )
             .map_err(|e| super::start_error(e, settings.url))?;
+        if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+            return Err(Error::url(
+                settings.url,
+                format!(
+                    "{} is not Automation Hub's API (is --url everything before /api/v1/openapi?): {}",
+                    settings.url,
+                    super::not_the_api(&reply)
+                ),
+            ));
+        }
         match reply.status {
             200..=299 => {
                 let base = session.base.clone();
@@ -446,7 +456,8 @@ impl HubSession {
         let (mut body, attempts) =
             read_json(&self.http, &Request::get(url), &self.auth, "reading users")?;
         let data = &mut body["data"];
-        let users = take_objects(&mut data["users"]);
+        let users = take_list(&mut data["users"])
+            .ok_or_else(|| super::unknown_shape("reading users", attempts))?;
         let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
@@ -468,7 +479,7 @@ impl Vendor for HubSession {
         // The search matches loosely; only the exact e-mail is the row's user.
         let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
         let email = FIELDS[EMAIL].name;
-        Ok((exact_match(users, email, &key.value), attempts))
+        Ok((exact_match(users, email, &key.value), attempts, 200))
     }
 
     /// Hub has no read by id: its users are written and found by e-mail.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects};
+use super::cache::{exact_match, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
 use super::rmw::{
     describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
@@ -54,6 +54,9 @@ const PASSWORD: usize = index(FIELDS, "password");
 const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Masked);
 
 pub struct Identity;
+
+/// How [`super::not_the_api`] names a web page.
+const WEB_PAGE: &str = "web page";
 
 impl Dictionary for Identity {
     const FIELDS: &'static [Field] = FIELDS;
@@ -174,7 +177,16 @@ impl Platform for Identity {
                 (Some(t), _) => Token::from_jwt(t.clone()),
                 (None, Some((id, secret))) => fetch_token(&settings.http, &token_url, id, secret)
                     .map_err(|m| {
-                    Error::Authentication(format!("cannot get a token from {token_url}: {m}"))
+                    let m = format!("cannot get a token from {token_url}: {m}");
+                    // A web page where the token endpoint should be is a wrong --url.
+                    if m.contains(WEB_PAGE) {
+                        Error::url(
+                            settings.url,
+                            format!("{m} (is --url everything before /api/User?)"),
+                        )
+                    } else {
+                        Error::Authentication(m)
+                    }
                 })?,
                 (None, None) => return Err(Error::Credentials(
                     "identity needs BULKEDIT_TOKEN (an access token) or BULKEDIT_CLIENT_ID and \
@@ -214,6 +226,9 @@ fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Res
         crate::engine::CallError::Unauthorized { message, .. } => message,
         other => other.to_string(),
     })?;
+    if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+        return Err(super::not_the_api(&reply));
+    }
     let body = reply.json().unwrap_or(Value::Null);
     match body.get("access_token").and_then(Value::as_str) {
         Some(t) if reply.is_success() => Ok(Token {
@@ -286,7 +301,8 @@ impl IdentitySession {
             "searching users",
         )?;
         let total = body["totalCount"].as_u64().unwrap_or(0) as usize;
-        let results = take_objects(&mut body["results"]);
+        let results = take_list(&mut body["results"])
+            .ok_or_else(|| super::unknown_shape("searching users", attempts))?;
         Ok((results, total, attempts))
     }
 
@@ -379,6 +395,7 @@ impl Vendor for IdentitySession {
         Ok((
             exact_match(results, FIELDS[EMAIL].name, &key.value),
             attempts,
+            200,
         ))
     }
 
@@ -388,16 +405,11 @@ impl Vendor for IdentitySession {
             .http
             .send(&Request::get(url), &self.auth)
             .map_err(|e| Outcome::from_call_error(e, 0))?;
-        match reply.status {
-            // An answer that is JSON but no object is a user without an id, reported as such.
-            200 => Ok((
-                reply.json().map(|v| match v {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                }),
-                reply.attempts,
-            )),
-            404 => Ok((None, reply.attempts)),
+        match (reply.status, reply.json()) {
+            (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
+            // A 404 is a missing user only when the API says so; a web page is not the API.
+            (404, Some(_)) => Ok((None, reply.attempts, 404)),
+            (200 | 404, _) => Err(super::not_the_api_outcome(&reply, "reading the user")),
             _ => Err(Outcome::with_error(
                 Status::Failed,
                 format!("reading the user: {}", server_message(&reply)),

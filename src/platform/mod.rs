@@ -244,7 +244,30 @@ pub fn read_json(
         )
         .http(reply.status, reply.attempts));
     }
-    Ok((reply.json().unwrap_or(Value::Null), reply.attempts))
+    // Only the API's own JSON object is read: a web page or an empty body is never taken for
+    // an empty list (which would turn every row into `not-found`).
+    match reply.json() {
+        Some(body @ Value::Object(_)) => Ok((body, reply.attempts)),
+        _ => Err(not_the_api_outcome(&reply, what)),
+    }
+}
+
+/// A read whose JSON this client does not understand: the row fails rather than guess.
+pub fn unknown_shape(what: &str, attempts: u32) -> Outcome {
+    Outcome::with_error(
+        crate::engine::Status::Failed,
+        format!("{what}: an answer this API does not give"),
+    )
+    .http(200, attempts)
+}
+
+/// A read answered by something other than the API: the row fails, naming what was read.
+pub fn not_the_api_outcome(reply: &crate::engine::Reply, what: &str) -> Outcome {
+    Outcome::with_error(
+        crate::engine::Status::Failed,
+        format!("{what}: {}", not_the_api(reply)),
+    )
+    .http(reply.status, reply.attempts)
 }
 
 /// The server's reason for refusing a request, from whichever error shape it used.

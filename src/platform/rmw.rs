@@ -12,8 +12,9 @@ use super::{Edit, Plan, Session, UserKey, MAX_CACHED_USERS};
 use crate::engine::{CallError, Outcome, Reply, Status};
 use crate::error::Error;
 
-/// A user's record when there is one, and the requests it took to find out.
-pub type Found = (Option<Map<String, Value>>, u32);
+/// A user's record when there is one, the requests it took to find out, and the HTTP status
+/// of the last of them (what a `not-found` row reports).
+pub type Found = (Option<Map<String, Value>>, u32, u16);
 
 /// Which page of the whole user list to read: its number (from 0), how many users the pages
 /// before it held, and how many a page holds. A vendor uses whichever its API counts in.
@@ -126,7 +127,7 @@ impl<V: Vendor> ReadModifyWrite<V> {
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
         match self.cache.get() {
-            Some(cache) => Ok((cache.get(key), 0)),
+            Some(cache) => Ok((cache.get(key), 0, 200)),
             None => self.vendor.find(key),
         }
     }
@@ -189,14 +190,14 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
     }
 
     fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (found, mut attempts) = match self.find(&edit.key) {
+        let (found, mut attempts, looked_up) = match self.find(&edit.key) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
         // `--create` will create the user here instead.
         let Some(mut record) = found else {
             return Outcome::with_error(Status::NotFound, self.vendor.not_found(&edit.key))
-                .http(200, attempts);
+                .http(looked_up, attempts);
         };
         let Some(id) = user_id(V::FIELDS, &record) else {
             return Outcome::with_error(Status::Failed, "the server's user record has no id");
@@ -236,16 +237,16 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 }
                 Answer::Conflict(_) if round == 0 => {
                     record = match self.vendor.read(&id) {
-                        Ok((Some(fresh), n)) => {
+                        Ok((Some(fresh), n, _)) => {
                             attempts += n;
                             fresh
                         }
-                        Ok((None, n)) => {
+                        Ok((None, n, status)) => {
                             return Outcome::with_error(
                                 Status::NotFound,
                                 "the user was deleted while being updated",
                             )
-                            .http(404, attempts + n)
+                            .http(status, attempts + n)
                         }
                         Err(o) => return o,
                     };
@@ -401,13 +402,13 @@ mod tests {
 
         fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
             let user = self.users.iter().find(|u| u["name"] == key.value.as_str());
-            Ok((user.and_then(|u| u.as_object().cloned()), 1))
+            Ok((user.and_then(|u| u.as_object().cloned()), 1, 200))
         }
 
         fn read(&self, id: &str) -> Result<Found, Outcome> {
             let id: i64 = id.parse().unwrap_or(0);
             let user = self.users.iter().find(|u| u["id"] == id);
-            Ok((user.and_then(|u| u.as_object().cloned()), 1))
+            Ok((user.and_then(|u| u.as_object().cloned()), 1, 200))
         }
 
         fn not_found(&self, _key: &UserKey) -> String {

@@ -85,3 +85,42 @@ fn a_hub_write_is_updated_only_on_its_documented_answer() {
         }
     }
 }
+
+#[test]
+fn a_read_that_is_not_the_api_is_never_a_not_found() {
+    // The look-up answered with a sign-in page: the row fails, it is not `not-found`.
+    let server = Rogue::start(|req| {
+        if req.target.contains("/roles") {
+            Answer::json(200, &serde_json::json!({"statusCode": 200, "data": []}))
+        } else {
+            Answer::html(200, "<html><body>Sign in</body></html>")
+        }
+    });
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let out = apply_hub(&server, &hub_sheet(dir.path(), 1), &report);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+    assert!(rows[0]["error"].contains("web page"), "{rows:?}");
+
+    // The service root answered with a web page at log-in: exit 2, naming the URL.
+    let server = Rogue::start(|_| Answer::html(200, "<html>portal</html>"));
+    let report = dir.path().join("report2.csv");
+    let out = apply_hub(&server, &hub_sheet(dir.path(), 1), &report);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--url") && err.contains("web page"), "{err}");
+    assert!(!report.exists());
+
+    // A genuine not-found carries the look-up's real status.
+    let server = rogue::hub(0, |_, _| rogue::hub_updated());
+    let report = dir.path().join("report3.csv");
+    let out = apply_hub(&server, &hub_sheet(dir.path(), 1), &report);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(
+        (rows[0]["status"].as_str(), rows[0]["http_status"].as_str()),
+        ("not-found", "200")
+    );
+}
