@@ -124,3 +124,28 @@ fn a_read_that_is_not_the_api_is_never_a_not_found() {
         ("not-found", "200")
     );
 }
+
+#[test]
+fn a_masked_password_from_a_report_is_refused_offline() {
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "identity.csv",
+        "userId,name,password\n00000000-0000-4000-8000-000000000001,Ann,***\n",
+    );
+    let report = dir.path().join("report.csv");
+    let out = bulkedit()
+        .arg("validate")
+        .arg(&sheet)
+        .args(["--platform", "identity", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "invalid", "{rows:?}");
+    assert!(
+        rows[0]["error"].contains("the report masked this password; type it again"),
+        "{rows:?}"
+    );
+}
