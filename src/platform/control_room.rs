@@ -405,8 +405,8 @@ impl Vendor for ControlRoomSession {
             .map_err(|e| Outcome::from_call_error(e, 0))?;
         match (reply.status, reply.json()) {
             (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
-            // A 404 is a missing user only when the API says so; a web page is not the API.
-            (404, Some(_)) => Ok((None, reply.attempts, 404)),
+            // A 404 is a missing user, unless a web page says it: that is not the API.
+            (404, _) if !super::is_web_page(&reply) => Ok((None, reply.attempts, 404)),
             (200 | 404, _) => Err(super::not_the_api_outcome(&reply, "reading the user")),
             _ => Err(Outcome::with_error(
                 Status::Failed,
@@ -430,6 +430,25 @@ impl Vendor for ControlRoomSession {
             self.resolve_roles(value)
         } else {
             Ok(value.clone())
+        }
+    }
+
+    /// Roles as objects with an id: anything else would be written back as an empty set.
+    fn understood(&self, record: &serde_json::Map<String, Value>) -> Result<(), String> {
+        let roles = FIELDS[ROLES].name;
+        match record.get(roles) {
+            Some(Value::Array(list))
+                if list.iter().all(|r| r.get("id").is_some_and(Value::is_i64)) =>
+            {
+                Ok(())
+            }
+            Some(other) => Err(format!(
+                "the server's {roles} are not role objects ({}): nothing was sent",
+                super::shown(other)
+            )),
+            None => Err(format!(
+                "the server's record has no {roles}: nothing was sent"
+            )),
         }
     }
 

@@ -494,6 +494,53 @@ impl Vendor for HubSession {
         "no Automation Hub user has this e-mail".into()
     }
 
+    /// Roles as `{"role_id", "category_id"}` numbers, and the two status fields as numbers
+    /// when present: anything else would be sent back as zeros or an empty list.
+    fn understood(&self, record: &Map<String, Value>) -> Result<(), String> {
+        let roles = FIELDS[ROLES].name;
+        let role_ok = |r: &Value| {
+            r.get("role_id").is_some_and(Value::is_u64)
+                && r.get("category_id").is_none_or(Value::is_u64)
+        };
+        match record.get(roles) {
+            Some(Value::Array(list)) if list.iter().all(role_ok) => {}
+            Some(other) => {
+                return Err(format!(
+                    "the server's {roles} are not role objects ({}): nothing was sent",
+                    super::shown(other)
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "the server's record has no {roles}: nothing was sent"
+                ))
+            }
+        }
+        for key in [FIELDS[IS_ACTIVE].name, FIELDS[INVITE_STATUS].name] {
+            match record.get(key) {
+                None | Some(Value::Null) => {}
+                Some(v) if v.is_u64() => {}
+                Some(other) => {
+                    return Err(format!(
+                        "the server's {key} is not a number ({}): nothing was sent",
+                        super::shown(other)
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// UiPath's status table has no inactive user with invite status 3: deactivating an
+    /// active user sends invite status 1, as UiPath's own inactivation procedure does.
+    fn settle(&self, record: &mut Map<String, Value>, _edit: &Edit) {
+        let (active, invite) = (FIELDS[IS_ACTIVE].name, FIELDS[INVITE_STATUS].name);
+        let inactive = record.get(active).and_then(Value::as_u64) == Some(0);
+        if inactive && record.get(invite).and_then(Value::as_u64) == Some(3) {
+            record.insert(invite.to_string(), json!(1));
+        }
+    }
+
     fn normalise(&self, key: &str, value: Value) -> Value {
         if key == FIELDS[ROLES].name {
             normalize_roles(Some(&value))

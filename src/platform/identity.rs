@@ -407,8 +407,8 @@ impl Vendor for IdentitySession {
             .map_err(|e| Outcome::from_call_error(e, 0))?;
         match (reply.status, reply.json()) {
             (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
-            // A 404 is a missing user only when the API says so; a web page is not the API.
-            (404, Some(_)) => Ok((None, reply.attempts, 404)),
+            // A 404 is a missing user, unless a web page says it: that is not the API.
+            (404, _) if !super::is_web_page(&reply) => Ok((None, reply.attempts, 404)),
             (200 | 404, _) => Err(super::not_the_api_outcome(&reply, "reading the user")),
             _ => Err(Outcome::with_error(
                 Status::Failed,

@@ -318,6 +318,11 @@ pub fn not_the_api(reply: &crate::engine::Reply) -> String {
     format!("HTTP {}: {why}", reply.status)
 }
 
+/// A value from the server, shortened for an error message.
+pub fn shown(v: &Value) -> String {
+    v.to_string().chars().take(80).collect()
+}
+
 /// Whether a body is a web page rather than JSON (an answer from something other than the API).
 pub fn is_web_page(reply: &crate::engine::Reply) -> bool {
     reply.body.trim_start().starts_with('<')

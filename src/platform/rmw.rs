@@ -84,6 +84,14 @@ pub trait Vendor: Send + Sync {
     fn read(&self, id: &str) -> Result<Found, Outcome>;
     /// The `not-found` row's error.
     fn not_found(&self, key: &UserKey) -> String;
+    /// Whether the record as read has the shape this client understands; a record it does
+    /// not is never merged and written back (its unknown parts would be coerced or lost).
+    fn understood(&self, _record: &Map<String, Value>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Makes the merged record one the vendor accepts as a whole (hub never pairs an
+    /// inactive user with invite status 3).
+    fn settle(&self, _record: &mut Map<String, Value>, _edit: &Edit) {}
     /// A change's value as the record holds it (control-room looks role names up).
     fn resolve(&self, _field: &str, value: &Value) -> Result<Value, String> {
         Ok(value.clone())
@@ -267,6 +275,7 @@ pub fn merge<V: Vendor>(
     mut record: Map<String, Value>,
     edit: &Edit,
 ) -> Result<Change, String> {
+    vendor.understood(&record)?;
     let before = compared(vendor, &record);
     let beside = vendor.beside(&record, edit);
     for (name, value) in edit.changes.iter() {
@@ -275,6 +284,7 @@ pub fn merge<V: Vendor>(
             record.insert(key.to_string(), vendor.resolve(name, value)?);
         }
     }
+    vendor.settle(&mut record, edit);
     Ok(Change {
         before,
         after: compared(vendor, &record),

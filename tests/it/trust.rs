@@ -149,3 +149,59 @@ fn a_masked_password_from_a_report_is_refused_offline() {
         "{rows:?}"
     );
 }
+
+#[test]
+fn a_record_not_understood_is_not_written_back() {
+    for roles in [serde_json::json!(["8"]), serde_json::Value::Null] {
+        let mut user = serde_json::json!({
+            "user_email": "user00001@example.com", "user_first_name": "F",
+            "user_is_active": 1, "user_invite_status": 3, "user_roles": roles,
+        });
+        if user["user_roles"].is_null() {
+            user.as_object_mut().unwrap().remove("user_roles");
+        }
+        let server = rogue::hub_with(vec![user], |_, _| rogue::hub_updated());
+        let dir = tempdir();
+        let report = dir.path().join("report.csv");
+        let out = apply_hub(&server, &hub_sheet(dir.path(), 1), &report);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        let rows = read_report(&report);
+        assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+        assert!(rows[0]["error"].contains("user_roles"), "{rows:?}");
+        assert!(
+            !server
+                .requests()
+                .iter()
+                .any(|r| r.target.contains("edituser")),
+            "nothing is written"
+        );
+    }
+}
+
+#[test]
+fn deactivating_an_active_hub_user_sends_invite_status_1() {
+    let server = rogue::hub(1, |_, _| rogue::hub_updated());
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "off.csv",
+        "user_email,user_is_active\nuser00001@example.com,0\n",
+    );
+    let report = dir.path().join("report.csv");
+    let out = apply_hub(&server, &sheet, &report);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let sent: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .filter(|r| r.target.contains("edituser"))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (
+            sent[0]["user_is_active"].clone(),
+            sent[0]["user_invite_status"].clone()
+        ),
+        (serde_json::json!(0), serde_json::json!(1))
+    );
+}
