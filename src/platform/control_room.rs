@@ -394,7 +394,9 @@ impl Vendor for ControlRoomSession {
         let filter = json!({"operator": "eq", "field": username, "value": key.value});
         let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
         // The filter may match loosely; only the exact username is the row's user.
-        Ok((exact_match(users, username, &key.value), attempts, 200))
+        let found = exact_match(users, username, &key.value)
+            .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
+        Ok((found, attempts, 200))
     }
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {

@@ -16,7 +16,7 @@ use super::{
     endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
     Session, Template, UserKey,
 };
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
@@ -476,10 +476,20 @@ impl Vendor for HubSession {
     }
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
-        // The search matches loosely; only the exact e-mail is the row's user.
-        let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
+        // The search matches loosely; only the exact e-mail is the row's user, and it may be
+        // on a later page than the first.
         let email = FIELDS[EMAIL].name;
-        Ok((exact_match(users, email, &key.value), attempts, 200))
+        let mut attempts = 0;
+        for page in 1.. {
+            let (users, pages, n) = self.users_page(Some(&key.value), page, 50)?;
+            attempts += n;
+            let found = exact_match(users, email, &key.value)
+                .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
+            if found.is_some() || page >= pages {
+                return Ok((found, attempts, 200));
+            }
+        }
+        unreachable!("the pages end")
     }
 
     /// Hub has no read by id: its users are written and found by e-mail.

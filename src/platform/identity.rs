@@ -390,13 +390,22 @@ impl Vendor for IdentitySession {
         if key.field == FIELDS[USER_ID].name {
             return self.read(&key.value);
         }
-        let (results, _, attempts) = self.search(self.partition()?, &key.value, 20, 0)?;
-        // The search matches loosely; only the exact e-mail is the row's user.
-        Ok((
-            exact_match(results, FIELDS[EMAIL].name, &key.value),
-            attempts,
-            200,
-        ))
+        // The search matches loosely; only the exact e-mail is the row's user, and it may be
+        // past the first page of results.
+        const TOP: usize = 50;
+        let mut attempts = 0;
+        let mut skip = 0;
+        loop {
+            let (results, total, n) = self.search(self.partition()?, &key.value, TOP, skip)?;
+            attempts += n;
+            let got = results.len();
+            let found = exact_match(results, FIELDS[EMAIL].name, &key.value)
+                .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
+            skip += got;
+            if found.is_some() || got == 0 || skip >= total {
+                return Ok((found, attempts, 200));
+            }
+        }
     }
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {

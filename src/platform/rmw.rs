@@ -135,7 +135,10 @@ impl<V: Vendor> ReadModifyWrite<V> {
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
         match self.cache.get() {
-            Some(cache) => Ok((cache.get(key), 0, 200)),
+            Some(cache) => match cache.get(key) {
+                Ok(user) => Ok((user, 0, 200)),
+                Err(twins) => Err(Outcome::with_error(Status::Failed, twins)),
+            },
             None => self.vendor.find(key),
         }
     }
@@ -541,6 +544,6 @@ mod tests {
             field: "id",
             value: "3".into(),
         };
-        assert!(s.cache.get().unwrap().get(&by_id).is_some());
+        assert!(s.cache.get().unwrap().get(&by_id).unwrap().is_some());
     }
 }

@@ -205,3 +205,57 @@ fn deactivating_an_active_hub_user_sends_invite_status_1() {
         (serde_json::json!(0), serde_json::json!(1))
     );
 }
+
+#[test]
+fn case_twins_fail_the_row_naming_both_and_loose_searches_are_paged() {
+    let user = |email: &str| {
+        serde_json::json!({"user_email": email, "user_first_name": "F", "user_is_active": 1,
+            "user_invite_status": 3, "user_roles": [{"role_id": 8, "category_id": 0}]})
+    };
+    // One row (a look-up) and three rows (the list read up front).
+    for rows in [1, 3] {
+        let list = vec![
+            user("User00001@example.com"),
+            user("user00001@example.com"),
+            user("user00002@example.com"),
+            user("user00003@example.com"),
+        ];
+        let server = rogue::hub_with(list, |_, _| rogue::hub_updated());
+        let dir = tempdir();
+        let report = dir.path().join("report.csv");
+        let out = apply_hub(&server, &hub_sheet(dir.path(), rows), &report);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        let rows = read_report(&report);
+        assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+        assert!(
+            rows[0]["error"].contains("'User00001@example.com'")
+                && rows[0]["error"].contains("'user00001@example.com'"),
+            "{rows:?}"
+        );
+        let edits = server.requests().iter().filter(|r| r.target.contains("edituser")).count();
+        assert_eq!(edits, rows.len() - 1, "nothing sent for the twins");
+    }
+
+    // The exact e-mail on the second page of a loose search.
+    let server = Rogue::start(move |req| {
+        if req.target.contains("/roles") {
+            return Answer::json(200, &serde_json::json!({"statusCode": 200, "data": []}));
+        }
+        if req.target.contains("edituser") {
+            return rogue::hub_updated();
+        }
+        let page2 = req.target.contains("page=2");
+        let users: Vec<serde_json::Value> = if page2 {
+            vec![user("user00001@example.com")]
+        } else {
+            (0..50).map(|i| user(&format!("xuser00001{i}@example.com"))).collect()
+        };
+        Answer::json(200, &serde_json::json!({"statusCode": 200, "data": {"page": if page2 {2} else {1},
+            "pageSize": 50, "totalItems": 51, "totalPages": 2, "users": users}}))
+    });
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let out = apply_hub(&server, &hub_sheet(dir.path(), 1), &report);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(read_report(&report)[0]["status"], "updated");
+}
