@@ -189,7 +189,7 @@ impl Platform for ControlRoom {
         let session = ControlRoomSession {
             http: Arc::clone(&settings.http),
             auth: ControlRoomAuth {
-                token: RenewingToken::new(first),
+                token: RenewingToken::new(first).learning(secrets.clone()),
                 login,
                 auth_url,
             },

@@ -200,7 +200,7 @@ impl Platform for Identity {
         let session = IdentitySession {
             http: Arc::clone(&settings.http),
             auth: IdentityAuth {
-                token: RenewingToken::new(first),
+                token: RenewingToken::new(first).learning(secrets.clone()),
                 credentials,
                 token_url,
             },

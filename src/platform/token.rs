@@ -37,6 +37,8 @@ pub struct RenewingToken {
     state: RwLock<State>,
     generation: AtomicU64,
     renewing: Mutex<()>,
+    /// Told every token obtained, so that a server echoing one is redacted.
+    secrets: Option<crate::secrets::Secrets>,
 }
 
 impl RenewingToken {
@@ -49,7 +51,15 @@ impl RenewingToken {
             }),
             generation: AtomicU64::new(0),
             renewing: Mutex::new(()),
+            secrets: None,
         }
+    }
+
+    /// Tells `secrets` this token and every one it is renewed with.
+    pub fn learning(mut self, secrets: crate::secrets::Secrets) -> Self {
+        secrets.learn(&self.value());
+        self.secrets = Some(secrets);
+        self
     }
 
     pub fn value(&self) -> String {
@@ -89,6 +99,9 @@ impl RenewingToken {
         }
         let old = self.value();
         let token = fetch(&old)?;
+        if let Some(secrets) = &self.secrets {
+            secrets.learn(&token.value);
+        }
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         s.value = token.value;
         s.expires = token.lifetime.map(|l| Instant::now() + l);

@@ -232,7 +232,11 @@ fn case_twins_fail_the_row_naming_both_and_loose_searches_are_paged() {
                 && rows[0]["error"].contains("'user00001@example.com'"),
             "{rows:?}"
         );
-        let edits = server.requests().iter().filter(|r| r.target.contains("edituser")).count();
+        let edits = server
+            .requests()
+            .iter()
+            .filter(|r| r.target.contains("edituser"))
+            .count();
         assert_eq!(edits, rows.len() - 1, "nothing sent for the twins");
     }
 
@@ -248,14 +252,65 @@ fn case_twins_fail_the_row_naming_both_and_loose_searches_are_paged() {
         let users: Vec<serde_json::Value> = if page2 {
             vec![user("user00001@example.com")]
         } else {
-            (0..50).map(|i| user(&format!("xuser00001{i}@example.com"))).collect()
+            (0..50)
+                .map(|i| user(&format!("xuser00001{i}@example.com")))
+                .collect()
         };
-        Answer::json(200, &serde_json::json!({"statusCode": 200, "data": {"page": if page2 {2} else {1},
-            "pageSize": 50, "totalItems": 51, "totalPages": 2, "users": users}}))
+        Answer::json(
+            200,
+            &serde_json::json!({"statusCode": 200, "data": {"page": if page2 {2} else {1},
+            "pageSize": 50, "totalItems": 51, "totalPages": 2, "users": users}}),
+        )
     });
     let dir = tempdir();
     let report = dir.path().join("report.csv");
     let out = apply_hub(&server, &hub_sheet(dir.path(), 1), &report);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(read_report(&report)[0]["status"], "updated");
+}
+
+#[test]
+fn a_token_obtained_during_the_run_is_redacted_when_the_server_echoes_it() {
+    const TOKEN: &str = "learned-identity-token-0123456789";
+    let id = "00000000-0000-4000-8000-000000000001";
+    let server = Rogue::start(move |req| {
+        if req.target.ends_with("/connect/token") {
+            return Answer::json(
+                200,
+                &serde_json::json!({"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}),
+            );
+        }
+        if req.method == "GET" {
+            return Answer::json(
+                200,
+                &serde_json::json!({"id": id, "name": "Ann", "email": "a@example.com"}),
+            );
+        }
+        let echoed = req.header("authorization").unwrap_or("").to_string();
+        Answer::json(
+            400,
+            &serde_json::json!({"succeeded": false, "errors": [{"code": "Bad", "description": echoed}]}),
+        )
+    });
+    let dir = tempdir();
+    let sheet = write(dir.path(), "i.csv", format!("userId,name\n{id},Bea\n"));
+    let report = dir.path().join("report.csv");
+    let url = format!("{}/identity_", server.url());
+    let out = apply(
+        "identity",
+        &url,
+        &sheet,
+        &report,
+        &[
+            ("BULKEDIT_CLIENT_ID", "app"),
+            ("BULKEDIT_CLIENT_SECRET", "client-secret-value"),
+        ],
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+    assert!(!rows[0]["error"].contains(TOKEN), "{rows:?}");
+    assert!(!err.contains(TOKEN), "{err}");
+    assert!(!std::fs::read_to_string(&report).unwrap().contains(TOKEN));
 }
