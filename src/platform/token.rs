@@ -12,17 +12,27 @@ pub struct Token {
 }
 
 impl Token {
-    /// A token whose lifetime is the JWT's `exp` claim, when it has one.
+    /// A token whose lifetime is the JWT's: `exp - iat` counted from when it was received, so
+    /// that a local clock off from the server's does not shorten it (or renew it before every
+    /// request); `exp` against the local clock only when the token has no `iat`.
     pub fn from_jwt(value: String) -> Self {
-        let lifetime = super::jwt_claims(&value)
-            .and_then(|c| c.get("exp").and_then(serde_json::Value::as_u64))
-            .map(|exp| {
+        let claims = super::jwt_claims(&value);
+        let claim = |name: &str| {
+            claims
+                .as_ref()
+                .and_then(|c| c.get(name).and_then(serde_json::Value::as_u64))
+        };
+        let lifetime = match (claim("iat"), claim("exp")) {
+            (Some(iat), Some(exp)) => Some(Duration::from_secs(exp.saturating_sub(iat))),
+            (None, Some(exp)) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs();
-                Duration::from_secs(exp.saturating_sub(now))
-            });
+                Some(Duration::from_secs(exp.saturating_sub(now)))
+            }
+            _ => None,
+        };
         Token { value, lifetime }
     }
 }

@@ -314,3 +314,66 @@ fn a_token_obtained_during_the_run_is_redacted_when_the_server_echoes_it() {
     assert!(!err.contains(TOKEN), "{err}");
     assert!(!std::fs::read_to_string(&report).unwrap().contains(TOKEN));
 }
+
+/// A JWT with these claims (unsigned: the client never checks signatures).
+fn jwt(claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    format!(
+        "{}.{}.sig",
+        b64(&serde_json::json!({"alg": "HS256"})),
+        b64(&claims)
+    )
+}
+
+#[test]
+fn a_local_clock_ahead_of_the_server_does_not_renew_before_every_request() {
+    // The server's clock is an hour behind: by the local clock its 20-minute token expired
+    // long ago, though it was issued just now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jwt(serde_json::json!({"iat": now - 3600, "exp": now - 3600 + 1200}));
+    let user = |id: u64| {
+        serde_json::json!({"id": id, "version": 1, "username": format!("u{id}"), "email": format!("u{id}@example.com"),
+            "firstName": "F", "roles": [{"id": 1, "name": "AAE_Basic", "version": 0}]})
+    };
+    let server = Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        if path.ends_with("/v1/authentication") || path.ends_with("/v1/authentication/token") {
+            return Answer::json(200, &serde_json::json!({"token": token}));
+        }
+        if path.ends_with("/users/list") {
+            let list: Vec<_> = (1..=3).map(user).collect();
+            return Answer::json(
+                200,
+                &serde_json::json!({"page": {"offset": 0, "total": 3, "totalFilter": 3}, "list": list}),
+            );
+        }
+        let id: u64 = path.rsplit('/').next().unwrap_or("0").parse().unwrap_or(0);
+        Answer::json(200, &user(id))
+    });
+    let dir = tempdir();
+    let sheet = write(dir.path(), "cr.csv", "id,firstName\n1,A\n2,B\n3,C\n");
+    let report = dir.path().join("report.csv");
+    let out = apply(
+        "control-room",
+        &server.url(),
+        &sheet,
+        &report,
+        &[
+            ("BULKEDIT_USERNAME", "admin"),
+            ("BULKEDIT_PASSWORD", "pw-value"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let logins = server
+        .requests()
+        .iter()
+        .filter(|r| r.target.contains("/authentication"))
+        .count();
+    assert_eq!(logins, 1, "one log-in, no renewals");
+}
