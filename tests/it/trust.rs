@@ -51,7 +51,8 @@ fn apply_hub(server: &Rogue, sheet: &Path, report: &Path) -> std::process::Outpu
 
 #[test]
 fn a_hub_write_is_updated_only_on_its_documented_answer() {
-    let cases: [(&str, fn() -> Answer, &str); 3] = [
+    type Case = (&'static str, fn() -> Answer, &'static str);
+    let cases: [Case; 3] = [
         (
             "web page",
             || Answer::html(200, "<html><body>Sign in</body></html>"),
