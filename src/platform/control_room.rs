@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::cache::{exact_match, take_objects};
+use super::cache::{exact_match, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
@@ -171,6 +171,13 @@ impl Platform for ControlRoom {
                 LoginError::Unreachable(m) => {
                     Error::url(settings.url, format!("cannot reach {}: {m}", settings.url))
                 }
+                LoginError::NotTheApi(m) => Error::url(
+                    settings.url,
+                    format!(
+                        "{} is not a Control Room (is --url the Control Room root?): {m}",
+                        settings.url
+                    ),
+                ),
             })?,
             (None, Some(t)) => Token::from_jwt(t.clone()),
             (None, None) => return Err(Error::Credentials(
@@ -182,7 +189,7 @@ impl Platform for ControlRoom {
         let session = ControlRoomSession {
             http: Arc::clone(&settings.http),
             auth: ControlRoomAuth {
-                token: RenewingToken::new(first),
+                token: RenewingToken::new(first).learning(secrets.clone()),
                 login,
                 auth_url,
             },
@@ -199,6 +206,8 @@ impl Platform for ControlRoom {
 enum LoginError {
     Refused(String),
     Unreachable(String),
+    /// Something other than the Control Room answered: a web page, a proxy, a wrong --url.
+    NotTheApi(String),
 }
 
 fn log_in(http: &Http, auth_url: &url::Url, body: &Value) -> Result<Token, LoginError> {
@@ -212,6 +221,9 @@ fn log_in(http: &Http, auth_url: &url::Url, body: &Value) -> Result<Token, Login
             CallError::Unauthorized { message, .. } => LoginError::Refused(message),
             other => LoginError::Refused(other.to_string()),
         })?;
+    if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+        return Err(LoginError::NotTheApi(super::not_the_api(&reply)));
+    }
     match reply.json().as_ref().and_then(|b| b["token"].as_str()) {
         Some(t) if reply.is_success() => Ok(Token::from_jwt(t.to_string())),
         _ => Err(LoginError::Refused(server_message(&reply))),
@@ -241,7 +253,7 @@ impl ControlRoomAuth {
         }
         match &self.login {
             Some(body) => log_in(http, &self.auth_url, body).map_err(|e| match e {
-                LoginError::Refused(m) | LoginError::Unreachable(m) => m,
+                LoginError::Refused(m) | LoginError::Unreachable(m) | LoginError::NotTheApi(m) => m,
             }),
             None => Err("the token expired and no credentials were given to log in again".into()),
         }
@@ -263,7 +275,7 @@ impl Auth for ControlRoomAuth {
         }
         self.token.renew(seen, |_| match &self.login {
             Some(body) => log_in(http, &self.auth_url, body).map_err(|e| match e {
-                LoginError::Refused(m) | LoginError::Unreachable(m) => m,
+                LoginError::Refused(m) | LoginError::Unreachable(m) | LoginError::NotTheApi(m) => m,
             }),
             None => Err("no credentials".into()),
         })
@@ -303,7 +315,8 @@ impl ControlRoomSession {
         )
         .json(&body);
         let (mut b, attempts) = read_json(&self.http, &req, &self.auth, "listing users")?;
-        let users = take_objects(&mut b["list"]);
+        let users = take_list(&mut b["list"])
+            .ok_or_else(|| super::unknown_shape("listing users", attempts))?;
         let total = b["page"]["totalFilter"]
             .as_u64()
             .or(b["page"]["total"].as_u64())
@@ -381,7 +394,9 @@ impl Vendor for ControlRoomSession {
         let filter = json!({"operator": "eq", "field": username, "value": key.value});
         let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
         // The filter may match loosely; only the exact username is the row's user.
-        Ok((exact_match(users, username, &key.value), attempts))
+        let found = exact_match(users, username, &key.value)
+            .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
+        Ok((found, attempts, 200))
     }
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {
@@ -390,15 +405,11 @@ impl Vendor for ControlRoomSession {
             .http
             .send(&Request::get(url), &self.auth)
             .map_err(|e| Outcome::from_call_error(e, 0))?;
-        match reply.status {
-            200 => Ok((
-                match reply.json() {
-                    Some(Value::Object(m)) => Some(m),
-                    _ => None,
-                },
-                reply.attempts,
-            )),
-            404 => Ok((None, reply.attempts)),
+        match (reply.status, reply.json()) {
+            (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
+            // A 404 is a missing user, unless a web page says it: that is not the API.
+            (404, _) if !super::is_web_page(&reply) => Ok((None, reply.attempts, 404)),
+            (200 | 404, _) => Err(super::not_the_api_outcome(&reply, "reading the user")),
             _ => Err(Outcome::with_error(
                 Status::Failed,
                 format!("reading the user: {}", server_message(&reply)),
@@ -421,6 +432,25 @@ impl Vendor for ControlRoomSession {
             self.resolve_roles(value)
         } else {
             Ok(value.clone())
+        }
+    }
+
+    /// Roles as objects with an id: anything else would be written back as an empty set.
+    fn understood(&self, record: &serde_json::Map<String, Value>) -> Result<(), String> {
+        let roles = FIELDS[ROLES].name;
+        match record.get(roles) {
+            Some(Value::Array(list))
+                if list.iter().all(|r| r.get("id").is_some_and(Value::is_i64)) =>
+            {
+                Ok(())
+            }
+            Some(other) => Err(format!(
+                "the server's {roles} are not role objects ({}): nothing was sent",
+                super::shown(other)
+            )),
+            None => Err(format!(
+                "the server's record has no {roles}: nothing was sent"
+            )),
         }
     }
 
@@ -450,9 +480,26 @@ impl Vendor for ControlRoomSession {
         self.http.send(&req, &self.auth)
     }
 
-    fn interpret(&self, reply: &Reply) -> Answer {
+    fn interpret(&self, id: &str, reply: &Reply) -> Answer {
         match reply.status {
-            200..=299 => Answer::Accepted,
+            // The documented success carries the user back: the same one.
+            200 | 201 => {
+                let same = reply
+                    .json()
+                    .as_ref()
+                    .and_then(|b| b.get("id"))
+                    .and_then(|v| {
+                        v.as_i64()
+                            .map(|i| i.to_string())
+                            .or(v.as_str().map(str::to_string))
+                    })
+                    .is_some_and(|got| got == id);
+                if same {
+                    Answer::Accepted
+                } else {
+                    Answer::Refused(super::not_the_api(reply))
+                }
+            }
             409 => Answer::Conflict(server_message(reply)),
             _ => Answer::Refused(server_message(reply)),
         }

@@ -443,6 +443,9 @@ impl<'r, 'a> Checker<'r, 'a> {
                 cell,
                 "a password cannot be cleared (leave the cell empty to keep it)",
             );
+        } else if cell.value.trim() == "***" {
+            // What a report shows for a password: sending it would set the password to `***`.
+            self.fail(cell, "the report masked this password; type it again");
         } else {
             self.changes
                 .insert(name, Value::String(cell.value.to_string()));

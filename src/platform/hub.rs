@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects};
+use super::cache::{exact_match, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{
     describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
@@ -16,7 +16,7 @@ use super::{
     endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
     Session, Template, UserKey,
 };
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
@@ -383,6 +383,16 @@ impl Platform for Hub {
                 &session.auth,
             )
             .map_err(|e| super::start_error(e, settings.url))?;
+        if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+            return Err(Error::url(
+                settings.url,
+                format!(
+                    "{} is not Automation Hub's API (is --url everything before /api/v1/openapi?): {}",
+                    settings.url,
+                    super::not_the_api(&reply)
+                ),
+            ));
+        }
         match reply.status {
             200..=299 => {
                 let base = session.base.clone();
@@ -446,7 +456,8 @@ impl HubSession {
         let (mut body, attempts) =
             read_json(&self.http, &Request::get(url), &self.auth, "reading users")?;
         let data = &mut body["data"];
-        let users = take_objects(&mut data["users"]);
+        let users = take_list(&mut data["users"])
+            .ok_or_else(|| super::unknown_shape("reading users", attempts))?;
         let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
@@ -465,10 +476,20 @@ impl Vendor for HubSession {
     }
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
-        // The search matches loosely; only the exact e-mail is the row's user.
-        let (users, _, attempts) = self.users_page(Some(&key.value), 1, 50)?;
+        // The search matches loosely; only the exact e-mail is the row's user, and it may be
+        // on a later page than the first.
         let email = FIELDS[EMAIL].name;
-        Ok((exact_match(users, email, &key.value), attempts))
+        let mut attempts = 0;
+        for page in 1.. {
+            let (users, pages, n) = self.users_page(Some(&key.value), page, 50)?;
+            attempts += n;
+            let found = exact_match(users, email, &key.value)
+                .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
+            if found.is_some() || page >= pages {
+                return Ok((found, attempts, 200));
+            }
+        }
+        unreachable!("the pages end")
     }
 
     /// Hub has no read by id: its users are written and found by e-mail.
@@ -481,6 +502,53 @@ impl Vendor for HubSession {
 
     fn not_found(&self, _key: &UserKey) -> String {
         "no Automation Hub user has this e-mail".into()
+    }
+
+    /// Roles as `{"role_id", "category_id"}` numbers, and the two status fields as numbers
+    /// when present: anything else would be sent back as zeros or an empty list.
+    fn understood(&self, record: &Map<String, Value>) -> Result<(), String> {
+        let roles = FIELDS[ROLES].name;
+        let role_ok = |r: &Value| {
+            r.get("role_id").is_some_and(Value::is_u64)
+                && r.get("category_id").is_none_or(Value::is_u64)
+        };
+        match record.get(roles) {
+            Some(Value::Array(list)) if list.iter().all(role_ok) => {}
+            Some(other) => {
+                return Err(format!(
+                    "the server's {roles} are not role objects ({}): nothing was sent",
+                    super::shown(other)
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "the server's record has no {roles}: nothing was sent"
+                ))
+            }
+        }
+        for key in [FIELDS[IS_ACTIVE].name, FIELDS[INVITE_STATUS].name] {
+            match record.get(key) {
+                None | Some(Value::Null) => {}
+                Some(v) if v.is_u64() => {}
+                Some(other) => {
+                    return Err(format!(
+                        "the server's {key} is not a number ({}): nothing was sent",
+                        super::shown(other)
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// UiPath's status table has no inactive user with invite status 3: deactivating an
+    /// active user sends invite status 1, as UiPath's own inactivation procedure does.
+    fn settle(&self, record: &mut Map<String, Value>, _edit: &Edit) {
+        let (active, invite) = (FIELDS[IS_ACTIVE].name, FIELDS[INVITE_STATUS].name);
+        let inactive = record.get(active).and_then(Value::as_u64) == Some(0);
+        if inactive && record.get(invite).and_then(Value::as_u64) == Some(3) {
+            record.insert(invite.to_string(), json!(1));
+        }
     }
 
     fn normalise(&self, key: &str, value: Value) -> Value {
@@ -517,17 +585,22 @@ impl Vendor for HubSession {
         self.http.send(&req, &self.auth)
     }
 
-    fn interpret(&self, reply: &Reply) -> Answer {
-        // A 200 may still carry the vendor's own failing `statusCode` in the body.
-        let accepted = reply.is_success()
-            && reply
-                .json()
-                .and_then(|b| b.get("statusCode").and_then(Value::as_u64))
-                .is_none_or(|c| (200..300).contains(&c));
-        if accepted {
-            Answer::Accepted
-        } else {
-            Answer::Refused(server_message(reply))
+    fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
+        // Success is the documented envelope, `{"statusCode": 201, …}`, with a 2xx in it: a
+        // 200 may still carry the vendor's own failing `statusCode`, and anything else (a
+        // web page, an empty body) is not the API's answer at all.
+        if !reply.is_success() {
+            return Answer::Refused(server_message(reply));
+        }
+        match reply
+            .json()
+            .as_ref()
+            .and_then(|b| b.get("statusCode"))
+            .and_then(Value::as_u64)
+        {
+            Some(200..=299) => Answer::Accepted,
+            Some(_) => Answer::Refused(server_message(reply)),
+            None => Answer::Refused(super::not_the_api(reply)),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_objects};
+use super::cache::{exact_match, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
 use super::rmw::{
     describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
@@ -54,6 +54,9 @@ const PASSWORD: usize = index(FIELDS, "password");
 const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Masked);
 
 pub struct Identity;
+
+/// How [`super::not_the_api`] names a web page.
+const WEB_PAGE: &str = "web page";
 
 impl Dictionary for Identity {
     const FIELDS: &'static [Field] = FIELDS;
@@ -174,7 +177,16 @@ impl Platform for Identity {
                 (Some(t), _) => Token::from_jwt(t.clone()),
                 (None, Some((id, secret))) => fetch_token(&settings.http, &token_url, id, secret)
                     .map_err(|m| {
-                    Error::Authentication(format!("cannot get a token from {token_url}: {m}"))
+                    let m = format!("cannot get a token from {token_url}: {m}");
+                    // A web page where the token endpoint should be is a wrong --url.
+                    if m.contains(WEB_PAGE) {
+                        Error::url(
+                            settings.url,
+                            format!("{m} (is --url everything before /api/User?)"),
+                        )
+                    } else {
+                        Error::Authentication(m)
+                    }
                 })?,
                 (None, None) => return Err(Error::Credentials(
                     "identity needs BULKEDIT_TOKEN (an access token) or BULKEDIT_CLIENT_ID and \
@@ -188,7 +200,7 @@ impl Platform for Identity {
         let session = IdentitySession {
             http: Arc::clone(&settings.http),
             auth: IdentityAuth {
-                token: RenewingToken::new(first),
+                token: RenewingToken::new(first).learning(secrets.clone()),
                 credentials,
                 token_url,
             },
@@ -214,6 +226,9 @@ fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Res
         crate::engine::CallError::Unauthorized { message, .. } => message,
         other => other.to_string(),
     })?;
+    if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+        return Err(super::not_the_api(&reply));
+    }
     let body = reply.json().unwrap_or(Value::Null);
     match body.get("access_token").and_then(Value::as_str) {
         Some(t) if reply.is_success() => Ok(Token {
@@ -286,7 +301,8 @@ impl IdentitySession {
             "searching users",
         )?;
         let total = body["totalCount"].as_u64().unwrap_or(0) as usize;
-        let results = take_objects(&mut body["results"]);
+        let results = take_list(&mut body["results"])
+            .ok_or_else(|| super::unknown_shape("searching users", attempts))?;
         Ok((results, total, attempts))
     }
 
@@ -374,12 +390,22 @@ impl Vendor for IdentitySession {
         if key.field == FIELDS[USER_ID].name {
             return self.read(&key.value);
         }
-        let (results, _, attempts) = self.search(self.partition()?, &key.value, 20, 0)?;
-        // The search matches loosely; only the exact e-mail is the row's user.
-        Ok((
-            exact_match(results, FIELDS[EMAIL].name, &key.value),
-            attempts,
-        ))
+        // The search matches loosely; only the exact e-mail is the row's user, and it may be
+        // past the first page of results.
+        const TOP: usize = 50;
+        let mut attempts = 0;
+        let mut skip = 0;
+        loop {
+            let (results, total, n) = self.search(self.partition()?, &key.value, TOP, skip)?;
+            attempts += n;
+            let got = results.len();
+            let found = exact_match(results, FIELDS[EMAIL].name, &key.value)
+                .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
+            skip += got;
+            if found.is_some() || got == 0 || skip >= total {
+                return Ok((found, attempts, 200));
+            }
+        }
     }
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {
@@ -388,16 +414,11 @@ impl Vendor for IdentitySession {
             .http
             .send(&Request::get(url), &self.auth)
             .map_err(|e| Outcome::from_call_error(e, 0))?;
-        match reply.status {
-            // An answer that is JSON but no object is a user without an id, reported as such.
-            200 => Ok((
-                reply.json().map(|v| match v {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                }),
-                reply.attempts,
-            )),
-            404 => Ok((None, reply.attempts)),
+        match (reply.status, reply.json()) {
+            (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
+            // A 404 is a missing user, unless a web page says it: that is not the API.
+            (404, _) if !super::is_web_page(&reply) => Ok((None, reply.attempts, 404)),
+            (200 | 404, _) => Err(super::not_the_api_outcome(&reply, "reading the user")),
             _ => Err(Outcome::with_error(
                 Status::Failed,
                 format!("reading the user: {}", server_message(&reply)),
@@ -490,16 +511,15 @@ impl Vendor for IdentitySession {
         self.http.send(&req, &self.auth)
     }
 
-    fn interpret(&self, reply: &Reply) -> Answer {
-        // Identity may answer 200 and still refuse: the body has the last word.
-        let succeeded = reply.is_success()
-            && reply
-                .json()
-                .is_some_and(|b| b["succeeded"].as_bool() != Some(false));
-        if succeeded {
-            Answer::Accepted
-        } else {
-            Answer::Refused(rejection(reply))
+    fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
+        // Identity may answer 200 and still refuse: the body has the last word, and only
+        // `"succeeded": true` is a success.
+        let body = reply.json();
+        match body.as_ref().map(|b| &b["succeeded"]) {
+            Some(Value::Bool(true)) if reply.is_success() => Answer::Accepted,
+            Some(Value::Bool(false)) => Answer::Refused(rejection(reply)),
+            _ if reply.is_success() => Answer::Refused(super::not_the_api(reply)),
+            _ => Answer::Refused(rejection(reply)),
         }
     }
 }

@@ -244,7 +244,30 @@ pub fn read_json(
         )
         .http(reply.status, reply.attempts));
     }
-    Ok((reply.json().unwrap_or(Value::Null), reply.attempts))
+    // Only the API's own JSON object is read: a web page or an empty body is never taken for
+    // an empty list (which would turn every row into `not-found`).
+    match reply.json() {
+        Some(body @ Value::Object(_)) => Ok((body, reply.attempts)),
+        _ => Err(not_the_api_outcome(&reply, what)),
+    }
+}
+
+/// A read whose JSON this client does not understand: the row fails rather than guess.
+pub fn unknown_shape(what: &str, attempts: u32) -> Outcome {
+    Outcome::with_error(
+        crate::engine::Status::Failed,
+        format!("{what}: an answer this API does not give"),
+    )
+    .http(200, attempts)
+}
+
+/// A read answered by something other than the API: the row fails, naming what was read.
+pub fn not_the_api_outcome(reply: &crate::engine::Reply, what: &str) -> Outcome {
+    Outcome::with_error(
+        crate::engine::Status::Failed,
+        format!("{what}: {}", not_the_api(reply)),
+    )
+    .http(reply.status, reply.attempts)
 }
 
 /// The server's reason for refusing a request, from whichever error shape it used. Whole: it
@@ -280,4 +303,28 @@ pub fn jwt_claims(token: &str) -> Option<Value> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Why an answer with a success status is still not the API's answer: a web page (a proxy,
+/// a login page, a wrong `--url`), an empty body, or a shape this API does not give.
+pub fn not_the_api(reply: &crate::engine::Reply) -> String {
+    let body = reply.body.trim_start();
+    let why = if body.is_empty() {
+        "an empty answer, not the API's"
+    } else if body.starts_with('<') {
+        "the server answered with a web page, not the API: a proxy or login page, or a wrong --url"
+    } else {
+        "an answer this API does not give"
+    };
+    format!("HTTP {}: {why}", reply.status)
+}
+
+/// A value from the server, shortened for an error message.
+pub fn shown(v: &Value) -> String {
+    v.to_string().chars().take(80).collect()
+}
+
+/// Whether a body is a web page rather than JSON (an answer from something other than the API).
+pub fn is_web_page(reply: &crate::engine::Reply) -> bool {
+    reply.body.trim_start().starts_with('<')
 }

@@ -12,8 +12,9 @@ use super::{Edit, Plan, Session, UserKey, MAX_CACHED_USERS};
 use crate::engine::{CallError, Outcome, Reply, Status};
 use crate::error::Error;
 
-/// A user's record when there is one, and the requests it took to find out.
-pub type Found = (Option<Map<String, Value>>, u32);
+/// A user's record when there is one, the requests it took to find out, and the HTTP status
+/// of the last of them (what a `not-found` row reports).
+pub type Found = (Option<Map<String, Value>>, u32, u16);
 
 /// Which page of the whole user list to read: its number (from 0), how many users the pages
 /// before it held, and how many a page holds. A vendor uses whichever its API counts in.
@@ -83,6 +84,14 @@ pub trait Vendor: Send + Sync {
     fn read(&self, id: &str) -> Result<Found, Outcome>;
     /// The `not-found` row's error.
     fn not_found(&self, key: &UserKey) -> String;
+    /// Whether the record as read has the shape this client understands; a record it does
+    /// not is never merged and written back (its unknown parts would be coerced or lost).
+    fn understood(&self, _record: &Map<String, Value>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Makes the merged record one the vendor accepts as a whole (hub never pairs an
+    /// inactive user with invite status 3).
+    fn settle(&self, _record: &mut Map<String, Value>, _edit: &Edit) {}
     /// A change's value as the record holds it (control-room looks role names up).
     fn resolve(&self, _field: &str, value: &Value) -> Result<Value, String> {
         Ok(value.clone())
@@ -103,7 +112,7 @@ pub trait Vendor: Send + Sync {
     /// Sends the change. (`--create` will add its counterpart here: `fn create`.)
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
     /// Reads the answer to a write.
-    fn interpret(&self, reply: &Reply) -> Answer;
+    fn interpret(&self, id: &str, reply: &Reply) -> Answer;
 }
 
 /// A vendor's calls as a [`Session`]: the one read-modify-write, and the list read up front.
@@ -126,7 +135,10 @@ impl<V: Vendor> ReadModifyWrite<V> {
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
         match self.cache.get() {
-            Some(cache) => Ok((cache.get(key), 0)),
+            Some(cache) => match cache.get(key) {
+                Ok(user) => Ok((user, 0, 200)),
+                Err(twins) => Err(Outcome::with_error(Status::Failed, twins)),
+            },
             None => self.vendor.find(key),
         }
     }
@@ -189,14 +201,14 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
     }
 
     fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (found, mut attempts) = match self.find(&edit.key) {
+        let (found, mut attempts, looked_up) = match self.find(&edit.key) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
         // `--create` will create the user here instead.
         let Some(mut record) = found else {
             return Outcome::with_error(Status::NotFound, self.vendor.not_found(&edit.key))
-                .http(200, attempts);
+                .http(looked_up, attempts);
         };
         let Some(id) = user_id(V::FIELDS, &record) else {
             return Outcome::with_error(Status::Failed, "the server's user record has no id");
@@ -230,22 +242,22 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             };
             attempts += reply.attempts;
             wrote = true;
-            let reason = match self.vendor.interpret(&reply) {
+            let reason = match self.vendor.interpret(&id, &reply) {
                 Answer::Accepted => {
                     return Outcome::new(Status::Updated).http(reply.status, attempts)
                 }
                 Answer::Conflict(_) if round == 0 => {
                     record = match self.vendor.read(&id) {
-                        Ok((Some(fresh), n)) => {
+                        Ok((Some(fresh), n, _)) => {
                             attempts += n;
                             fresh
                         }
-                        Ok((None, n)) => {
+                        Ok((None, n, status)) => {
                             return Outcome::with_error(
                                 Status::NotFound,
                                 "the user was deleted while being updated",
                             )
-                            .http(404, attempts + n)
+                            .http(status, attempts + n)
                         }
                         Err(o) => return o,
                     };
@@ -266,6 +278,7 @@ pub fn merge<V: Vendor>(
     mut record: Map<String, Value>,
     edit: &Edit,
 ) -> Result<Change, String> {
+    vendor.understood(&record)?;
     let before = compared(vendor, &record);
     let beside = vendor.beside(&record, edit);
     for (name, value) in edit.changes.iter() {
@@ -274,6 +287,7 @@ pub fn merge<V: Vendor>(
             record.insert(key.to_string(), vendor.resolve(name, value)?);
         }
     }
+    vendor.settle(&mut record, edit);
     Ok(Change {
         before,
         after: compared(vendor, &record),
@@ -401,13 +415,13 @@ mod tests {
 
         fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
             let user = self.users.iter().find(|u| u["name"] == key.value.as_str());
-            Ok((user.and_then(|u| u.as_object().cloned()), 1))
+            Ok((user.and_then(|u| u.as_object().cloned()), 1, 200))
         }
 
         fn read(&self, id: &str) -> Result<Found, Outcome> {
             let id: i64 = id.parse().unwrap_or(0);
             let user = self.users.iter().find(|u| u["id"] == id);
-            Ok((user.and_then(|u| u.as_object().cloned()), 1))
+            Ok((user.and_then(|u| u.as_object().cloned()), 1, 200))
         }
 
         fn not_found(&self, _key: &UserKey) -> String {
@@ -424,7 +438,7 @@ mod tests {
             })
         }
 
-        fn interpret(&self, reply: &Reply) -> Answer {
+        fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
             match reply.status {
                 200 => Answer::Accepted,
                 409 => Answer::Conflict("HTTP 409: stale".into()),
@@ -530,6 +544,6 @@ mod tests {
             field: "id",
             value: "3".into(),
         };
-        assert!(s.cache.get().unwrap().get(&by_id).is_some());
+        assert!(s.cache.get().unwrap().get(&by_id).unwrap().is_some());
     }
 }

@@ -12,17 +12,27 @@ pub struct Token {
 }
 
 impl Token {
-    /// A token whose lifetime is the JWT's `exp` claim, when it has one.
+    /// A token whose lifetime is the JWT's: `exp - iat` counted from when it was received, so
+    /// that a local clock off from the server's does not shorten it (or renew it before every
+    /// request); `exp` against the local clock only when the token has no `iat`.
     pub fn from_jwt(value: String) -> Self {
-        let lifetime = super::jwt_claims(&value)
-            .and_then(|c| c.get("exp").and_then(serde_json::Value::as_u64))
-            .map(|exp| {
+        let claims = super::jwt_claims(&value);
+        let claim = |name: &str| {
+            claims
+                .as_ref()
+                .and_then(|c| c.get(name).and_then(serde_json::Value::as_u64))
+        };
+        let lifetime = match (claim("iat"), claim("exp")) {
+            (Some(iat), Some(exp)) => Some(Duration::from_secs(exp.saturating_sub(iat))),
+            (None, Some(exp)) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs();
-                Duration::from_secs(exp.saturating_sub(now))
-            });
+                Some(Duration::from_secs(exp.saturating_sub(now)))
+            }
+            _ => None,
+        };
         Token { value, lifetime }
     }
 }
@@ -37,6 +47,8 @@ pub struct RenewingToken {
     state: RwLock<State>,
     generation: AtomicU64,
     renewing: Mutex<()>,
+    /// Told every token obtained, so that a server echoing one is redacted.
+    secrets: Option<crate::secrets::Secrets>,
 }
 
 impl RenewingToken {
@@ -49,7 +61,15 @@ impl RenewingToken {
             }),
             generation: AtomicU64::new(0),
             renewing: Mutex::new(()),
+            secrets: None,
         }
+    }
+
+    /// Tells `secrets` this token and every one it is renewed with.
+    pub fn learning(mut self, secrets: crate::secrets::Secrets) -> Self {
+        secrets.learn(&self.value());
+        self.secrets = Some(secrets);
+        self
     }
 
     pub fn value(&self) -> String {
@@ -89,6 +109,9 @@ impl RenewingToken {
         }
         let old = self.value();
         let token = fetch(&old)?;
+        if let Some(secrets) = &self.secrets {
+            secrets.learn(&token.value);
+        }
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         s.value = token.value;
         s.expires = token.lifetime.map(|l| Instant::now() + l);

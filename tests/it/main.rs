@@ -20,5 +20,6 @@ mod sandbox_api;
 mod scale;
 mod secrets;
 mod transport;
+mod trust;
 mod validate;
 mod wire;

@@ -213,6 +213,26 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
 /// An Automation Hub that answers the calls `apply` makes for `users` with their documented
 /// shapes, and `edit` for each `edituser` (numbered from 0 in the order they arrive).
 pub fn hub(users: usize, edit: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'static) -> Rogue {
+    let list: Vec<serde_json::Value> = (1..=users)
+        .map(|i| {
+            serde_json::json!({
+                "user_email": format!("user{i:05}@example.com"),
+                "user_first_name": format!("First{i:05}"), "user_last_name": format!("Last{i:05}"),
+                "user_is_active": 1, "user_invite_status": 3,
+                "user_roles": [{"role_id": 8, "category_id": 0}]
+            })
+        })
+        .collect();
+    hub_with(list, edit)
+}
+
+/// An Automation Hub whose users are `list` as given, every one on the one page whatever the
+/// search (a loose search, as the real one is), and `edit` for each `edituser`.
+pub fn hub_with(
+    list: Vec<serde_json::Value>,
+    edit: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'static,
+) -> Rogue {
+    let users = list.len();
     let edits = std::sync::atomic::AtomicUsize::new(0);
     Rogue::start(move |req| {
         let path = req.target.split('?').next().unwrap_or("");
@@ -223,16 +243,6 @@ pub fn hub(users: usize, edit: impl Fn(usize, &Seen) -> Answer + Send + Sync + '
             );
         }
         if path.ends_with("/users") {
-            let list: Vec<serde_json::Value> = (1..=users)
-                .map(|i| {
-                    serde_json::json!({
-                        "user_email": format!("user{i:05}@example.com"),
-                        "user_first_name": format!("First{i:05}"), "user_last_name": format!("Last{i:05}"),
-                        "user_is_active": 1, "user_invite_status": 3,
-                        "user_roles": [{"role_id": 8, "category_id": 0}]
-                    })
-                })
-                .collect();
             return Answer::json(
                 200,
                 &serde_json::json!({"message": "Success", "statusCode": 200,
