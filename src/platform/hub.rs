@@ -289,10 +289,16 @@ impl Dictionary for Hub {
     }
 }
 
-/// 0 to 3, and with `user_is_active` 0 only a pair from UiPath's user status table.
+/// 0 to 3, and with `user_is_active` 0 only a pair from UiPath's user status table, or 1/0,
+/// the pair UiPath's own inactivation procedure sends; a row that makes a user inactive without
+/// an invite status sends that 1 (SPEC Validation).
 #[inline]
 fn invite_status(c: &mut Checker) {
+    const _: () = assert!(IS_ACTIVE < INVITE_STATUS);
     let Some(cell) = c.record.get(INVITE_STATUS) else {
+        if c.said(IS_ACTIVE) == Some(false) {
+            c.changes.insert(FIELDS[INVITE_STATUS].name, 1);
+        }
         return;
     };
     let Some(invite @ 0..=3) = rules::parse_whole(cell.value) else {
@@ -304,13 +310,12 @@ fn invite_status(c: &mut Checker) {
     };
     c.changes.insert(FIELDS[INVITE_STATUS].name, invite);
     // The table puts user_is_active first, so its answer is known here.
-    const _: () = assert!(IS_ACTIVE < INVITE_STATUS);
-    if let (Some(false), 1..=3) = (c.said(IS_ACTIVE), invite) {
+    if let (Some(false), 2..=3) = (c.said(IS_ACTIVE), invite) {
         c.fail(
             cell,
             format!(
-                "invite status {invite} with is_active 0 is not a user status (inactive is 0/0, \
-                 not invited 0/1, pending 1/1 or 2/1, active 3/1)"
+                "invite status {invite} with is_active 0 is not a user status (inactive is 0/0 \
+                 or 1/0, not invited 0/1, pending 1/1 or 2/1, active 3/1)"
             ),
         );
     }

@@ -66,7 +66,7 @@ fn hub_mistakes_are_each_reported_with_what_would_be_right() {
         ("4", "invalid", "Is Active: not a yes/no value (use true/false, yes/no or 1/0)"),
         ("5", "invalid", "Invite Status: must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active)"),
         ("6", "invalid", "role_id1: unknown role 'Admin' (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User')"),
-        ("7", "invalid", "Invite Status: invite status 3 with is_active 0 is not a user status (inactive is 0/0, not invited 0/1, pending 1/1 or 2/1, active 3/1)"),
+        ("7", "invalid", "Invite Status: invite status 3 with is_active 0 is not a user status (inactive is 0/0 or 1/0, not invited 0/1, pending 1/1 or 2/1, active 3/1)"),
         ("8", "invalid", "category_id2: a category without a role (fill role_id2 or empty this cell)"),
         ("9", "invalid", "Email: the same user is also on row 2 (nothing is sent for a user named twice; keep one row)"),
         ("10", "invalid", "Is Active: #clear only empties a text field (leave the cell empty to keep the value)"),
@@ -715,4 +715,58 @@ fn reading_in_blocks_reports_what_reading_row_by_row_reports() {
     // Quoted line breaks do not count; the empty lines and the stray-quote row do.
     let expected_line = 1 + 4001 + 2 * (4000 / 997) + 1;
     assert_eq!(after["row"], expected_line.to_string());
+}
+
+#[test]
+fn hub_accepts_the_inactivation_pair_1_0_and_a_deactivation_alone_sends_invite_status_1() {
+    let dir = tempdir();
+    let f = write(
+        dir.path(),
+        "inactive.csv",
+        "user_email,user_is_active,user_invite_status\nuser00001@example.com,0,1\nuser00002@example.com,0,0\nuser00003@example.com,0,\nuser00004@example.com,0,2\n",
+    );
+    let report = dir.path().join("r.csv");
+    validate(&f, &report, &[]);
+    let got: Vec<String> = read_report(&report)
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect();
+    assert_eq!(got, ["valid", "valid", "valid", "invalid"]);
+    let sb =
+        bulkedit::sandbox::Sandbox::start(bulkedit::sandbox::SandboxConfig::default()).unwrap();
+    let only = write(
+        dir.path(),
+        "off.csv",
+        "user_email,user_is_active\nuser00005@example.com,0\n",
+    );
+    let out = bulkedit()
+        .arg("apply")
+        .arg(&only)
+        .args(["--url", sb.url_for("hub").as_str(), "--report"])
+        .arg(dir.path().join("a.csv"))
+        .env("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let state: serde_json::Value = http_client()
+        .build()
+        .unwrap()
+        .get(format!("{}/_sandbox/state", sb.base_url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let user = state["hub"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user_email"] == "user00005@example.com")
+        .unwrap();
+    assert_eq!(
+        (
+            user["user_is_active"].as_i64(),
+            user["user_invite_status"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
 }
