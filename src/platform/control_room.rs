@@ -401,21 +401,7 @@ impl Vendor for ControlRoomSession {
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {
         let url = endpoint(&self.base, &["v1", "usermanagement", "users", id]);
-        let reply = self
-            .http
-            .send(&Request::get(url), &self.auth)
-            .map_err(|e| Outcome::from_call_error(e, 0))?;
-        match (reply.status, reply.json()) {
-            (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
-            // A 404 is a missing user, unless a web page says it: that is not the API.
-            (404, _) if !super::is_web_page(&reply) => Ok((None, reply.attempts, 404)),
-            (200 | 404, _) => Err(super::not_the_api_outcome(&reply, "reading the user")),
-            _ => Err(Outcome::with_error(
-                Status::Failed,
-                format!("reading the user: {}", server_message(&reply)),
-            )
-            .http(reply.status, reply.attempts)),
-        }
+        super::read_user(&self.http, url, &self.auth)
     }
 
     fn not_found(&self, key: &UserKey) -> String {

@@ -328,3 +328,25 @@ pub fn shown(v: &Value) -> String {
 pub fn is_web_page(reply: &crate::engine::Reply) -> bool {
     reply.body.trim_start().starts_with('<')
 }
+
+/// Reads one user at its own URL: the record; none when the API says 404; or why not (a web
+/// page where the API should answer is never taken for a missing user).
+pub fn read_user(
+    http: &Http,
+    url: url::Url,
+    auth: &dyn crate::engine::Auth,
+) -> Result<rmw::Found, Outcome> {
+    let reply = http
+        .send(&crate::engine::Request::get(url), auth)
+        .map_err(|e| Outcome::from_call_error(e, 0))?;
+    match (reply.status, reply.json()) {
+        (200, Some(Value::Object(m))) => Ok((Some(m), reply.attempts, 200)),
+        (404, _) if !is_web_page(&reply) => Ok((None, reply.attempts, 404)),
+        (200 | 404, _) => Err(not_the_api_outcome(&reply, "reading the user")),
+        _ => Err(Outcome::with_error(
+            crate::engine::Status::Failed,
+            format!("reading the user: {}", server_message(&reply)),
+        )
+        .http(reply.status, reply.attempts)),
+    }
+}
