@@ -212,6 +212,29 @@ pub fn normalize_header(value: &str) -> String {
         .collect()
 }
 
+/// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
+/// Here, below both, because the reader and the header mapping recognise them as well as the
+/// report writing them.
+pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
+
+/// Whether a header row is a bulkedit report's: it starts `row`, `status`, `error` (compared
+/// as headers are). Only such a file has its report columns dropped and its defusing undone.
+pub fn is_report_header(headers: &[String]) -> bool {
+    headers.len() >= 3
+        && REPORT_COLUMNS[..3]
+            .iter()
+            .zip(headers)
+            .all(|(want, h)| normalize_header(h) == *want)
+}
+
+/// Whether Excel would read a cell starting so as a formula.
+pub fn needs_defusing(text: &str) -> bool {
+    matches!(
+        text.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,7 @@
 //! `Error` column is the user's own.
 
 use crate::platform::Field;
-use crate::report::REPORT_COLUMNS;
-use crate::rules::normalize_header;
+use crate::rules::{normalize_header, REPORT_COLUMNS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnUse {
@@ -79,12 +78,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         .map(|c| normalize_header(c))
         .collect();
     // A report's own columns lead it; whatever follows is the user's, `Status` included.
-    let is_report = headers.len() >= 3
-        && headers[..3]
-            .iter()
-            .map(|h| normalize_header(h))
-            .eq(report[..3].iter().cloned());
-    let report_cols = if is_report {
+    let report_cols = if crate::rules::is_report_header(headers) {
         headers
             .iter()
             .take_while(|h| report.contains(&normalize_header(h)))

@@ -230,7 +230,7 @@ pub(super) fn open(
     let (header, rows) = split_header(path, rows, "the file").map_err(|e| name_column(e, &[]))?;
     let headers = header.cells.to_vec();
     let rows = with_headers(rows, headers.clone());
-    let report = is_report(&headers);
+    let report = crate::rules::is_report_header(&headers);
     let rows = if report { undefused(rows) } else { rows };
     let text = match encoding {
         // A report's cells may be defused, which the block reader does not undo.
@@ -494,21 +494,12 @@ pub(super) fn name_column(e: Error, headers: &[String]) -> Error {
     }
 }
 
-/// Whether a header is a report's (it starts `row`, `status`, `error`).
-fn is_report(headers: &[String]) -> bool {
-    headers.len() >= 3
-        && ["row", "status", "error"]
-            .iter()
-            .zip(headers)
-            .all(|(want, h)| h.eq_ignore_ascii_case(want))
-}
-
 /// A report's rows with each cell as the user gave it: the `'` a report puts before a cell
-/// that Excel would read as a formula (`crate::report::defuse`) is taken off again.
+/// that Excel would read as a formula (see `crate::rules::needs_defusing`) is taken off again.
 fn undefused(rows: Rows) -> Rows {
     Box::new(rows.map(|r| {
         r.map(|mut row| {
-            let defused = |c: &str| c.starts_with('\'') && crate::report::needs_defusing(&c[1..]);
+            let defused = |c: &str| c.starts_with('\'') && crate::rules::needs_defusing(&c[1..]);
             if row.cells.iter().any(defused) {
                 let cells: Vec<String> = row
                     .cells

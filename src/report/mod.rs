@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Outcome;
 use crate::read::Cells;
-use crate::rules::FieldError;
+use crate::rules::{needs_defusing, FieldError};
 
-/// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
-pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
+pub use crate::rules::REPORT_COLUMNS;
 
 /// One line of a report.
 pub struct ReportRow<'a> {
@@ -305,14 +304,6 @@ pub fn push_csv_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &
         push_csv_field(out, f);
     }
     out.push(b'\n');
-}
-
-/// Whether Excel would read a cell starting so as a formula.
-pub fn needs_defusing(text: &str) -> bool {
-    matches!(
-        text.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    )
 }
 
 /// Text from a server must not become a formula when the report is opened in Excel.
