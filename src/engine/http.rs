@@ -111,7 +111,13 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub enum CallError {
     /// No answer: connection refused or reset, timeout, TLS failure; retries ran out.
-    Transport { message: String, attempts: u32 },
+    /// `maybe_applied`: the last try was a write that reached the server before its answer was
+    /// lost, so the server may have made the change.
+    Transport {
+        message: String,
+        attempts: u32,
+        maybe_applied: bool,
+    },
     /// A 401 that renewing the token did not cure: the run must stop.
     Unauthorized { message: String, attempts: u32 },
     /// The server asked every client to wait longer than `--max-pause`: the run must stop.
@@ -257,16 +263,26 @@ impl Http {
                 Err(Unanswered {
                     message,
                     final_: true,
+                    maybe_applied,
                 }) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
-                    return Err(CallError::Transport { message, attempts });
+                    return Err(CallError::Transport {
+                        message,
+                        attempts,
+                        maybe_applied,
+                    });
                 }
-                Err(Unanswered { message, .. }) => {
+                Err(Unanswered {
+                    message,
+                    maybe_applied,
+                    ..
+                }) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
                     if !retries_left {
                         return Err(CallError::Transport {
                             message: format!("{message} (gave up after {attempts} attempts)"),
                             attempts,
+                            maybe_applied,
                         });
                     }
                     std::thread::sleep(self.backoff(attempts));
@@ -346,7 +362,18 @@ impl Http {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = read_capped(response, self.settings.max_body)?;
+        let body = read_capped(response, self.settings.max_body).map_err(|e| match e {
+            // The server had answered: a write was made, only its answer was lost.
+            BodyError::Read(io) if req.method != Method::GET => Unanswered {
+                message: format!(
+                    "the connection dropped after the request was sent; the server may have \
+                     applied it ({io})"
+                ),
+                final_: false,
+                maybe_applied: true,
+            },
+            e => e.into(),
+        })?;
         Ok((status, retry_after, body))
     }
 
@@ -453,6 +480,7 @@ fn redirected(status: u16, headers: &reqwest::header::HeaderMap) -> Unanswered {
              --url is the service root (a login page or a proxy answers like this)"
         ),
         final_: true,
+        maybe_applied: false,
     }
 }
 
@@ -497,6 +525,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 struct Unanswered {
     message: String,
     final_: bool,
+    /// A write reached the server: it may have made the change.
+    maybe_applied: bool,
 }
 
 /// Why a body could not be read whole.
@@ -515,10 +545,12 @@ impl From<BodyError> for Unanswered {
                     max / (1024 * 1024)
                 ),
                 final_: true,
+                maybe_applied: false,
             },
             BodyError::Read(io) => Unanswered {
                 message: format!("the connection dropped while the answer came: {io}"),
                 final_: false,
+                maybe_applied: false,
             },
         }
     }
@@ -540,6 +572,7 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration, req: &Request) -> U
                 timeout.as_secs_f64()
             ),
             final_: false,
+            maybe_applied: sent,
         };
     }
     // reqwest's own text names the URL; keep the cause, which is what helps.
@@ -551,6 +584,7 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration, req: &Request) -> U
                  it, pass that CA with --ca-cert"
             ),
             final_: true,
+            maybe_applied: false,
         };
     }
     let message = if sent {
@@ -561,6 +595,7 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration, req: &Request) -> U
     Unanswered {
         message,
         final_: false,
+        maybe_applied: sent,
     }
 }
 

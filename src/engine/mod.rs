@@ -120,7 +120,9 @@ impl Outcome {
     /// A transport call that did not produce a usable answer.
     pub fn from_call_error(e: CallError, attempts_before: u32) -> Self {
         match e {
-            CallError::Transport { message, attempts } => Outcome {
+            CallError::Transport {
+                message, attempts, ..
+            } => Outcome {
                 attempts: attempts_before + attempts,
                 ..Outcome::with_error(Status::Failed, message)
             },

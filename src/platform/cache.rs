@@ -5,15 +5,23 @@
 //! record is cheaper than cloning the map twice, which the first version did for every row.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use super::rmw::Found;
 use super::UserKey;
+use crate::engine::{Outcome, Status};
 use crate::rules;
+
+/// A listed user's record, and when its page was read.
+pub type Listed = (Map<String, Value>, Instant);
 
 #[derive(Default)]
 pub struct UserCache {
     records: Vec<Box<str>>,
+    /// When each record's page was read: a copy too old is read again before it is written.
+    read_at: Vec<Instant>,
     /// `UserKey::normalized()` of every key a record can be found by → its index.
     index: HashMap<String, u32>,
     /// Keys that more than one record answers to (spellings differing only in case): each
@@ -29,10 +37,12 @@ impl UserCache {
         page: Vec<Value>,
         keys: impl Fn(&Value) -> Vec<(&'static str, Option<String>)>,
     ) {
+        let now = Instant::now();
         for record in &page {
             let at = self.records.len() as u32;
             self.records
                 .push(serde_json::to_string(record).unwrap_or_default().into());
+            self.read_at.push(now);
             for (field, value) in keys(record) {
                 if let Some(v) = value {
                     let key = normalized(field, &v);
@@ -52,9 +62,9 @@ impl UserCache {
         }
     }
 
-    /// The record a row's key names, freshly parsed (so the caller may change it); an error
-    /// when more than one record answers to it.
-    pub fn get(&self, key: &UserKey) -> Result<Option<Map<String, Value>>, String> {
+    /// The record a row's key names, freshly parsed (so the caller may change it), with when
+    /// it was read; an error when more than one record answers to it.
+    pub fn get(&self, key: &UserKey) -> Result<Option<Listed>, String> {
         let wanted = key.normalized();
         if let Some(spelled) = self.twins.get(&wanted) {
             return Err(twins_error(key.field, spelled));
@@ -63,7 +73,7 @@ impl UserCache {
             return Ok(None);
         };
         match serde_json::from_str(&self.records[at as usize]) {
-            Ok(Value::Object(m)) => Ok(Some(m)),
+            Ok(Value::Object(m)) => Ok(Some((m, self.read_at[at as usize]))),
             _ => Ok(None),
         }
     }
@@ -105,36 +115,65 @@ fn normalized(field: &str, value: &str) -> String {
     format!("{field}\u{0}{}", rules::normalize_key(value))
 }
 
-/// The user among a search's results whose `field` is `value` (compared as keys are:
-/// trimmed, any case). Vendor searches match loosely; only an exact match is the row's user.
-/// Two accounts that match (spellings differing only in case) are an error naming both.
-pub fn exact_match(
-    users: Vec<Value>,
+/// A loose search's pages read to their end can still be endless on a server that keeps
+/// answering full pages; past this many, the look-up fails rather than run forever.
+const MAX_SEARCH_PAGES: usize = 1000;
+
+/// One page of a vendor's loose search: its users, whether more pages follow, and the
+/// requests it took.
+pub type SearchPage = (Vec<Value>, bool, u32);
+
+/// The user whose `field` is `value` (compared as keys are: trimmed, any case), found by
+/// reading a vendor's loose search page by page (`page` numbered from 0) to its end. Only an
+/// exact match is the row's user; the pages after the first match are read too, since a
+/// second account spelled the same but for case may be on any of them, and two such accounts
+/// make the row fail naming both rather than an arbitrary pick.
+pub fn search_exact(
     field: &str,
     value: &str,
-) -> Result<Option<Map<String, Value>>, String> {
+    mut page: impl FnMut(usize) -> Result<SearchPage, Outcome>,
+) -> Result<Found, Outcome> {
     let wanted = rules::normalize_key(value);
-    let mut found: Vec<Map<String, Value>> = users
-        .into_iter()
-        .filter_map(|u| match u {
-            Value::Object(u)
-                if u.get(field)
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| rules::normalize_key(v) == wanted) =>
-            {
-                Some(u)
+    let mut found: Vec<Map<String, Value>> = Vec::new();
+    let mut attempts = 0;
+    for number in 0..MAX_SEARCH_PAGES {
+        let (users, more, n) = page(number).map_err(|mut o| {
+            o.attempts += attempts;
+            o
+        })?;
+        attempts += n;
+        let empty = users.is_empty();
+        found.extend(users.into_iter().filter_map(|u| {
+            match u {
+                Value::Object(u)
+                    if u.get(field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| rules::normalize_key(v) == wanted) =>
+                {
+                    Some(u)
+                }
+                _ => None,
             }
-            _ => None,
-        })
-        .collect();
-    if found.len() > 1 {
-        let spelled: Vec<String> = found
-            .iter()
-            .map(|u| u[field].as_str().unwrap_or("").to_string())
-            .collect();
-        return Err(twins_error(field, &spelled));
+        }));
+        if !more || empty {
+            if found.len() > 1 {
+                let spelled: Vec<String> = found
+                    .iter()
+                    .map(|u| u[field].as_str().unwrap_or("").to_string())
+                    .collect();
+                return Err(
+                    Outcome::with_error(Status::Failed, twins_error(field, &spelled))
+                        .http(200, attempts),
+                );
+            }
+            return Ok((found.pop(), attempts, 200));
+        }
     }
-    Ok(found.pop())
+    Err(Outcome::with_error(
+        Status::Failed,
+        format!("the server's search for this {field} did not end after {MAX_SEARCH_PAGES} pages"),
+    )
+    .http(200, attempts))
 }
 
 /// Moves the objects out of a JSON array (a list page), or `None` when there is no array: an
@@ -178,12 +217,12 @@ mod tests {
             field: "username",
             value: " ada.l ".into(),
         });
-        assert_eq!(by_name.unwrap().unwrap()["roles"], json!([{"id": 2}]));
+        assert_eq!(by_name.unwrap().unwrap().0["roles"], json!([{"id": 2}]));
         let by_id = cache.get(&UserKey {
             field: "id",
             value: "8".into(),
         });
-        assert_eq!(by_id.unwrap().unwrap()["username"], "grace");
+        assert_eq!(by_id.unwrap().unwrap().0["username"], "grace");
         // A value of one key field does not find a record under another.
         assert!(cache
             .get(&UserKey {

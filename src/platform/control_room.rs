@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::cache::{exact_match, take_list};
+use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
@@ -15,7 +15,7 @@ use super::{
     Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
@@ -196,6 +196,21 @@ impl Platform for ControlRoom {
             base: settings.url.clone(),
             roles: OnceLock::new(),
         };
+        // A token given as is proves nothing until used: one page of one user proves the URL,
+        // the token and the permission to read users.
+        let req = Request::new(
+            Method::POST,
+            endpoint(&session.base, &["v1", "usermanagement", "users", "list"]),
+        )
+        .json(&json!({"page": {"offset": 0, "length": 1}}));
+        super::preflight(
+            &settings.http,
+            &req,
+            &session.auth,
+            settings.url,
+            "a Control Room (is --url the Control Room root?)",
+            false,
+        )?;
         Ok(Box::new(ReadModifyWrite::new(
             session,
             settings.url.clone(),
@@ -377,6 +392,8 @@ impl ControlRoomSession {
 impl Vendor for ControlRoomSession {
     const FIELDS: &'static [Field] = FIELDS;
     const PAGE: usize = 1000;
+    /// A PUT carries the `version` it was read at; a stale one is a conflict, read again.
+    const VERSIONED: bool = true;
 
     fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
         let (users, total, _) = self.list(None, at.offset, at.size)?;
@@ -390,13 +407,17 @@ impl Vendor for ControlRoomSession {
         if key.field == FIELDS[ID].name {
             return self.read(&key.value);
         }
+        // The filter may match loosely: only the exact username is the row's user, on any
+        // page of the results.
+        const LENGTH: usize = 100;
         let username = FIELDS[USERNAME].name;
         let filter = json!({"operator": "eq", "field": username, "value": key.value});
-        let (users, _, attempts) = self.list(Some(filter), 0, 100)?;
-        // The filter may match loosely; only the exact username is the row's user.
-        let found = exact_match(users, username, &key.value)
-            .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
-        Ok((found, attempts, 200))
+        let mut offset = 0;
+        search_exact(username, &key.value, |_| {
+            let (users, total, n) = self.list(Some(filter.clone()), offset, LENGTH)?;
+            offset += users.len();
+            Ok((users, offset < total, n))
+        })
     }
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {

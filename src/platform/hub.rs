@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_list};
+use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{
     describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
@@ -16,7 +16,7 @@ use super::{
     endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
     Session, Template, UserKey,
 };
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
 use crate::error::Error;
 use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
@@ -481,20 +481,11 @@ impl Vendor for HubSession {
     }
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
-        // The search matches loosely; only the exact e-mail is the row's user, and it may be
-        // on a later page than the first.
-        let email = FIELDS[EMAIL].name;
-        let mut attempts = 0;
-        for page in 1.. {
-            let (users, pages, n) = self.users_page(Some(&key.value), page, 50)?;
-            attempts += n;
-            let found = exact_match(users, email, &key.value)
-                .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
-            if found.is_some() || page >= pages {
-                return Ok((found, attempts, 200));
-            }
-        }
-        unreachable!("the pages end")
+        // The search matches loosely: only the exact e-mail is the row's user, on any page.
+        search_exact(FIELDS[EMAIL].name, &key.value, |n| {
+            let (users, pages, attempts) = self.users_page(Some(&key.value), n + 1, 50)?;
+            Ok((users, n + 1 < pages, attempts))
+        })
     }
 
     /// Hub has no read by id: its users are written and found by e-mail.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{exact_match, take_list};
+use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
 use super::rmw::{
     describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
@@ -55,8 +55,8 @@ const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Maske
 
 pub struct Identity;
 
-/// How [`super::not_the_api`] names a web page.
-const WEB_PAGE: &str = "web page";
+/// A user id no account has: the nil UUID.
+const NO_ONE: &str = "00000000-0000-0000-0000-000000000000";
 
 impl Dictionary for Identity {
     const FIELDS: &'static [Field] = FIELDS;
@@ -176,16 +176,18 @@ impl Platform for Identity {
             match (&secrets.token, &credentials) {
                 (Some(t), _) => Token::from_jwt(t.clone()),
                 (None, Some((id, secret))) => fetch_token(&settings.http, &token_url, id, secret)
-                    .map_err(|m| {
-                    let m = format!("cannot get a token from {token_url}: {m}");
-                    // A web page where the token endpoint should be is a wrong --url.
-                    if m.contains(WEB_PAGE) {
-                        Error::url(
-                            settings.url,
-                            format!("{m} (is --url everything before /api/User?)"),
-                        )
-                    } else {
-                        Error::Authentication(m)
+                    .map_err(|e| match e {
+                    // Something other than Identity answered where its token endpoint
+                    // should be: a wrong --url.
+                    TokenError::NotTheApi(m) => Error::url(
+                        settings.url,
+                        format!(
+                            "cannot get a token from {token_url}: {m} (is --url everything \
+                                 before /api/User?)"
+                        ),
+                    ),
+                    TokenError::Refused(m) => {
+                        Error::Authentication(format!("cannot get a token from {token_url}: {m}"))
                     }
                 })?,
                 (None, None) => return Err(Error::Credentials(
@@ -207,6 +209,28 @@ impl Platform for Identity {
             base: settings.url.clone(),
             partition,
         };
+        // One read proves the URL, the token and the permission to read users before any
+        // row: one user of the partition, or without a partition a user by an id no one has
+        // (the API's own 404 answers as well as a user would).
+        let (url, missing_ok) = match &session.partition {
+            Some(p) => {
+                let mut url = endpoint(&session.base, &["api", "User", "users", p]);
+                url.query_pairs_mut()
+                    .append_pair("searchTerm", "")
+                    .append_pair("top", "1")
+                    .append_pair("skip", "0");
+                (url, false)
+            }
+            None => (endpoint(&session.base, &["api", "User", NO_ONE]), true),
+        };
+        super::preflight(
+            &settings.http,
+            &Request::get(url),
+            &session.auth,
+            settings.url,
+            "Identity Server's API (is --url everything before /api/User?)",
+            missing_ok,
+        )?;
         Ok(Box::new(ReadModifyWrite::new(
             session,
             settings.url.clone(),
@@ -214,7 +238,27 @@ impl Platform for Identity {
     }
 }
 
-fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Result<Token, String> {
+/// Why no token came from the token endpoint.
+enum TokenError {
+    /// Something other than Identity answered: a web page, an empty body, a wrong --url.
+    NotTheApi(String),
+    Refused(String),
+}
+
+impl From<TokenError> for String {
+    fn from(e: TokenError) -> String {
+        match e {
+            TokenError::NotTheApi(m) | TokenError::Refused(m) => m,
+        }
+    }
+}
+
+fn fetch_token(
+    http: &Http,
+    token_url: &url::Url,
+    id: &str,
+    secret: &str,
+) -> Result<Token, TokenError> {
     let req = Request::new(Method::POST, token_url.clone()).form(&[
         ("grant_type", "client_credentials"),
         ("client_id", id),
@@ -222,12 +266,12 @@ fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Res
         ("scope", "PM.User PM.User.Write"),
     ]);
     let reply = http.send(&req, &NoAuth).map_err(|e| match e {
-        crate::engine::CallError::Transport { message, .. } => message,
-        crate::engine::CallError::Unauthorized { message, .. } => message,
-        other => other.to_string(),
+        crate::engine::CallError::Transport { message, .. } => TokenError::NotTheApi(message),
+        crate::engine::CallError::Unauthorized { message, .. } => TokenError::Refused(message),
+        other => TokenError::Refused(other.to_string()),
     })?;
     if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
-        return Err(super::not_the_api(&reply));
+        return Err(TokenError::NotTheApi(super::not_the_api(&reply)));
     }
     let body = reply.json().unwrap_or(Value::Null);
     match body.get("access_token").and_then(Value::as_str) {
@@ -238,7 +282,7 @@ fn fetch_token(http: &Http, token_url: &url::Url, id: &str, secret: &str) -> Res
                 .and_then(Value::as_u64)
                 .map(std::time::Duration::from_secs),
         }),
-        _ => Err(server_message(&reply)),
+        _ => Err(TokenError::Refused(server_message(&reply))),
     }
 }
 
@@ -262,8 +306,9 @@ impl Auth for IdentityAuth {
             return Ok(false);
         };
         // There is no refresh token: client credentials simply ask again.
-        self.token
-            .renew(seen, |_| fetch_token(http, &self.token_url, id, secret))
+        self.token.renew(seen, |_| {
+            fetch_token(http, &self.token_url, id, secret).map_err(String::from)
+        })
     }
 
     fn before_request(&self, http: &Http) {
@@ -390,22 +435,15 @@ impl Vendor for IdentitySession {
         if key.field == FIELDS[USER_ID].name {
             return self.read(&key.value);
         }
-        // The search matches loosely; only the exact e-mail is the row's user, and it may be
-        // past the first page of results.
+        // The search matches loosely: only the exact e-mail is the row's user, on any page.
         const TOP: usize = 50;
-        let mut attempts = 0;
+        let partition = self.partition()?;
         let mut skip = 0;
-        loop {
-            let (results, total, n) = self.search(self.partition()?, &key.value, TOP, skip)?;
-            attempts += n;
-            let got = results.len();
-            let found = exact_match(results, FIELDS[EMAIL].name, &key.value)
-                .map_err(|twins| Outcome::with_error(Status::Failed, twins).http(200, attempts))?;
-            skip += got;
-            if found.is_some() || got == 0 || skip >= total {
-                return Ok((found, attempts, 200));
-            }
-        }
+        search_exact(FIELDS[EMAIL].name, &key.value, |_| {
+            let (results, total, n) = self.search(partition, &key.value, TOP, skip)?;
+            skip += results.len();
+            Ok((results, skip < total, n))
+        })
     }
 
     fn read(&self, id: &str) -> Result<Found, Outcome> {

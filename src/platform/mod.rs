@@ -132,9 +132,18 @@ pub trait Session: Send + Sync {
     /// Called once before the rows: read every user with the paged list when that takes fewer
     /// calls than reading `rows` users one by one.
     fn prepare(&self, plan: &Plan) -> Result<(), Error>;
-    /// Reads the current record, merges the edit, writes it unless nothing changes (or
-    /// `dry_run`), and says what happened.
-    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome;
+    /// Whether every user was read up front, so that [`Session::listed_user`] answers.
+    fn listed(&self) -> bool {
+        false
+    }
+    /// The id of the user a key names, from the list read up front, without a request: what
+    /// tells two rows naming one user through different keys apart before anything is sent.
+    fn listed_user(&self, _key: &UserKey) -> Option<String> {
+        None
+    }
+    /// Reads the current record, merges the edit of the input's row `row`, writes it unless
+    /// nothing changes (or `dry_run`), and says what happened.
+    fn apply(&self, edit: &Edit, row: u64, dry_run: bool) -> Outcome;
 }
 
 pub trait Platform: Send + Sync {
@@ -292,6 +301,47 @@ pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> Error {
         }
         crate::engine::CallError::Unauthorized { message, .. } => Error::Authentication(message),
         other => Error::server(url, other.to_string()),
+    }
+}
+
+/// The one authenticated read made before the first row, on every platform and with every
+/// kind of credential: it proves that `--url` is the API (`what` says which, and where its
+/// root is), that the credentials are accepted and that they may read users. When not, the
+/// run stops (exit 2) saying which of the three is wrong. `missing_ok`: the read names a user
+/// that need not exist, so the API's own 404 is an answer too.
+pub fn preflight(
+    http: &Http,
+    req: &crate::engine::Request,
+    auth: &dyn crate::engine::Auth,
+    url: &url::Url,
+    what: &str,
+    missing_ok: bool,
+) -> Result<(), Error> {
+    let reply = http.send(req, auth).map_err(|e| start_error(e, url))?;
+    if is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+        return Err(Error::url(
+            url,
+            format!("{url} is not {what}: {}", not_the_api(&reply)),
+        ));
+    }
+    match reply.status {
+        200..=299 => Ok(()),
+        404 if missing_ok => Ok(()),
+        403 => Err(Error::Authentication(format!(
+            "the credentials were accepted but lack the permission to read users ({})",
+            server_message(&reply)
+        ))),
+        404 => Err(Error::url(
+            url,
+            format!(
+                "{url} does not answer like {what}: {}",
+                server_message(&reply)
+            ),
+        )),
+        _ => Err(Error::Authentication(format!(
+            "the server refused the credentials: {}",
+            server_message(&reply)
+        ))),
     }
 }
 

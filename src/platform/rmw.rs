@@ -2,7 +2,9 @@
 //! look-up), merge the row's changes into the record, compare, describe or write, read the
 //! answer. A vendor supplies only its calls and how its answers read, through [`Vendor`].
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -71,6 +73,11 @@ pub trait Vendor: Send + Sync {
     const FIELDS: &'static [Field];
     /// Users per page when the whole list is read.
     const PAGE: usize;
+    /// Whether a write carries the version of the copy it was made from, so that the server
+    /// refuses one made from a stale copy (and the user is read again): then a copy read
+    /// minutes ago is safe to start from. Without it a whole record written from an old copy
+    /// would put back what others changed since.
+    const VERSIONED: bool = false;
 
     /// Whether reading the whole list can serve these rows at all; an error stops the run.
     fn can_list(&self, _plan: &Plan) -> Result<bool, Error> {
@@ -115,6 +122,15 @@ pub trait Vendor: Send + Sync {
     fn interpret(&self, id: &str, reply: &Reply) -> Answer;
 }
 
+/// How old a copy from the list read up front may be when a whole record is written from it,
+/// on a platform without a version check: older copies are read again first. A few seconds
+/// keeps the list's saving for the rows sent right after it, and no admin's change of a
+/// minute ago is put back by a copy read before it.
+pub const FRESH_FOR: Duration = Duration::from_secs(5);
+
+/// Tests set a shorter window than waiting seconds for a copy to age would allow.
+const FRESH_FOR_VARIABLE: &str = "BULKEDIT_TEST_FRESH_MS";
+
 /// A vendor's calls as a [`Session`]: the one read-modify-write, and the list read up front.
 pub struct ReadModifyWrite<V> {
     vendor: V,
@@ -122,24 +138,104 @@ pub struct ReadModifyWrite<V> {
     url: url::Url,
     /// Every user by each key, when reading the whole list took fewer calls.
     cache: OnceLock<UserCache>,
+    /// The age past which a listed copy is read again before a write ([`FRESH_FOR`]).
+    fresh_for: Duration,
+    /// Which row claimed each user (by id), when rows name users through different keys
+    /// and two of them may turn out to be one user.
+    claims: OnceLock<Mutex<HashMap<String, Claim>>>,
+}
+
+/// The row that a user was first resolved for, and what became of the claim since.
+struct Claim {
+    row: u64,
+    key: UserKey,
+    /// A later row found to name the same user before this one was sent: neither is sent.
+    twin: Option<(u64, UserKey)>,
+    /// This row's write has started: a twin found now cannot stop it.
+    sending: bool,
 }
 
 impl<V: Vendor> ReadModifyWrite<V> {
     pub fn new(vendor: V, url: url::Url) -> Self {
+        let fresh_for = std::env::var(FRESH_FOR_VARIABLE)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(FRESH_FOR);
         ReadModifyWrite {
             vendor,
             url,
             cache: OnceLock::new(),
+            fresh_for,
+            claims: OnceLock::new(),
         }
     }
 
-    fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
+    /// The user a key names, the requests it took, the status of the last, and when the copy
+    /// was read when it comes from the list read up front.
+    fn find(&self, key: &UserKey) -> Result<(Found, Option<Instant>), Outcome> {
         match self.cache.get() {
             Some(cache) => match cache.get(key) {
-                Ok(user) => Ok((user, 0, 200)),
+                Ok(Some((user, read_at))) => Ok(((Some(user), 0, 200), Some(read_at))),
+                Ok(None) => Ok(((None, 0, 200), None)),
                 Err(twins) => Err(Outcome::with_error(Status::Failed, twins)),
             },
-            None => self.vendor.find(key),
+            None => self.vendor.find(key).map(|found| (found, None)),
+        }
+    }
+
+    /// Claims the user `id` for `row`; when another row claimed it first, this row is refused
+    /// naming that one, and that one too if it has not been sent yet.
+    fn claim(&self, id: &str, row: u64, key: &UserKey) -> Result<(), Outcome> {
+        let Some(claims) = self.claims.get() else {
+            return Ok(());
+        };
+        let mut claims = claims.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(first) = claims.get_mut(id) else {
+            claims.insert(
+                id.to_string(),
+                Claim {
+                    row,
+                    key: key.clone(),
+                    twin: None,
+                    sending: false,
+                },
+            );
+            return Ok(());
+        };
+        if first.row == row {
+            return Ok(());
+        }
+        let mut message = twin_error(key, first.row, &first.key);
+        if first.sending {
+            message.push_str(&format!(
+                "; row {} was sent before this showed, and its change stands",
+                first.row
+            ));
+        } else if first.twin.is_none() {
+            first.twin = Some((row, key.clone()));
+        }
+        Err(Outcome::with_error(Status::Invalid, message))
+    }
+
+    /// Marks `row`'s claim on `id` as being sent, unless a twin row was found meanwhile.
+    fn start_sending(&self, id: &str, row: u64) -> Result<(), Outcome> {
+        let Some(claims) = self.claims.get() else {
+            return Ok(());
+        };
+        let mut claims = claims.lock().unwrap_or_else(|e| e.into_inner());
+        match claims.get_mut(id) {
+            Some(claim) if claim.row == row => match &claim.twin {
+                Some((twin, twin_key)) => Err(Outcome::with_error(
+                    Status::Invalid,
+                    twin_error(&claim.key, *twin, twin_key),
+                )),
+                None => {
+                    claim.sending = true;
+                    Ok(())
+                }
+            },
+            _ => Ok(()),
         }
     }
 
@@ -172,10 +268,62 @@ impl<V: Vendor> ReadModifyWrite<V> {
             cache.add_page(page.users, keys);
         }
     }
+
+    /// The user read again by id, after a conflict or because the copy in hand is too old.
+    fn read_again(&self, id: &str, attempts: &mut u32) -> Result<Map<String, Value>, Outcome> {
+        match self.vendor.read(id) {
+            Ok((Some(fresh), n, _)) => {
+                *attempts += n;
+                Ok(fresh)
+            }
+            Ok((None, n, status)) => Err(Outcome::with_error(
+                Status::NotFound,
+                "the user was deleted while being updated",
+            )
+            .http(status, *attempts + n)),
+            Err(mut o) => {
+                o.attempts += *attempts;
+                Err(o)
+            }
+        }
+    }
+
+    /// A write whose answer was lost: the user as the server holds it now says whether it
+    /// was made. `updated` when the row's values are all in place, else the transport's error.
+    fn after_lost_answer(
+        &self,
+        id: &str,
+        edit: &Edit,
+        message: String,
+        mut attempts: u32,
+    ) -> Outcome {
+        if let Ok((Some(now), n, status)) = self.vendor.read(id) {
+            attempts += n;
+            if merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()) {
+                return Outcome::new(Status::Updated).http(status, attempts);
+            }
+        }
+        let mut o = Outcome::with_error(Status::Failed, message);
+        o.attempts = attempts;
+        o
+    }
+}
+
+/// The error of a row naming the same user as `other` does through another key.
+fn twin_error(key: &UserKey, other: u64, other_key: &UserKey) -> String {
+    format!(
+        "{}: the same user as row {other} (its {} '{}') (nothing is sent for a user named \
+         twice; keep one row)",
+        key.field, other_key.field, other_key.value
+    )
 }
 
 impl<V: Vendor> Session for ReadModifyWrite<V> {
     fn prepare(&self, plan: &Plan) -> Result<(), Error> {
+        // Only rows naming users through different keys can name one user twice unseen.
+        if plan.lookups > 0 && plan.lookups < plan.rows {
+            let _ = self.claims.set(Mutex::new(HashMap::new()));
+        }
         if !self.vendor.can_list(plan)? || plan.rows < 2 {
             return Ok(());
         }
@@ -200,8 +348,17 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         Ok(())
     }
 
-    fn apply(&self, edit: &Edit, dry_run: bool) -> Outcome {
-        let (found, mut attempts, looked_up) = match self.find(&edit.key) {
+    fn listed(&self) -> bool {
+        self.cache.get().is_some()
+    }
+
+    fn listed_user(&self, key: &UserKey) -> Option<String> {
+        let (user, _) = self.cache.get()?.get(key).ok()??;
+        user_id(V::FIELDS, &user)
+    }
+
+    fn apply(&self, edit: &Edit, row: u64, dry_run: bool) -> Outcome {
+        let ((found, mut attempts, looked_up), read_at) = match self.find(&edit.key) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
@@ -213,9 +370,16 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         let Some(id) = user_id(V::FIELDS, &record) else {
             return Outcome::with_error(Status::Failed, "the server's user record has no id");
         };
+        if let Err(mut o) = self.claim(&id, row, &edit.key) {
+            o.attempts = attempts;
+            return o;
+        }
+        // A copy from the list that is too old is read again before a whole record is
+        // written from it; one that shows nothing to change costs nothing.
+        let mut stale = !V::VERSIONED && read_at.is_some_and(|t| t.elapsed() > self.fresh_for);
         let mut wrote = false;
-        // One write, and one more after reading the user again on a conflict.
-        for round in 0..2 {
+        let mut conflicts = 0;
+        loop {
             let change = match merge(&self.vendor, record, edit) {
                 Ok(change) => change,
                 Err(m) => return Outcome::with_error(Status::Failed, m).http(200, attempts),
@@ -236,8 +400,25 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 o.attempts = attempts;
                 return o;
             }
+            if stale {
+                stale = false;
+                record = match self.read_again(&id, &mut attempts) {
+                    Ok(fresh) => fresh,
+                    Err(o) => return o,
+                };
+                continue;
+            }
+            if let Err(mut o) = self.start_sending(&id, row) {
+                o.attempts = attempts;
+                return o;
+            }
             let reply = match self.vendor.write(&id, &change) {
                 Ok(reply) => reply,
+                Err(CallError::Transport {
+                    message,
+                    attempts: n,
+                    maybe_applied: true,
+                }) => return self.after_lost_answer(&id, edit, message, attempts + n),
                 Err(e) => return Outcome::from_call_error(e, attempts),
             };
             attempts += reply.attempts;
@@ -246,19 +427,11 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 Answer::Accepted => {
                     return Outcome::new(Status::Updated).http(reply.status, attempts)
                 }
-                Answer::Conflict(_) if round == 0 => {
-                    record = match self.vendor.read(&id) {
-                        Ok((Some(fresh), n, _)) => {
-                            attempts += n;
-                            fresh
-                        }
-                        Ok((None, n, status)) => {
-                            return Outcome::with_error(
-                                Status::NotFound,
-                                "the user was deleted while being updated",
-                            )
-                            .http(status, attempts + n)
-                        }
+                // One write more after reading the user again on a conflict.
+                Answer::Conflict(_) if conflicts == 0 => {
+                    conflicts += 1;
+                    record = match self.read_again(&id, &mut attempts) {
+                        Ok(fresh) => fresh,
                         Err(o) => return o,
                     };
                     continue;
@@ -267,7 +440,6 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             };
             return Outcome::with_error(Status::Failed, reason).http(reply.status, attempts);
         }
-        unreachable!("the second round always returns")
     }
 }
 
@@ -474,7 +646,7 @@ mod tests {
     #[test]
     fn a_row_that_changes_nothing_is_not_written() {
         let s = session(&[]);
-        let o = s.apply(&edit("u1", "a"), false);
+        let o = s.apply(&edit("u1", "a"), 2, false);
         assert_eq!(
             (o.status, o.attempts, o.http_status),
             (Status::Unchanged, 1, None)
@@ -485,7 +657,7 @@ mod tests {
     #[test]
     fn a_dry_run_says_what_would_change_and_writes_nothing() {
         let s = session(&[]);
-        let o = s.apply(&edit("u1", "b"), true);
+        let o = s.apply(&edit("u1", "b"), 2, true);
         assert_eq!(
             (o.status, o.error.as_str()),
             (Status::WouldUpdate, "title: 'a' -> 'b'")
@@ -495,7 +667,7 @@ mod tests {
 
     #[test]
     fn an_unknown_user_is_not_found() {
-        let o = session(&[]).apply(&edit("nobody", "b"), false);
+        let o = session(&[]).apply(&edit("nobody", "b"), 2, false);
         assert_eq!(
             (o.status, o.error.as_str()),
             (Status::NotFound, "no such user")
@@ -506,20 +678,20 @@ mod tests {
     #[test]
     fn a_conflict_is_read_again_and_written_once_more() {
         let s = session(&[409, 200]);
-        let o = s.apply(&edit("u2", "b"), false);
+        let o = s.apply(&edit("u2", "b"), 2, false);
         // A find, a write, a read, a write.
         assert_eq!(
             (o.status, o.attempts, o.http_status),
             (Status::Updated, 4, Some(200))
         );
         let s = session(&[409, 409]);
-        let o = s.apply(&edit("u2", "b"), false);
+        let o = s.apply(&edit("u2", "b"), 2, false);
         assert_eq!(
             (o.status, o.error.as_str()),
             (Status::Failed, "HTTP 409: stale")
         );
         assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 2);
-        let o = session(&[500]).apply(&edit("u2", "b"), false);
+        let o = session(&[500]).apply(&edit("u2", "b"), 2, false);
         assert_eq!((o.status, o.error.as_str()), (Status::Failed, "HTTP 500"));
     }
 
@@ -538,12 +710,13 @@ mod tests {
         s.prepare(&plan(3)).unwrap();
         assert_eq!(s.cache.get().map(UserCache::len), Some(3));
         // Every key of the table finds the user, ids written as numbers included.
-        let o = s.apply(&edit("U3", "a"), false);
+        let o = s.apply(&edit("U3", "a"), 2, false);
         assert_eq!((o.status, o.attempts), (Status::Unchanged, 0));
         let by_id = UserKey {
             field: "id",
             value: "3".into(),
         };
         assert!(s.cache.get().unwrap().get(&by_id).unwrap().is_some());
+        assert_eq!(s.listed_user(&by_id).as_deref(), Some("3"));
     }
 }

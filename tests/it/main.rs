@@ -13,6 +13,7 @@ mod columns;
 mod files;
 mod hostile;
 mod properties;
+mod races;
 mod read_corpus;
 mod reports;
 mod resume;

@@ -378,3 +378,252 @@ fn a_local_clock_ahead_of_the_server_does_not_renew_before_every_request() {
         .count();
     assert_eq!(logins, 1, "one log-in, no renewals");
 }
+
+#[test]
+fn token_only_runs_check_the_url_and_the_token_before_the_first_row() {
+    use bulkedit::sandbox::{Sandbox, SandboxConfig};
+    let sb = Sandbox::start(SandboxConfig::default()).unwrap();
+    let elsewhere = format!("{}/nothing-here", sb.base_url());
+    let identity = sb.url_for("identity").to_string();
+    let control_room = sb.url_for("control-room").to_string();
+    let partition = ("BULKEDIT_PARTITION", "00000000-0000-4000-8000-000000000000");
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "identity",
+            &elsewhere,
+            vec![("BULKEDIT_TOKEN", "sandbox-identity-token"), partition],
+            "does not answer like Identity Server's API",
+        ),
+        (
+            "identity",
+            &identity,
+            vec![("BULKEDIT_TOKEN", "a-wrong-token"), partition],
+            "refused the credentials",
+        ),
+        (
+            "control-room",
+            &elsewhere,
+            vec![("BULKEDIT_TOKEN", "a-wrong-token")],
+            "does not answer like a Control Room",
+        ),
+        (
+            "control-room",
+            &control_room,
+            vec![("BULKEDIT_TOKEN", "a-wrong-token")],
+            "refused the credentials",
+        ),
+    ];
+    for (platform, url, env, says) in cases {
+        let dir = tempdir();
+        let sheet = match platform {
+            "identity" => write(
+                dir.path(),
+                "in.csv",
+                "userId,name\n00000000-0000-4000-8000-000000000001,Ann\n",
+            ),
+            _ => write(dir.path(), "in.csv", "id,firstName\n1,Ann\n"),
+        };
+        // An earlier report that records a write: never replaced by a run that cannot start.
+        let report = write(
+            dir.path(),
+            "report.csv",
+            "row,status,error,changes,http_status,attempts,id,firstName\n2,updated,,,200,2,1,Ann\n",
+        );
+        let before = std::fs::read(&report).unwrap();
+        let out = apply(platform, url, &sheet, &report, &env);
+        let err = stderr_of(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{platform} {url} {env:?}: {err}"
+        );
+        assert!(err.contains(says), "{platform} {url} {env:?}: {err}");
+        assert!(!err.contains("a-wrong-token"), "{err}");
+        assert_eq!(std::fs::read(&report).unwrap(), before);
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["in.csv", "report.csv"], "{platform}: {err}");
+    }
+    let writes = sb.requests().iter().filter(|r| r.method == "PUT").count();
+    assert_eq!(writes, 0);
+
+    // Accepted credentials that may not read users: exit 2 naming the missing permission.
+    for platform in ["identity", "control-room"] {
+        let server = Rogue::start(|_| {
+            Answer::json(
+                403,
+                &serde_json::json!({"message": "Forbidden: PM.User scope missing"}),
+            )
+        });
+        let dir = tempdir();
+        let sheet = match platform {
+            "identity" => write(
+                dir.path(),
+                "in.csv",
+                "userId,name\n00000000-0000-4000-8000-000000000001,Ann\n",
+            ),
+            _ => write(dir.path(), "in.csv", "id,firstName\n1,Ann\n"),
+        };
+        let report = dir.path().join("report.csv");
+        let url = match platform {
+            "identity" => format!("{}/identity_", server.url()),
+            _ => server.url(),
+        };
+        let out = apply(
+            platform,
+            &url,
+            &sheet,
+            &report,
+            &[("BULKEDIT_TOKEN", "t0ken"), partition],
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{platform}: {err}");
+        assert!(err.contains("lack the permission"), "{platform}: {err}");
+        assert!(!report.exists());
+        assert!(
+            server.requests().iter().all(|r| r.method != "PUT"),
+            "{platform}: nothing written"
+        );
+    }
+}
+
+#[test]
+fn a_token_endpoint_is_a_web_page_by_its_shape_not_by_its_words() {
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "in.csv",
+        "userId,name\n00000000-0000-4000-8000-000000000001,Ann\n",
+    );
+    let credentials = [
+        ("BULKEDIT_CLIENT_ID", "app"),
+        ("BULKEDIT_CLIENT_SECRET", "client-secret-value"),
+    ];
+    // A sign-in page where the token endpoint should be: a wrong --url.
+    let server = Rogue::start(|_| Answer::html(200, "<!DOCTYPE html><html>Sign in</html>"));
+    let report = dir.path().join("r1.csv");
+    let url = format!("{}/identity_", server.url());
+    let out = apply("identity", &url, &sheet, &report, &credentials);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("web page") && err.contains("is --url everything before /api/User?"),
+        "{err}"
+    );
+    // The API's own refusal that happens to mention a web page: the credentials, not the URL.
+    let server = Rogue::start(|_| {
+        Answer::json(
+            400,
+            &serde_json::json!({"error": "invalid_client", "error_description": "register the app on the web page first"}),
+        )
+    });
+    let report = dir.path().join("r2.csv");
+    let url = format!("{}/identity_", server.url());
+    let out = apply("identity", &url, &sheet, &report, &credentials);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("register the app on the web page first"),
+        "{err}"
+    );
+    assert!(!err.contains("is --url"), "{err}");
+}
+
+#[test]
+fn a_case_twin_on_a_later_search_page_than_the_match_fails_the_row_naming_both() {
+    let dir = tempdir();
+    // Identity: the exact e-mail first, 50 near matches, then its twin on the second page.
+    let mut users = vec![rogue::identity_user(1)];
+    for i in 0..50 {
+        let mut near = rogue::identity_user(100 + i);
+        near["email"] = serde_json::json!(format!("a{i}user00001@example.com"));
+        users.push(near);
+    }
+    let mut twin = rogue::identity_user(99);
+    twin["email"] = serde_json::json!("USER00001@example.com");
+    users.push(twin);
+    let (server, _) = rogue::identity_live(users, None, |_, _| rogue::OnWrite::Apply);
+    let sheet = write(
+        dir.path(),
+        "i.csv",
+        "email,name\nuser00001@example.com,Ann\n",
+    );
+    let report = dir.path().join("identity.csv");
+    let url = format!("{}/identity_", server.url());
+    let env = [
+        ("BULKEDIT_TOKEN", "t0ken"),
+        ("BULKEDIT_PARTITION", "00000000-0000-4000-8000-000000000000"),
+    ];
+    let out = apply("identity", &url, &sheet, &report, &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+    assert!(
+        rows[0]["error"].contains("'user00001@example.com'")
+            && rows[0]["error"].contains("'USER00001@example.com'"),
+        "{rows:?}"
+    );
+    assert!(server.requests().iter().all(|r| r.method != "PUT"));
+
+    // Control Room: the same with usernames, 100 to a page.
+    let mut users = vec![rogue::control_room_user(1, "user00001")];
+    users.extend((0..120).map(|i| rogue::control_room_user(10 + i, &format!("user00001.{i}"))));
+    users.push(rogue::control_room_user(7, "USER00001"));
+    let (server, _) = rogue::control_room_live(users);
+    let sheet = write(dir.path(), "cr.csv", "username,firstName\nuser00001,Ann\n");
+    let report = dir.path().join("cr-report.csv");
+    let out = apply(
+        "control-room",
+        &server.url(),
+        &sheet,
+        &report,
+        &[("BULKEDIT_TOKEN", "t0ken")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+    assert!(
+        rows[0]["error"].contains("'user00001'") && rows[0]["error"].contains("'USER00001'"),
+        "{rows:?}"
+    );
+    assert!(server.requests().iter().all(|r| r.method != "PUT"));
+}
+
+#[test]
+fn a_control_room_username_look_up_pages_through_near_matches_to_the_exact_one() {
+    // 250 near matches come first: the exact username is on the third page of 100.
+    let mut users: Vec<serde_json::Value> = (0..250)
+        .map(|i| rogue::control_room_user(10 + i, &format!("user00001{i}")))
+        .collect();
+    users.push(rogue::control_room_user(5, "user00001"));
+    let (server, users) = rogue::control_room_live(users);
+    let dir = tempdir();
+    let sheet = write(dir.path(), "cr.csv", "username,firstName\nUser00001,Ann\n");
+    let report = dir.path().join("report.csv");
+    let out = apply(
+        "control-room",
+        &server.url(),
+        &sheet,
+        &report,
+        &[("BULKEDIT_TOKEN", "t0ken")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(rows[0]["status"], "updated", "{rows:?}");
+    // The three pages of the look-up, then the write.
+    assert_eq!(rows[0]["attempts"], "4", "{rows:?}");
+    let puts: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(puts, ["/v1/usermanagement/users/5"]);
+    let users = users.lock().unwrap();
+    assert_eq!(users.last().unwrap()["firstName"], "Ann");
+    assert!(users[..250].iter().all(|u| u["firstName"] == "F"));
+}

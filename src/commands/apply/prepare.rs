@@ -2,6 +2,7 @@
 //! row checked once for duplicate users, what an earlier run already did, where to send and as
 //! whom, the HTTP client, and a logged-in session that has read what the rows need.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -13,10 +14,11 @@ use crate::check::{self, Duplicates, Input, KeyCollector};
 use crate::engine::http::{printable, Hooks, LogSink};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
-use crate::platform::{Connect, Layout, Plan, Platform, Session};
+use crate::platform::{Connect, Layout, Plan, Platform, Session, UserKey};
 use crate::report::guard::{self, ReportLock, RunRecord};
 use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
+use crate::rules::FieldError;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::secrets::{token_file_warning, Secrets};
 
@@ -64,6 +66,9 @@ pub struct Connected {
     pub http: Arc<Http>,
     pub rate: Rate,
     pub session: Option<Box<dyn Session>>,
+    /// Rows that name one user through different keys (an id on one, that user's e-mail on
+    /// another), found in the list read up front: each refused, naming the others.
+    pub twins: HashMap<u64, FieldError>,
 }
 
 /// Opens the input and checks its header; the rows are read later.
@@ -266,11 +271,88 @@ pub fn connect(
             .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))
     };
     let session = session.map_err(|e| e.redacted(|text| printable(&secrets.redact(text))))?;
+    let plan = survey.plan;
+    let twins = match &session {
+        // Only rows naming users through different keys can name one user twice unseen.
+        Some(s) if s.listed() && plan.lookups > 0 && plan.lookups < plan.rows => {
+            twins(args, survey, s.as_ref())?
+        }
+        _ => HashMap::new(),
+    };
     Ok(Connected {
         http,
         rate,
         session,
+        twins,
     })
+}
+
+/// Every row whose key resolves, in the list read up front, to the same user as another
+/// row's different key, with the error that names the others: known before anything is sent,
+/// so that neither row is. (Without the list, the session claims each user as rows resolve.)
+fn twins(
+    args: &ApplyArgs,
+    survey: &Survey,
+    session: &dyn Session,
+) -> Result<HashMap<u64, FieldError>, Error> {
+    let platform = survey.platform.as_ref();
+    let rows = crate::read::open(&args.file, args.sheet.as_deref())?.rows;
+    // Users by id, each with the rows that name them: at most one entry per listed user.
+    let mut named: HashMap<String, Vec<(u64, UserKey)>> = HashMap::new();
+    for chunk in read_ahead(rows) {
+        let chunk = chunk?;
+        let checked = check::check_chunk(platform, &survey.layout, &chunk);
+        for (row, checked) in chunk.iter().zip(checked) {
+            let Ok(edit) = checked else { continue };
+            if survey.dups.get(row.line).is_some() {
+                continue;
+            }
+            if let Resumed::Done(_) = survey
+                .earlier
+                .look_up(&survey.columns, row.line, &row.cells)
+            {
+                continue;
+            }
+            if let Some(id) = session.listed_user(&edit.key) {
+                named.entry(id).or_default().push((row.line, edit.key));
+            }
+        }
+    }
+    let mut twins = HashMap::new();
+    for rows in named.into_values().filter(|rows| rows.len() > 1) {
+        for (line, key) in &rows {
+            let others: Vec<String> = rows
+                .iter()
+                .filter(|(l, _)| l != line)
+                .take(5)
+                .map(|(l, k)| format!("row {l} (its {} '{}')", k.field, k.value))
+                .collect();
+            let more = (rows.len() - 1).saturating_sub(others.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let field = platform.fields().iter().position(|f| f.name == key.field);
+            let col = field.and_then(|f| survey.layout.field_col[f]);
+            let column = col
+                .and_then(|c| survey.layout.headers.get(c).cloned())
+                .unwrap_or_else(|| key.field.to_string());
+            twins.insert(
+                *line,
+                FieldError::new(
+                    col,
+                    column,
+                    format!(
+                        "the same user as {}{more} (nothing is sent for a user named twice; \
+                         keep one row)",
+                        others.join(", ")
+                    ),
+                ),
+            );
+        }
+    }
+    Ok(twins)
 }
 
 /// A line on stderr that never ends the run: a closed pipe or a full disk loses the line only.

@@ -84,7 +84,7 @@ impl Run<'_> {
                 self.target.secrets.values().join(" ")
             );
         }
-        let mut outcome = session.apply(&job.edit, self.args.dry_run);
+        let mut outcome = session.apply(&job.edit, job.line, self.args.dry_run);
         outcome.error = shown(&self.target.secrets.redact(&outcome.error));
         outcome
     }
@@ -178,7 +178,11 @@ fn dispatch(
                 Resumed::Changed => resumed.sent_again += 1,
                 Resumed::New => {}
             }
-            let (edit, outcome, errors) = verdict(result, survey.dups.get(line), Status::Skipped);
+            let duplicate = survey
+                .dups
+                .get(line)
+                .or_else(|| run.connected.twins.get(&line));
+            let (edit, outcome, errors) = verdict(result, duplicate, Status::Skipped);
             let done = match edit {
                 Ok(edit) if run.stop.is_running() => {
                     if job_tx.send(Job { line, cells, edit }).is_err() {

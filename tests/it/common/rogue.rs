@@ -267,3 +267,263 @@ pub fn hub_updated() -> Answer {
         &serde_json::json!({"message": "Resource Updated", "statusCode": 201, "data": {"message": "Sync Successful."}}),
     )
 }
+
+/// What a live server does with a write it received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWrite {
+    /// Makes the change and answers with the vendor's success.
+    Apply,
+    /// Makes the change, then drops the connection: the answer is lost, not the write.
+    ApplyThenDrop,
+    /// Drops the connection without making the change.
+    Drop,
+}
+
+/// The users a live server holds, shared with the test.
+pub type Users = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// Another admin's change: after the first whole-list read, `field` of every user is set to
+/// `value`, as if someone edited them while the run goes on.
+pub type OtherAdmin = Option<(&'static str, &'static str)>;
+
+fn lower(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or("").to_ascii_lowercase()
+}
+
+fn query(target: &str, name: &str) -> Option<String> {
+    let q = target.split_once('?')?.1;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// An Automation Hub that keeps its users and applies each `edituser` to them; its search
+/// (`s`) matches any part of the e-mail, in any case, as the real one matches loosely.
+pub fn hub_live(
+    users: Vec<serde_json::Value>,
+    other_admin: OtherAdmin,
+    write: impl Fn(usize, &Seen) -> OnWrite + Send + Sync + 'static,
+) -> (Rogue, Users) {
+    let store: Users = Arc::new(Mutex::new(users));
+    let edits = std::sync::atomic::AtomicUsize::new(0);
+    let changed = AtomicBool::new(false);
+    let shared = Arc::clone(&store);
+    let rogue = Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        let mut users = shared.lock().unwrap();
+        if path.ends_with("/roles") {
+            return Answer::json(
+                200,
+                &serde_json::json!({"message": "Success", "statusCode": 200, "data": []}),
+            );
+        }
+        if path.ends_with("/users") {
+            let s = query(&req.target, "s")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let limit: usize = query(&req.target, "limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(50);
+            let page: usize = query(&req.target, "page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
+            let hits: Vec<serde_json::Value> = users
+                .iter()
+                .filter(|u| lower(&u["user_email"]).contains(&s))
+                .cloned()
+                .collect();
+            let pages = hits.len().div_ceil(limit).max(1);
+            let list: Vec<_> = hits
+                .iter()
+                .skip((page - 1) * limit)
+                .take(limit)
+                .cloned()
+                .collect();
+            let answer = Answer::json(
+                200,
+                &serde_json::json!({"message": "Success", "statusCode": 200,
+                "data": {"page": page, "pageSize": limit, "totalItems": hits.len(), "totalPages": pages, "users": list}}),
+            );
+            if s.is_empty() && !changed.swap(true, Ordering::SeqCst) {
+                if let Some((field, value)) = other_admin {
+                    for u in users.iter_mut() {
+                        u[field] = serde_json::json!(value);
+                    }
+                }
+            }
+            return answer;
+        }
+        if path.ends_with("/edituser") {
+            let how = write(edits.fetch_add(1, Ordering::SeqCst), req);
+            let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or_default();
+            if how != OnWrite::Drop {
+                let email = lower(&body["user_email"]);
+                if let Some(u) = users.iter_mut().find(|u| lower(&u["user_email"]) == email) {
+                    for (k, v) in body.as_object().into_iter().flatten() {
+                        u[k] = v.clone();
+                    }
+                }
+            }
+            return match how {
+                OnWrite::Apply => hub_updated(),
+                _ => Answer::Drop,
+            };
+        }
+        Answer::json(
+            404,
+            &serde_json::json!({"message": "Not Found", "statusCode": 404}),
+        )
+    });
+    (rogue, store)
+}
+
+/// Hub's seeded user `i`, with a job title another admin may change.
+pub fn hub_user(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "user_email": format!("user{i:05}@example.com"),
+        "user_first_name": format!("First{i:05}"), "user_last_name": format!("Last{i:05}"),
+        "user_job_title": "Developer",
+        "user_is_active": 1, "user_invite_status": 3,
+        "user_roles": [{"role_id": 8, "category_id": 0}]
+    })
+}
+
+/// Identity's user `i`, as the sandbox seeds it.
+pub fn identity_user(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "id": format!("00000000-0000-4000-8000-{i:012}"),
+        "userName": format!("user{i:05}"), "email": format!("user{i:05}@example.com"),
+        "name": format!("First{i:05}"), "surname": format!("Last{i:05}"),
+        "displayName": format!("First{i:05} Last{i:05}"), "groupIDs": [], "isActive": true,
+    })
+}
+
+/// An Identity Server that keeps its users and applies each `PUT /api/User/{id}` to them; its
+/// search (`searchTerm`) matches any part of the e-mail, in any case, paged by `top`/`skip`.
+pub fn identity_live(
+    users: Vec<serde_json::Value>,
+    other_admin: OtherAdmin,
+    write: impl Fn(usize, &Seen) -> OnWrite + Send + Sync + 'static,
+) -> (Rogue, Users) {
+    let store: Users = Arc::new(Mutex::new(users));
+    let puts = std::sync::atomic::AtomicUsize::new(0);
+    let changed = AtomicBool::new(false);
+    let shared = Arc::clone(&store);
+    let rogue = Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("").to_string();
+        let mut users = shared.lock().unwrap();
+        if let Some(rest) = path.split("/api/User/users/").nth(1) {
+            let _partition = rest;
+            let term = query(&req.target, "searchTerm")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let top: usize = query(&req.target, "top")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(50);
+            let skip: usize = query(&req.target, "skip")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let hits: Vec<serde_json::Value> = users
+                .iter()
+                .filter(|u| lower(&u["email"]).contains(&term))
+                .cloned()
+                .collect();
+            let page: Vec<_> = hits.iter().skip(skip).take(top).cloned().collect();
+            let answer = Answer::json(
+                200,
+                &serde_json::json!({"totalCount": hits.len(), "results": page}),
+            );
+            if term.is_empty() && top > 1 && !changed.swap(true, Ordering::SeqCst) {
+                if let Some((field, value)) = other_admin {
+                    for u in users.iter_mut() {
+                        u[field] = serde_json::json!(value);
+                    }
+                }
+            }
+            return answer;
+        }
+        let Some(id) = path.split("/api/User/").nth(1).map(str::to_string) else {
+            return Answer::json(404, &serde_json::json!({}));
+        };
+        let at = users
+            .iter()
+            .position(|u| u["id"].as_str() == Some(id.as_str()));
+        match (req.method.as_str(), at) {
+            ("GET", Some(at)) => Answer::json(200, &users[at]),
+            ("PUT", Some(at)) => {
+                let how = write(puts.fetch_add(1, Ordering::SeqCst), req);
+                if how != OnWrite::Drop {
+                    let body: serde_json::Value =
+                        serde_json::from_str(&req.body).unwrap_or_default();
+                    for (k, v) in body.as_object().into_iter().flatten() {
+                        users[at][k] = v.clone();
+                    }
+                }
+                match how {
+                    OnWrite::Apply => {
+                        Answer::json(200, &serde_json::json!({"succeeded": true, "errors": []}))
+                    }
+                    _ => Answer::Drop,
+                }
+            }
+            _ => Answer::Reply {
+                status: 404,
+                headers: vec![],
+                body: vec![],
+            },
+        }
+    });
+    (rogue, store)
+}
+
+/// A Control Room user as the list and the read answer it.
+pub fn control_room_user(id: usize, username: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "version": 1, "username": username, "email": format!("{}@example.com", username.to_ascii_lowercase()),
+        "firstName": "F", "lastName": "L", "disabled": false,
+        "roles": [{"id": 1, "name": "AAE_Basic", "version": 0}],
+    })
+}
+
+/// A Control Room that keeps its users, whose `eq` filter on the user list matches loosely
+/// (any part of the value, any case), paged by `offset`/`length`; a PUT replaces the user.
+pub fn control_room_live(users: Vec<serde_json::Value>) -> (Rogue, Users) {
+    let store: Users = Arc::new(Mutex::new(users));
+    let shared = Arc::clone(&store);
+    let rogue = Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        let mut users = shared.lock().unwrap();
+        if path.ends_with("/v1/authentication") {
+            return Answer::json(200, &serde_json::json!({"token": "cr-session-token"}));
+        }
+        if path.ends_with("/users/list") {
+            let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or_default();
+            let want = lower(&body["filter"]["value"]);
+            let field = body["filter"]["field"]
+                .as_str()
+                .unwrap_or("username")
+                .to_string();
+            let offset = body["page"]["offset"].as_u64().unwrap_or(0) as usize;
+            let length = body["page"]["length"].as_u64().unwrap_or(100) as usize;
+            let hits: Vec<serde_json::Value> = users
+                .iter()
+                .filter(|u| lower(&u[&field]).contains(&want))
+                .cloned()
+                .collect();
+            let page: Vec<_> = hits.iter().skip(offset).take(length).cloned().collect();
+            return Answer::json(
+                200,
+                &serde_json::json!({"page": {"offset": offset, "total": users.len(), "totalFilter": hits.len()}, "list": page}),
+            );
+        }
+        let id: u64 = path.rsplit('/').next().unwrap_or("").parse().unwrap_or(0);
+        let Some(at) = users.iter().position(|u| u["id"].as_u64() == Some(id)) else {
+            return Answer::json(404, &serde_json::json!({"code": "um.user.not.found"}));
+        };
+        if req.method == "PUT" {
+            users[at] = serde_json::from_str(&req.body).unwrap_or_default();
+        }
+        Answer::json(200, &users[at])
+    });
+    (rogue, store)
+}
