@@ -7,7 +7,10 @@
 //!   else a keep-alive client of our own).
 //! - `apply`: rows per second against the sandbox with 20 ms latency and 32 workers, beside the
 //!   physical limit `min(rate, concurrency / latency)`; and with no latency and no limit; client
-//!   CPU per row.
+//!   CPU per row; requests per row, as the sandbox counted them.
+//! - `fresh`: what never writing from a stale copy costs on a platform without a version check
+//!   (hub): requests per row and rows per second at 20 ms latency, with copies from the list
+//!   never read again (as before), read again past the default window, and always read again.
 //!
 //! - `apply-1m` (only when named, it takes minutes): one million rows through `apply`, the
 //!   client's peak memory.
@@ -342,16 +345,25 @@ fn apply_command(sb: &Sandbox, input: &Path, concurrency: usize, report: &Path) 
     cmd
 }
 
-fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
-    let sb = Sandbox::start(SandboxConfig {
-        users: rows,
+fn latency_sandbox(latency_ms: u64, users: usize) -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        users,
         faults: Faults {
             latency: Duration::from_millis(latency_ms),
             ..Faults::default()
         },
         ..SandboxConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Rows per second while sending, as the server saw it: the first write to the last.
+fn sending_rate(writes: &[f64]) -> f64 {
+    (writes.len() - 1) as f64 / (writes[writes.len() - 1] - writes[0])
+}
+
+fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
+    let sb = latency_sandbox(latency_ms, rows);
     let dir = data_dir();
     let input = csv_rows(&dir, rows);
     let usage = run_measured(&mut apply_command(
@@ -361,15 +373,14 @@ fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
         &dir.join("apply-report.csv"),
     ));
     assert_eq!(usage.code, 0);
-    // The sending phase, as the server saw it: the first write to the last.
-    let puts: Vec<f64> = sb
-        .requests()
+    let requests = sb.requests();
+    let puts: Vec<f64> = requests
         .iter()
         .filter(|r| r.method == "PUT")
         .map(|r| r.at.as_secs_f64())
         .collect();
     assert_eq!(puts.len(), rows);
-    let sending = (rows - 1) as f64 / (puts[rows - 1] - puts[0]);
+    let sending = sending_rate(&puts);
     let overall = rows as f64 / usage.wall.as_secs_f64();
     let label = if latency_ms == 0 {
         "no latency".to_string()
@@ -387,10 +398,57 @@ fn apply_run(latency_ms: u64, concurrency: usize, rows: usize) {
         println!("  sending {sending:.0} rows/s (target: at least 5,000)");
     }
     println!(
-        "  whole run {overall:.0} rows/s ({:.2} s, login, list and report included); client CPU {:.0} µs per row; peak {:.0} MB",
+        "  whole run {overall:.0} rows/s ({:.2} s, login, list and report included); client CPU {:.0} µs per row; peak {:.0} MB; {:.3} requests per row",
         usage.wall.as_secs_f64(),
         usage.cpu.as_secs_f64() * 1e6 / rows as f64,
-        usage.peak_rss_mb
+        usage.peak_rss_mb,
+        requests.len() as f64 / rows as f64
+    );
+}
+
+/// Hub rows at 20 ms latency, 32 workers: what reading a stale copy again before writing a
+/// whole record costs, for each freshness window (`None`: the default).
+fn fresh_run(rows: usize, window_ms: Option<u64>) {
+    let sb = latency_sandbox(20, rows);
+    let dir = data_dir();
+    let input = dir.join(format!("hub-titles-{rows}.csv"));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    writeln!(w, "user_email,user_job_title").unwrap();
+    for i in 1..=rows {
+        writeln!(w, "user{i:05}@example.com,Bench title {i}").unwrap();
+    }
+    drop(w);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("apply")
+        .arg(&input)
+        .args(["--url", sb.url_for("hub").as_str(), "--rate", "unlimited"])
+        .args(["--quiet", "--concurrency", "32", "--report"])
+        .arg(dir.join("fresh-report.csv"))
+        .env("BULKEDIT_TOKEN", bulkedit::sandbox::HUB_TOKEN);
+    if let Some(ms) = window_ms {
+        cmd.env("BULKEDIT_TEST_FRESH_MS", ms.to_string());
+    }
+    let usage = run_measured(&mut cmd);
+    assert_eq!(usage.code, 0);
+    let requests = sb.requests();
+    let writes: Vec<f64> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/edituser"))
+        .map(|r| r.at.as_secs_f64())
+        .collect();
+    assert_eq!(writes.len(), rows);
+    let window = match window_ms {
+        None => "the default window".to_string(),
+        Some(0) => "always read again".to_string(),
+        Some(ms) if ms >= 3_600_000 => "never read again (before)".to_string(),
+        Some(ms) => format!("a {ms} ms window"),
+    };
+    println!(
+        "  {window:<28} {:.3} requests per row; sending {:.0} rows/s; whole run {:.0} rows/s ({:.2} s)",
+        requests.len() as f64 / rows as f64,
+        sending_rate(&writes),
+        rows as f64 / usage.wall.as_secs_f64(),
+        usage.wall.as_secs_f64()
     );
 }
 
@@ -440,6 +498,12 @@ fn main() {
     if run("apply") {
         apply_run(20, 32, 8000);
         apply_run(0, 8, 30_000);
+    }
+    if run("fresh") {
+        println!("fresh: 8000 hub rows (a whole record written per row), 20 ms latency, 32 workers, no rate limit:");
+        for window in [Some(3_600_000), None, Some(0)] {
+            fresh_run(8000, window);
+        }
     }
     // Minutes long: only when named.
     if wanted.iter().any(|w| w == "apply-1m") {
