@@ -97,6 +97,9 @@ pub struct Reply {
     pub body: String,
     /// Requests sent for this call, retries included.
     pub attempts: u32,
+    /// An earlier try of this write reached the server and its answer was lost: this answer
+    /// may be to a change already made (a refusal to make it twice, say).
+    pub after_lost_answer: bool,
 }
 
 impl Reply {
@@ -244,6 +247,7 @@ impl Http {
     pub fn send(&self, req: &Request, auth: &dyn Auth) -> Result<Reply, CallError> {
         let mut attempts = 0u32;
         let mut renewed = false;
+        let mut lost_answer = false;
         loop {
             // After Ctrl-C no request starts; one that waits out a pause is given up too
             // (nothing of it reached the server, or the server asked it to wait).
@@ -278,6 +282,7 @@ impl Http {
                     ..
                 }) => {
                     self.log_line(req, &format!("failed: {message}"), started, attempts);
+                    lost_answer |= maybe_applied;
                     if !retries_left {
                         return Err(CallError::Transport {
                             message: format!("{message} (gave up after {attempts} attempts)"),
@@ -324,6 +329,7 @@ impl Http {
                 status,
                 body,
                 attempts,
+                after_lost_answer: lost_answer,
             });
         }
     }

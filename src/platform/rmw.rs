@@ -289,7 +289,8 @@ impl<V: Vendor> ReadModifyWrite<V> {
     }
 
     /// A write whose answer was lost: the user as the server holds it now says whether it
-    /// was made. `updated` when the row's values are all in place, else the transport's error.
+    /// was made. `updated` when the row's values are all in place, else failed with `message`
+    /// (what the transport or the server's last answer said).
     fn after_lost_answer(
         &self,
         id: &str,
@@ -297,11 +298,16 @@ impl<V: Vendor> ReadModifyWrite<V> {
         message: String,
         mut attempts: u32,
     ) -> Outcome {
-        if let Ok((Some(now), n, status)) = self.vendor.read(id) {
-            attempts += n;
-            if merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()) {
-                return Outcome::new(Status::Updated).http(status, attempts);
+        match self.vendor.read(id) {
+            Ok((now, n, status)) => {
+                attempts += n;
+                let in_place = now
+                    .is_some_and(|now| merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()));
+                if in_place {
+                    return Outcome::new(Status::Updated).http(status, attempts);
+                }
             }
+            Err(o) => attempts += o.attempts,
         }
         let mut o = Outcome::with_error(Status::Failed, message);
         o.attempts = attempts;
@@ -435,6 +441,18 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                         Err(o) => return o,
                     };
                     continue;
+                }
+                // A refusal of a write tried again after its answer was lost may refuse only
+                // to make the change twice: what the server holds now says.
+                Answer::Refused(reason) if reply.after_lost_answer => {
+                    let o = self.after_lost_answer(&id, edit, reason, attempts);
+                    return match o.status {
+                        Status::Updated => o,
+                        _ => {
+                            let attempts = o.attempts;
+                            o.http(reply.status, attempts)
+                        }
+                    };
                 }
                 Answer::Conflict(reason) | Answer::Refused(reason) => reason,
             };
@@ -607,6 +625,7 @@ mod tests {
                 status,
                 body: String::new(),
                 attempts: 1,
+                after_lost_answer: false,
             })
         }
 

@@ -348,4 +348,52 @@ fn a_write_whose_answer_was_lost_is_updated_when_a_read_shows_it_was_made() {
         "{rows:?}"
     );
     assert_eq!(users.lock().unwrap()[0]["name"], "First00001");
+
+    // Applied, the answer lost, and the retry refused as a change already made: the read
+    // after it shows the row's values in place.
+    for (first, says) in [
+        (OnWrite::ApplyThenDrop, None),
+        (
+            OnWrite::Drop,
+            Some("NothingToChange: the user already has these values"),
+        ),
+    ] {
+        let (server, users) =
+            rogue::identity_live(vec![rogue::identity_user(1)], None, move |n, _| {
+                if n == 0 {
+                    first
+                } else {
+                    OnWrite::Refuse
+                }
+            });
+        let report = dir.path().join("report3.csv");
+        let url = format!("{}/identity_", server.url());
+        let out = apply(
+            "identity",
+            &url,
+            &sheet,
+            &report,
+            &identity_env(),
+            &["--retries", "1"],
+        );
+        let rows = read_report(&report);
+        let name = users.lock().unwrap()[0]["name"].clone();
+        match says {
+            None => {
+                assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+                assert_eq!(rows[0]["status"], "updated", "{rows:?}");
+                assert_eq!(name, "Renamed");
+            }
+            Some(says) => {
+                assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+                assert_eq!(
+                    (rows[0]["status"].as_str(), rows[0]["http_status"].as_str()),
+                    ("failed", "400"),
+                    "{rows:?}"
+                );
+                assert!(rows[0]["error"].contains(says), "{rows:?}");
+                assert_eq!(name, "First00001");
+            }
+        }
+    }
 }

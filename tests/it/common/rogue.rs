@@ -277,6 +277,8 @@ pub enum OnWrite {
     ApplyThenDrop,
     /// Drops the connection without making the change.
     Drop,
+    /// Refuses the change with the vendor's error, making none.
+    Refuse,
 }
 
 /// The users a live server holds, shared with the test.
@@ -356,7 +358,7 @@ pub fn hub_live(
         if path.ends_with("/edituser") {
             let how = write(edits.fetch_add(1, Ordering::SeqCst), req);
             let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or_default();
-            if how != OnWrite::Drop {
+            if how == OnWrite::Apply || how == OnWrite::ApplyThenDrop {
                 let email = lower(&body["user_email"]);
                 if let Some(u) = users.iter_mut().find(|u| lower(&u["user_email"]) == email) {
                     for (k, v) in body.as_object().into_iter().flatten() {
@@ -366,6 +368,10 @@ pub fn hub_live(
             }
             return match how {
                 OnWrite::Apply => hub_updated(),
+                OnWrite::Refuse => Answer::json(
+                    400,
+                    &serde_json::json!({"message": "Nothing to update", "statusCode": 400}),
+                ),
                 _ => Answer::Drop,
             };
         }
@@ -452,7 +458,7 @@ pub fn identity_live(
             ("GET", Some(at)) => Answer::json(200, &users[at]),
             ("PUT", Some(at)) => {
                 let how = write(puts.fetch_add(1, Ordering::SeqCst), req);
-                if how != OnWrite::Drop {
+                if how == OnWrite::Apply || how == OnWrite::ApplyThenDrop {
                     let body: serde_json::Value =
                         serde_json::from_str(&req.body).unwrap_or_default();
                     for (k, v) in body.as_object().into_iter().flatten() {
@@ -460,6 +466,10 @@ pub fn identity_live(
                     }
                 }
                 match how {
+                    OnWrite::Refuse => Answer::json(
+                        400,
+                        &serde_json::json!({"succeeded": false, "errors": [{"code": "NothingToChange", "description": "the user already has these values"}]}),
+                    ),
                     OnWrite::Apply => {
                         Answer::json(200, &serde_json::json!({"succeeded": true, "errors": []}))
                     }
