@@ -738,4 +738,62 @@ mod tests {
         assert!(s.cache.get().unwrap().get(&by_id).unwrap().is_some());
         assert_eq!(s.listed_user(&by_id).as_deref(), Some("3"));
     }
+
+    #[test]
+    fn a_user_claimed_by_one_row_refuses_a_second_and_the_first_too_until_it_is_sent() {
+        let s = session(&[]);
+        s.prepare(&Plan {
+            rows: 2,
+            lookups: 1,
+        })
+        .unwrap();
+        let by_id = UserKey {
+            field: "id",
+            value: "1".into(),
+        };
+        let by_name = UserKey {
+            field: "name",
+            value: "u1".into(),
+        };
+        // The twin comes before the first row is sent: neither is.
+        assert!(s.claim("1", 2, &by_id).is_ok());
+        let later = s.claim("1", 3, &by_name).unwrap_err();
+        assert_eq!(later.status, Status::Invalid);
+        assert!(
+            later.error.contains("the same user as row 2 (its id '1')"),
+            "{later:?}"
+        );
+        let first = s.start_sending("1", 2).unwrap_err();
+        assert!(
+            first
+                .error
+                .contains("the same user as row 3 (its name 'u1')"),
+            "{first:?}"
+        );
+        // The twin comes after the first row was sent: that change stands, and says so.
+        assert!(s.claim("2", 4, &by_id).is_ok());
+        assert!(s.start_sending("2", 4).is_ok());
+        let later = s.claim("2", 5, &by_name).unwrap_err();
+        assert!(
+            later.error.contains("row 4 was sent before this showed"),
+            "{later:?}"
+        );
+        assert!(
+            s.start_sending("2", 4).is_ok(),
+            "the same row again is no twin"
+        );
+    }
+
+    #[test]
+    fn rows_that_all_name_users_one_way_claim_nothing() {
+        let s = session(&[200]);
+        s.prepare(&Plan {
+            rows: 2,
+            lookups: 2,
+        })
+        .unwrap();
+        assert!(s.claims.get().is_none());
+        let o = s.apply(&edit("u1", "b"), 2, false);
+        assert_eq!(o.status, Status::Updated);
+    }
 }
