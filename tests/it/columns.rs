@@ -32,8 +32,8 @@ fn a_users_own_status_error_and_row_columns_are_kept_in_files_that_are_not_repor
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("'Row'") && err.contains("'Status'"),
-        "warned, not dropped: {err}"
+        err.contains("'Row'") && err.contains("'Error'") && !err.contains("'Status'"),
+        "warned, not dropped; on hub Status is the user status: {err}"
     );
     let header = report_header(&report);
     assert_eq!(
@@ -118,4 +118,120 @@ fn hubs_one_role_layout_works_and_is_what_a_mangled_role_column_is_steered_to() 
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("looks like 'role_id'"), "{err}");
+}
+
+/// The hub users of a sandbox as it holds them now.
+fn hub_users(sb: &bulkedit::sandbox::Sandbox) -> Vec<serde_json::Value> {
+    let state: serde_json::Value = http_client()
+        .build()
+        .unwrap()
+        .get(format!("{}/_sandbox/state", sb.base_url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    state["hub"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_hub_status_column_is_the_user_status_and_must_agree_with_is_active_and_invite_status() {
+    let dir = tempdir();
+    let f = write(
+        dir.path(),
+        "status.csv",
+        "Email,Status,Is Active,Invite Status\n\
+         user00001@example.com,inactive,,\n\
+         user00002@example.com,NOT INVITED,,\n\
+         user00003@example.com,Pending,,2\n\
+         user00004@example.com,Active,,\n\
+         user00005@example.com,Inactive,0,0\n\
+         user00006@example.com,Active,0,\n\
+         user00007@example.com,Pending,,3\n\
+         user00008@example.com,Retired,,\n",
+    );
+    let report = dir.path().join("r.csv");
+    let out = validate(&f, &report, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("'Status'"), "mapped, not ignored: {err}");
+    let r = read_report(&report);
+    assert_eq!(
+        statuses(&r),
+        pairs(&[
+            ("2", "valid"),
+            ("3", "valid"),
+            ("4", "valid"),
+            ("5", "valid"),
+            ("6", "valid"),
+            ("7", "invalid"),
+            ("8", "invalid"),
+            ("9", "invalid"),
+        ])
+    );
+    assert_eq!(
+        r[5]["error"],
+        "Status: Active contradicts Is Active 0 on the same row (give one of them, or values that agree)"
+    );
+    assert!(
+        r[6]["error"].contains("contradicts Invite Status 3"),
+        "{}",
+        r[6]["error"]
+    );
+    assert!(
+        r[7]["error"].contains("not one of Active, Inactive, Pending, Not invited"),
+        "{}",
+        r[7]["error"]
+    );
+
+    // Applied, each valid row leaves the user with the pair its status stands for.
+    let sb =
+        bulkedit::sandbox::Sandbox::start(bulkedit::sandbox::SandboxConfig::default()).unwrap();
+    let before = hub_users(&sb);
+    let applied = dir.path().join("applied.csv");
+    let out = bulkedit()
+        .arg("apply")
+        .arg(&f)
+        .args(["--url", sb.url_for("hub").as_str(), "--report"])
+        .arg(&applied)
+        .env("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let after = hub_users(&sb);
+    let pair = |users: &[serde_json::Value], i: usize| {
+        let u = users
+            .iter()
+            .find(|u| u["user_email"] == format!("user{i:05}@example.com"))
+            .unwrap();
+        (
+            u["user_invite_status"].as_i64().unwrap(),
+            u["user_is_active"].as_i64().unwrap(),
+        )
+    };
+    // (invite status, is active), as UiPath's status table writes them.
+    assert_eq!(
+        pair(&after, 1),
+        (1, 0),
+        "inactive as UiPath's procedure sends it"
+    );
+    assert_eq!(pair(&after, 2), (0, 1), "not invited");
+    assert_eq!(
+        pair(&after, 3),
+        (2, 1),
+        "pending, as the row's invite status says"
+    );
+    assert_eq!(pair(&after, 4), (3, 1), "active");
+    assert_eq!(
+        pair(&after, 5),
+        (0, 0),
+        "inactive, as the row's own pair says"
+    );
+    for i in 6..=8 {
+        assert_eq!(
+            pair(&after, i),
+            pair(&before, i),
+            "row {} was not sent",
+            i + 1
+        );
+    }
 }
