@@ -148,6 +148,22 @@ impl Kind {
     }
 }
 
+/// Headers that HR exports use for the same things on every platform (SPEC Input). A platform
+/// may take them as aliases, but a column under one of them says nothing about which platform a
+/// sheet is for: platforms are told apart by the columns that are their own.
+pub const SHARED_HEADERS: &[&str] = &[
+    "Given Name",
+    "First Name",
+    "Surname",
+    "Family Name",
+    "Last Name",
+    "Mail",
+    "E-mail",
+    "Email Address",
+    "Login",
+    "User Name",
+];
+
 /// The position of the field called `name`; a compile error when a table has no such field,
 /// so a vendor's hooks name fields by name and never by a position kept in step by hand.
 pub const fn index(fields: &[Field], name: &str) -> usize {

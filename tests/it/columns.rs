@@ -83,8 +83,84 @@ fn hr_export_headers_are_aliases_and_never_steered_to_another_field() {
         "hub.csv",
         "Mail,Given Name,Family Name\nuser00001@example.com,Ana,Lovelace\n",
     );
+    // Only shared HR headers: hub and identity both take them, so the platform must be named.
     let out = validate(&hub, &dir.path().join("h.csv"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("give --platform"),
+        "{}",
+        stderr_of(&out)
+    );
+    for platform in ["hub", "identity"] {
+        let out = validate(&hub, &dir.path().join("h.csv"), &["--platform", platform]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{platform}: {}",
+            stderr_of(&out)
+        );
+        assert!(!stderr_of(&out).contains("ignored"), "{}", stderr_of(&out));
+    }
+}
+
+#[test]
+fn platforms_are_told_apart_by_their_own_columns_not_by_shared_hr_headers() {
+    let dir = tempdir();
+    let cases = [
+        // One column of the platform's own beside the HR headers settles it.
+        ("Email Address,Given Name,Last Name,Department\nuser00001@example.com,Ana,Silva,Sales\n", Some("hub")),
+        ("E-mail,First Name,Family Name,displayName\nuser00001@example.com,Ana,Silva,Ana Silva\n", Some("identity")),
+        ("Mail,Given Name,Surname,invitationAccepted\nuser00001@example.com,Ana,Silva,true\n", Some("identity")),
+        ("User Name,Given Name,Surname,Mail\nuser00001,Ana,Silva,ana@example.com\n", Some("control-room")),
+        ("username,firstName,email\nuser00001,Ana,ana@example.com\n", Some("control-room")),
+        ("user_email,First Name\nuser00001@example.com,Ana\n", Some("hub")),
+        // Nothing but what every platform's HR export has.
+        ("Email,First Name,Last Name\nuser00001@example.com,Ana,Silva\n", None),
+    ];
+    for (text, platform) in cases {
+        let f = write(dir.path(), "d.csv", text);
+        let out = validate(&f, &dir.path().join("r.csv"), &[]);
+        let err = stderr_of(&out);
+        match platform {
+            Some(p) => {
+                assert_eq!(out.status.code(), Some(0), "{text}: {err}");
+                assert!(
+                    err.contains(&format!("checking rows for {p}")),
+                    "{text}: {err}"
+                );
+            }
+            None => {
+                assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+                assert!(
+                    err.contains("fits more than one platform (hub, identity)"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // On identity the HR headers land on its own fields.
+    let f = write(
+        dir.path(),
+        "id.csv",
+        "Email Address,Given Name,Family Name,displayName\nuser00003@example.com,Ada,Byron,Ada Byron\n",
+    );
+    let plan = dir.path().join("plan.csv");
+    let out = bulkedit()
+        .arg("apply")
+        .arg(&f)
+        .args(["--sandbox", "--dry-run", "--report"])
+        .arg(&plan)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let row = &read_report(&plan)[0];
+    assert_eq!(row["status"], "would-update");
+    // Wherever the report says what changes (its `changes` column, or `error` before it had one).
+    let said = row.get("changes").unwrap_or(&row["error"]);
+    assert!(
+        said.starts_with("name: ") && said.contains("Ada") && said.contains("surname: "),
+        "{said}"
+    );
 }
 
 #[test]
