@@ -60,7 +60,18 @@ impl ReportLock {
                 )
             })?;
         match file.try_lock() {
-            Ok(()) => Ok(ReportLock { file, path }),
+            Ok(()) => {
+                // A run killed while writing leaves its temporary files, which hold user data;
+                // with the lock held none of them is still being written.
+                for dest in [
+                    report.to_path_buf(),
+                    failures_path(report),
+                    journal_path(report),
+                ] {
+                    super::AtomicFile::remove_left_over(&dest);
+                }
+                Ok(ReportLock { file, path })
+            }
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::usage(format!(
                 "another bulkedit is writing {} right now; wait for it to finish, or give this \
                  run another --report",
