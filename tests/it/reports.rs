@@ -444,3 +444,44 @@ fn a_run_killed_while_writing_leaves_no_temporary_file_after_the_next_run() {
     assert_eq!(applied.status.code(), Some(0), "{}", stderr_of(&applied));
     assert_eq!(temp_files(&out), [".other.csv.12345.tmp"]);
 }
+
+#[test]
+fn a_workbook_report_that_cannot_be_written_stops_the_run_before_anything_is_sent() {
+    let sb = Sandbox::start(SandboxConfig::default()).unwrap();
+    let dir = tempdir();
+    let input = cr_sheet(dir.path(), "users.csv", 3, "Never");
+    let report = dir.path().join("r.xlsx");
+    // Where the failures file would go, something that cannot be written over.
+    std::fs::create_dir_all(dir.path().join("r-failures.xlsx").join("kept")).unwrap();
+    let out = apply(&sb, &input, &report, &["--rate", "unlimited"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("r-failures.xlsx") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert!(
+        !sb.requests().iter().any(|r| r.method == "PUT"),
+        "no row was sent"
+    );
+    assert!(!report.exists());
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["r-failures.xlsx", "users.csv"],
+        "the trial left nothing"
+    );
+    // Once the way is clear, the same run goes through.
+    std::fs::remove_dir_all(dir.path().join("r-failures.xlsx")).unwrap();
+    let out = apply(&sb, &input, &report, &["--rate", "unlimited"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(report.exists());
+    assert_eq!(
+        sb.requests().iter().filter(|r| r.method == "PUT").count(),
+        3
+    );
+}
