@@ -267,3 +267,72 @@ fn workbook_text_never_becomes_a_formula_and_a_report_reads_back_exactly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(read_report(&again)[0]["Job Title"], title);
 }
+
+/// Rows a workbook hides, by hand or by a filter, are read like the others, and the run says
+/// how many there were and which (the first few, and how many more). Empty hidden rows, and a
+/// hidden sheet's rows, are not counted.
+#[test]
+fn rows_a_workbook_hides_or_filters_out_are_read_and_named() {
+    let dir = tempdir();
+    let input = dir.path().join("hidden.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet().set_name("Users").unwrap();
+    for (c, h) in ["user_email", "user_department"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    // Rows 2 to 21 as Excel numbers them.
+    for i in 1..=20u32 {
+        let dept = if i % 4 == 0 { "Sales" } else { "Finance" };
+        sheet
+            .write_string(i, 0, format!("user{i:05}@example.com"))
+            .unwrap();
+        sheet.write_string(i, 1, dept).unwrap();
+    }
+    sheet.autofilter(0, 0, 20, 1).unwrap();
+    let finance = rust_xlsxwriter::FilterCondition::new().add_list_filter("Finance");
+    sheet.filter_column(1, &finance).unwrap();
+    sheet.set_row_hidden(2).unwrap();
+    sheet.set_row_hidden(4).unwrap();
+    // An empty row hidden: nothing to read, nothing to say.
+    sheet.set_row_hidden(30).unwrap();
+    book.save(&input).unwrap();
+
+    let report = dir.path().join("r.csv");
+    let out = run(&["validate", "--report", report.to_str().unwrap()], &input);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        read_report(&report).len(),
+        20,
+        "hidden rows are read like the others"
+    );
+    // Filtered out: the Sales rows 5, 9, 13, 17 and 21; hidden by hand: rows 3 and 5.
+    assert!(
+        err.contains(
+            "6 rows are hidden or filtered out in the workbook, read like the others: \
+             rows 3, 5, 9, 13, 17 and 1 more"
+        ),
+        "{err}"
+    );
+
+    let applied = dir.path().join("a.csv");
+    let out = run(
+        &["apply", "--sandbox", "--report", applied.to_str().unwrap()],
+        &input,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("6 rows are hidden or filtered out"), "{err}");
+    assert_eq!(read_report(&applied).len(), 20);
+
+    // A sheet with nothing hidden says nothing of it.
+    let plain = dir.path().join("plain.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "user_email").unwrap();
+    sheet.write_string(1, 0, "user00001@example.com").unwrap();
+    book.save(&plain).unwrap();
+    let out = run(&["validate", "--report", report.to_str().unwrap()], &plain);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("hidden"), "{}", stderr_of(&out));
+}
