@@ -60,15 +60,15 @@ pub(super) fn open(
              open it in Excel and save it again",
         ))
     })?;
-    // calamine reads hidden rows like the others without saying which they are; only an
-    // XLSX (or XLSM) sheet's own XML is read for them (XLS, XLSB and ODS rows are read alike,
-    // uncounted).
+    // calamine reads hidden rows like the others without saying which they are; an XLSX (or
+    // XLSM) or ODS sheet's own XML is read for them. XLS and XLSB rows are read alike, uncounted.
+    let last = range.end().map_or(0, |(r, _)| u64::from(r) + 1);
     let hidden = match format {
-        Format::Xlsx => {
-            rows_with_data(&range, super::hidden::xlsx_hidden_rows(&bytes, &sheet_name))
-        }
+        Format::Xlsx => super::hidden::xlsx_hidden_rows(&bytes, &sheet_name),
+        Format::Ods => super::hidden::ods_hidden_rows(&bytes, &sheet_name, last),
         _ => Vec::new(),
     };
+    let hidden = rows_with_data(&range, hidden);
     let rows = rows_of(range);
     let (header, rows) = split_header(path, rows, &format!("sheet '{sheet_name}'"))?;
     let mut warnings = warnings;
