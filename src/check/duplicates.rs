@@ -1,27 +1,87 @@
-//! Keys that name the same user on more than one row. Every valid row's key is kept as one
-//! 8-byte hash ([`KeyCollector`]), so memory stays flat however long the file. Repeated hashes
-//! are only candidates: only when there are some is the file read again ([`reread_keys`]), and
-//! the keys of the rows with those hashes compared exactly. The answer, [`Duplicates`], says by
-//! row number what to report.
+//! Keys that name the same user on more than one row, whatever else is wrong with those rows:
+//! a row's key is read from its cells ([`row_key`]), not from its checked edit, so an invalid
+//! row still marks the valid row that shares its key. Every row's key is kept as one 8-byte
+//! hash ([`KeyCollector`]), so memory stays flat however long the file. Repeated hashes are
+//! only candidates: only when there are some is the file read again ([`reread_keys`]), and the
+//! keys of the rows with those hashes compared exactly. The answer, [`Duplicates`], says by row
+//! number what to report.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::input::open_input;
 use crate::error::Error;
-use crate::platform::{Edit, Keep, Options};
-use crate::rules::FieldError;
+use crate::platform::{Edit, Keep, Kind, Layout, Options, Platform, UserKey};
+use crate::read::Row;
+use crate::rules::{self, FieldError};
+
+/// The user a row names, read from its cells alone: the first key column (in the platform's
+/// order of keys) with a value, as the vendors' own key checks pick it. An id written as a
+/// whole number with a zero fraction (`6.0`) is the number it is.
+pub struct RowKey<'r> {
+    pub field: &'static str,
+    pub value: Cow<'r, str>,
+    pub col: usize,
+}
+
+impl RowKey<'_> {
+    pub fn hash(&self) -> u64 {
+        hash_key(self.field, &self.value)
+    }
+}
+
+/// The key `row` names, whatever else is wrong with it; `None` when no key cell has a value
+/// (or the one there could not be read).
+pub fn row_key<'r>(platform: &dyn Platform, layout: &Layout, row: &'r Row) -> Option<RowKey<'r>> {
+    for &k in platform.key_fields() {
+        let Some(col) = layout.field_col.get(k).copied().flatten() else {
+            continue;
+        };
+        let value = rules::trim(row.cells.get(col).unwrap_or(""));
+        if value.is_empty() {
+            continue;
+        }
+        if row.bad_cells.iter().any(|(c, _)| *c == col) {
+            return None;
+        }
+        let field = &platform.fields()[k];
+        let value = match field.kind {
+            Kind::Key(Kind::Id) => match rules::parse_whole(value) {
+                Some(n) if !is_canonical_whole(value) => Cow::Owned(n.to_string()),
+                _ => Cow::Borrowed(value),
+            },
+            _ => Cow::Borrowed(value),
+        };
+        return Some(RowKey {
+            field: field.name,
+            value,
+            col,
+        });
+    }
+    None
+}
+
+/// Digits with no leading zero: a whole number already written as `to_string` writes it.
+fn is_canonical_whole(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_digit()) && !(value.len() > 1 && value.starts_with('0'))
+}
 
 /// The hash of a key as `UserKey::normalized` spells it, without building that string for
 /// the usual ASCII key.
 #[inline]
 pub fn key_hash(edit: &Edit) -> u64 {
+    hash_key(edit.key.field, &edit.key.value)
+}
+
+#[inline]
+fn hash_key(field: &str, value: &str) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
-    edit.key.field.hash(&mut h);
-    let value = crate::rules::trim(&edit.key.value);
+    field.hash(&mut h);
+    let value = rules::trim(value);
     // Every byte is hashed with its 0x20 bit set, which is the same for a letter in either
     // case: the usual ASCII key needs no lower-cased copy. Keys that differ only where that
     // bit hides a difference (`@` and a backquote) share a hash, and are told apart when the
@@ -46,7 +106,7 @@ pub fn key_hash(edit: &Edit) -> u64 {
     h.finish()
 }
 
-/// Collects the keys of valid rows as one 8-byte hash a row, then finds the rows whose keys
+/// Collects the keys of rows as one 8-byte hash a row, then finds the rows whose keys
 /// collide. No row is held, and memory does not grow with the file: past [`RUN`] hashes, each
 /// run of them is sorted and set aside in a temporary file, and the runs are merged at the end.
 #[derive(Default)]
@@ -61,18 +121,51 @@ pub struct KeyCollector {
 /// Hashes held in memory at most: 8 MB.
 pub const RUN: usize = 1 << 20;
 
-/// Rows that name a user another row names too, with the error to report on each.
+/// Rows that name a user another row names too. Each such row points at its group, and a
+/// group keeps only the first few of its rows and how many there are, so that 50,000 rows of
+/// one key cost what 50,000 rows of distinct keys cost; a row's error is worded when it is
+/// asked for.
 #[derive(Default, Debug)]
 pub struct Duplicates {
-    pub by_line: HashMap<u64, FieldError>,
+    /// `(row number, group)`, sorted by row number.
+    by_line: Vec<(u64, u32)>,
+    groups: Vec<Group>,
+    valid_rows: usize,
 }
 
+/// The rows naming one user.
+#[derive(Debug)]
+struct Group {
+    /// The first [`SHOWN`] + 1 row numbers, in order: a row names [`SHOWN`] others besides itself.
+    first: Vec<u64>,
+    rows: usize,
+    /// The column holding the key (index and header) on the group's first row.
+    col: usize,
+    column: Arc<str>,
+}
+
+/// How many other rows a duplicate's error names before saying how many more.
+const SHOWN: usize = 5;
+
 impl Duplicates {
-    pub fn get(&self, line: u64) -> Option<&FieldError> {
-        self.by_line.get(&line)
+    /// The error to report on row `line`, when it names a user another row names too.
+    pub fn get(&self, line: u64) -> Option<FieldError> {
+        let i = self.by_line.binary_search_by_key(&line, |e| e.0).ok()?;
+        Some(duplicate_error(
+            line,
+            &self.groups[self.by_line[i].1 as usize],
+        ))
     }
     pub fn is_empty(&self) -> bool {
         self.by_line.is_empty()
+    }
+    /// How many rows name a user another row names too.
+    pub fn rows(&self) -> usize {
+        self.by_line.len()
+    }
+    /// How many of those rows are valid otherwise: the rows that were to be sent and are not.
+    pub fn valid_rows(&self) -> usize {
+        self.valid_rows
     }
 }
 
@@ -81,7 +174,14 @@ impl KeyCollector {
         self.add_hash(key_hash(edit));
     }
 
-    /// A key already hashed with [`key_hash`].
+    /// The key `row` names, valid or not (see [`row_key`]).
+    pub fn add_row(&mut self, platform: &dyn Platform, layout: &Layout, row: &Row) {
+        if let Some(key) = row_key(platform, layout, row) {
+            self.add_hash(key.hash());
+        }
+    }
+
+    /// A key already hashed with [`key_hash`] or [`RowKey::hash`].
     pub fn add_hash(&mut self, hash: u64) {
         let run_len = if self.run_len == 0 { RUN } else { self.run_len };
         if self.hashes.capacity() == 0 {
@@ -142,7 +242,7 @@ impl KeyCollector {
     /// decide.
     pub fn duplicates(
         self,
-        reread: impl FnOnce(&(dyn Fn(&Edit) -> bool + Sync)) -> Result<Vec<KeyedRow>, Error>,
+        reread: impl FnOnce(&(dyn Fn(u64) -> bool + Sync)) -> Result<Vec<KeyedRow>, Error>,
     ) -> Result<Duplicates, Error> {
         let candidates = self.repeated().map_err(|e| {
             Error::usage(format!(
@@ -152,57 +252,103 @@ impl KeyCollector {
         if candidates.is_empty() {
             return Ok(Duplicates::default());
         }
-        let wanted = |edit: &Edit| candidates.binary_search(&key_hash(edit)).is_ok();
+        let wanted = |hash: u64| candidates.binary_search(&hash).is_ok();
         let rows = reread(&wanted)?;
-        let mut groups: HashMap<String, Vec<&KeyedRow>> = HashMap::new();
-        for row in &rows {
-            groups
-                .entry(row.edit.key.normalized())
-                .or_default()
-                .push(row);
-        }
-        let mut dups = Duplicates::default();
-        for members in groups.values().filter(|m| m.len() > 1) {
-            for row in members {
-                dups.by_line.insert(row.line, duplicate_error(row, members));
-            }
-        }
-        Ok(dups)
+        Ok(group(rows))
     }
 }
 
-/// The error reported on `row`, one of `members`, which all name the same user: the other
-/// rows (the first few, and how many more).
-fn duplicate_error(row: &KeyedRow, members: &[&KeyedRow]) -> FieldError {
-    // Only the first few others are named: a key on 50,000 rows costs each row five look-ups,
-    // not 50,000 (which made finding duplicates quadratic in the rows of one key).
-    let shown: Vec<String> = members
-        .iter()
-        .map(|m| m.line)
-        .filter(|l| *l != row.line)
-        .take(5)
-        .map(|l| l.to_string())
+/// The rows read again, grouped by the user they name. Rows of one hash are compared exactly
+/// with the first row of each distinct key of that hash (almost always one), without a
+/// lower-cased copy of every key.
+fn group(rows: Vec<KeyedRow>) -> Duplicates {
+    // For each hash, the groups (indices into `groups`) of the distinct keys seen with it.
+    let mut by_hash: rustc_hash::FxHashMap<u64, Vec<usize>> = Default::default();
+    let mut groups: Vec<(Group, usize)> = Vec::new();
+    let mut member: Vec<(u64, usize, bool)> = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let seen = by_hash.entry(row.hash).or_default();
+        let g = match seen
+            .iter()
+            .copied()
+            .find(|&g| same_key(&rows[groups[g].1].key, &row.key))
+        {
+            Some(g) => g,
+            None => {
+                groups.push((
+                    Group {
+                        first: Vec::new(),
+                        rows: 0,
+                        col: row.col,
+                        column: row.column.clone(),
+                    },
+                    i,
+                ));
+                seen.push(groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[g].0;
+        group.rows += 1;
+        if group.first.len() <= SHOWN {
+            group.first.push(row.line);
+        }
+        member.push((row.line, g, row.valid));
+    }
+    // Only groups of more than one row are duplicates; the rest were hashes that collided.
+    let mut renumbered = vec![u32::MAX; groups.len()];
+    let mut dups = Duplicates::default();
+    for (g, (group, _)) in groups.into_iter().enumerate() {
+        if group.rows > 1 {
+            renumbered[g] = dups.groups.len() as u32;
+            dups.groups.push(group);
+        }
+    }
+    let in_group = member.iter().filter(|m| renumbered[m.1] != u32::MAX);
+    dups.valid_rows = in_group.clone().filter(|m| m.2).count();
+    dups.by_line = in_group
+        .map(|&(line, g, _)| (line, renumbered[g]))
         .collect();
-    let others = members.len() - 1;
-    let more = others.saturating_sub(5);
-    let rows_text = if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    };
-    let column = row
-        .key_col
-        .as_ref()
-        .map(|c| c.1.clone())
-        .unwrap_or_else(|| row.edit.key.field.to_string());
-    FieldError::new(
-        row.key_col.as_ref().map(|c| c.0),
-        column,
-        format!(
-            "the same user is also on row{} {rows_text} (nothing is sent for a user named twice; keep one row)",
-            if others == 1 { "" } else { "s" }
-        ),
-    )
+    // Rows come back in file order; sorting keeps a reader of any order right.
+    if !dups.by_line.is_sorted_by_key(|e| e.0) {
+        dups.by_line.sort_unstable_by_key(|e| e.0);
+    }
+    dups
+}
+
+/// Whether two keys name the same user: the same field, and values equal case-insensitively
+/// after trimming, as `UserKey::normalized` compares them.
+fn same_key(a: &UserKey, b: &UserKey) -> bool {
+    let (x, y) = (rules::trim(&a.value), rules::trim(&b.value));
+    a.field == b.field
+        && if x.is_ascii() && y.is_ascii() {
+            x.eq_ignore_ascii_case(y)
+        } else {
+            x.to_lowercase() == y.to_lowercase()
+        }
+}
+
+/// The error reported on row `line` of `group`: the other rows (the first few, and how many
+/// more). Constant work a row, however many rows the group has.
+fn duplicate_error(line: u64, group: &Group) -> FieldError {
+    use std::fmt::Write;
+    let others = group.rows - 1;
+    let mut text = String::with_capacity(160);
+    text.push_str("the same user is also on row");
+    if others != 1 {
+        text.push('s');
+    }
+    let mut shown = 0;
+    for l in group.first.iter().filter(|l| **l != line).take(SHOWN) {
+        text.push_str(if shown == 0 { " " } else { ", " });
+        let _ = write!(text, "{l}");
+        shown += 1;
+    }
+    if others > shown {
+        let _ = write!(text, " and {} more", others - shown);
+    }
+    text.push_str(" (nothing is sent for a user named twice; keep one row)");
+    FieldError::new(Some(group.col), &*group.column, text)
 }
 
 /// Every hash that occurs more than once in sorted runs (files of little-endian hashes, and
@@ -248,45 +394,50 @@ fn merge_repeated(runs: Vec<std::fs::File>, in_memory: Vec<u64>) -> std::io::Res
     Ok(repeated)
 }
 
-/// A valid row read again to compare its key exactly.
+/// A row read again to compare its key exactly.
 pub struct KeyedRow {
     pub line: u64,
-    pub edit: Edit,
+    pub key: UserKey,
+    /// Its key's hash, as [`RowKey::hash`] gives it.
+    pub hash: u64,
     /// The column (index and header) that holds the key.
-    pub key_col: Option<(usize, String)>,
+    pub col: usize,
+    pub column: Arc<str>,
+    /// Whether the row is valid otherwise (the rows `apply` would have sent).
+    pub valid: bool,
 }
 
-/// Reads `path` again and returns the valid rows whose edits are `wanted`, with their edits and
-/// the column (index and header) that holds their key. Rows are checked on every core, in
-/// chunks, as the first reading checked them.
+/// Reads `path` again and returns the rows, valid or not, whose keys' hashes are `wanted`.
 pub fn reread_keys(
     path: &Path,
     platform_name: &str,
     sheet: Option<&str>,
     options: &Options,
-    wanted: &(dyn Fn(&Edit) -> bool + Sync),
+    wanted: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<Vec<KeyedRow>, Error> {
     let input = open_input(path, Some(platform_name), sheet, options)?;
     let (platform, layout) = (input.platform.as_ref(), &input.layout);
-    let key_col = |edit: &Edit| {
-        platform
-            .fields()
-            .iter()
-            .position(|f| f.name == edit.key.field)
-            .and_then(|f| layout.field_col[f])
-            .map(|c| (c, layout.headers[c].clone()))
-    };
+    let headers: Vec<Arc<str>> = layout
+        .headers
+        .iter()
+        .map(|h| Arc::from(h.as_str()))
+        .collect();
     let mut out = Vec::new();
     for chunk in super::chunks(input.sheet.rows) {
         let chunk = chunk?;
         out.par_extend(chunk.par_iter().with_min_len(256).filter_map(|row| {
-            let edit = super::check_row_keeping(platform, layout, row, Keep::VerdictOnly)
-                .ok()
-                .filter(|e| wanted(e))?;
-            Some(KeyedRow {
+            let key = row_key(platform, layout, row)?;
+            let hash = key.hash();
+            wanted(hash).then(|| KeyedRow {
                 line: row.line,
-                key_col: key_col(&edit),
-                edit,
+                valid: super::check_row_keeping(platform, layout, row, Keep::VerdictOnly).is_ok(),
+                hash,
+                col: key.col,
+                column: headers[key.col].clone(),
+                key: UserKey {
+                    field: key.field,
+                    value: key.value.into_owned(),
+                },
             })
         }));
     }
@@ -321,6 +472,38 @@ mod tests {
             h("user_email", "élodie@EXAMPLE.com")
         );
         assert_eq!(h("username", "\u{212A}im"), h("username", "kim"));
+    }
+
+    fn keyed(line: u64, value: &str) -> KeyedRow {
+        KeyedRow {
+            line,
+            hash: hash_key("user_email", value),
+            key: UserKey {
+                field: "user_email",
+                value: value.to_string(),
+            },
+            col: 0,
+            column: Arc::from("Email"),
+            valid: line.is_multiple_of(2),
+        }
+    }
+
+    #[test]
+    fn a_group_names_the_first_few_others_and_how_many_more() {
+        let mut rows: Vec<KeyedRow> = (2..12).map(|l| keyed(l, "A@x.org")).collect();
+        rows.push(keyed(20, "b@x.org"));
+        rows.push(keyed(21, " B@X.org"));
+        rows.push(keyed(22, "alone@x.org"));
+        let dups = group(rows);
+        assert_eq!(dups.rows(), 12);
+        assert_eq!(dups.valid_rows(), 6);
+        assert!(dups.get(22).is_none() && dups.get(1).is_none());
+        let text = |l| dups.get(l).unwrap().message;
+        assert!(text(2).starts_with("the same user is also on rows 3, 4, 5, 6, 7 and 4 more ("));
+        assert!(text(5).starts_with("the same user is also on rows 2, 3, 4, 6, 7 and 4 more ("));
+        assert!(text(11).starts_with("the same user is also on rows 2, 3, 4, 5, 6 and 4 more ("));
+        assert!(text(21).starts_with("the same user is also on row 20 ("));
+        assert_eq!(dups.get(21).unwrap().column, "Email");
     }
 
     #[test]

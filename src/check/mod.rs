@@ -14,7 +14,9 @@ use crate::platform::{Edit, Keep, Layout, Platform, Record};
 use crate::read::{self, Row};
 use crate::rules::FieldError;
 
-pub use duplicates::{key_hash, reread_keys, Duplicates, KeyCollector, KeyedRow, RUN};
+pub use duplicates::{
+    key_hash, reread_keys, row_key, Duplicates, KeyCollector, KeyedRow, RowKey, RUN,
+};
 pub use input::{open_input, Input};
 
 /// Rows handed to the validators at once: big enough to keep both cores busy, small enough
@@ -114,21 +116,23 @@ pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>>
 /// What a checked row comes to once duplicate keys are known: its edit, with the outcome
 /// `valid` (validate's `valid`; apply's status for a row not sent yet), when the row goes on;
 /// else the `invalid` outcome and the field errors behind it. A key that another row names too
-/// makes a row invalid that is valid otherwise.
+/// makes a row invalid that is valid otherwise, and is named beside whatever else is wrong with
+/// a row that is not.
 #[inline]
 pub fn verdict(
     result: Result<Edit, Vec<FieldError>>,
-    duplicate: Option<&FieldError>,
+    duplicate: Option<FieldError>,
     valid: Status,
 ) -> (Result<Edit, ()>, Outcome, Vec<FieldError>) {
     match (result, duplicate) {
         (Ok(edit), None) => (Ok(edit), Outcome::new(valid), Vec::new()),
         (Ok(_), Some(dup)) => {
-            let errors = vec![dup.clone()];
+            let errors = vec![dup];
             let outcome = Outcome::with_error(Status::Invalid, crate::rules::join_errors(&errors));
             (Err(()), outcome, errors)
         }
-        (Err(errors), _) => {
+        (Err(mut errors), dup) => {
+            errors.extend(dup);
             let outcome = Outcome::with_error(Status::Invalid, crate::rules::join_errors(&errors));
             (Err(()), outcome, errors)
         }

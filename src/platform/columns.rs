@@ -4,6 +4,7 @@
 //! `row`, `status`, `error`) has its report columns dropped; in any other file a `Status` or
 //! `Error` column is the user's own.
 
+use crate::platform::dictionary::SHARED_HEADERS;
 use crate::platform::Field;
 use crate::rules::{normalize_header, REPORT_COLUMNS};
 
@@ -35,13 +36,29 @@ pub struct Layout {
     pub errors: Vec<String>,
 }
 
+/// How well a header fits a platform, to tell platforms apart: first the columns that are the
+/// platform's own (a field's name or an alias that is not a common HR header), then every
+/// column that matched. Two platforms that fit alike cannot be told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fit {
+    pub own: usize,
+    pub matched: usize,
+}
+
 impl Layout {
-    /// How many columns matched a field exactly; used to tell platforms apart.
-    pub fn matched(&self) -> usize {
-        self.uses
-            .iter()
-            .filter(|u| matches!(u, ColumnUse::Field(_) | ColumnUse::Numbered { .. }))
-            .count()
+    /// How well the header fits the platform it was mapped onto.
+    pub fn matched(&self) -> Fit {
+        let shared: Vec<String> = SHARED_HEADERS.iter().map(|h| normalize_header(h)).collect();
+        let mut fit = Fit { own: 0, matched: 0 };
+        for (use_, header) in self.uses.iter().zip(&self.headers) {
+            if matches!(use_, ColumnUse::Field(_) | ColumnUse::Numbered { .. }) {
+                fit.matched += 1;
+                if !shared.contains(&normalize_header(header)) {
+                    fit.own += 1;
+                }
+            }
+        }
+        fit
     }
 
     pub fn has(&self, field: usize) -> bool {

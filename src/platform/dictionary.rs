@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{Changes, Edit, Layout, Template, UserKey};
 use crate::read::Row;
-use crate::rules::{self, FieldError, MAX_TEXT};
+use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
 /// One row of a platform's field table.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +42,20 @@ pub enum Kind {
     Id,
     /// Checked by the vendor's own hook (roles with categories, invite statuses).
     Own,
+    /// One of a few named choices, any case, each standing for values of other fields (hub's
+    /// user status: `Active` is `user_is_active` 1 with `user_invite_status` 3). A field the
+    /// row also gives in its own column must agree with the choice. The field comes after the
+    /// fields it sets in the table, so that theirs are read first.
+    Named(&'static [Choice]),
+}
+
+/// A choice of a [`Kind::Named`] field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub name: &'static str,
+    /// `(field, value sent, values that agree)`: what the choice sets when the row does not
+    /// give the field, and what the row may give it without contradicting the choice.
+    pub sets: &'static [(&'static str, i64, &'static [i64])],
 }
 
 /// How a yes/no value travels.
@@ -133,6 +147,22 @@ impl Kind {
         }
     }
 }
+
+/// Headers that HR exports use for the same things on every platform (SPEC Input). A platform
+/// may take them as aliases, but a column under one of them says nothing about which platform a
+/// sheet is for: platforms are told apart by the columns that are their own.
+pub const SHARED_HEADERS: &[&str] = &[
+    "Given Name",
+    "First Name",
+    "Surname",
+    "Family Name",
+    "Last Name",
+    "Mail",
+    "E-mail",
+    "Email Address",
+    "Login",
+    "User Name",
+];
 
 /// The position of the field called `name`; a compile error when a table has no such field,
 /// so a vendor's hooks name fields by name and never by a position kept in step by hand.
@@ -311,6 +341,7 @@ fn check_field<D: Dictionary>(dictionary: &D, c: &mut Checker, field: usize, f: 
             c.yes_no_as(field, f.name, sent);
         }
         Kind::Password => c.password_as(field, f.name),
+        Kind::Named(choices) => c.named(field, choices),
         Kind::Key(_) | Kind::Id => {}
         // A numbered column is read by the hook of the field it folds into.
         Kind::List { .. } | Kind::Own if !f.numbered => dictionary.check_own(field, c),
@@ -429,6 +460,46 @@ impl<'r, 'a> Checker<'r, 'a> {
             None => {
                 self.fail(cell, format!("not a yes/no value ({})", rules::BOOL_HINT));
                 None
+            }
+        }
+    }
+
+    /// One of the field's named choices, setting the fields it stands for; a field the row gives
+    /// too must agree.
+    fn named(&mut self, field: usize, choices: &'static [Choice]) {
+        let Some(cell) = self.record.get(field) else {
+            return;
+        };
+        if self.refuse_clear(cell) {
+            return;
+        }
+        let wanted = normalize_header(cell.value);
+        let Some(choice) = choices.iter().find(|c| normalize_header(c.name) == wanted) else {
+            let names: Vec<&str> = choices.iter().map(|c| c.name).collect();
+            self.fail(cell, format!("not one of {}", names.join(", ")));
+            return;
+        };
+        for &(name, sent, agree) in choice.sets {
+            let Some(other) = self.fields.iter().position(|f| f.name == name) else {
+                continue;
+            };
+            let Some(given) = self.record.get(other) else {
+                self.changes.insert(name, sent);
+                continue;
+            };
+            let value = match self.fields[other].kind {
+                Kind::YesNo(_) => rules::parse_bool(given.value).map(i64::from),
+                _ => rules::parse_whole(given.value),
+            };
+            // A value that cannot be read is reported by its own field.
+            if value.is_some_and(|v| !agree.contains(&v)) {
+                let there = &self.record.layout.headers[given.col];
+                let message = format!(
+                    "{} contradicts {there} {} on the same row (give one of them, or values \
+                     that agree)",
+                    choice.name, given.value
+                );
+                self.fail(cell, message);
             }
         }
     }

@@ -38,8 +38,23 @@ const FIELDS: &[Field] = {
         Field::new("user_is_active",     &["Is Active"],              YesNo(OneZero), InRecord("user_is_active"),     Column(7, "1", &["1", "0"])),
         Field::new("user_invite_status", &["Invite Status"],          Own,            InRecord("user_invite_status"), Column(8, "3", &["0", "1", "2", "3"])),
         Field::new("user_roles",         &["Roles"],                  Own,            InRecord("user_roles"),         Column(9, "8; 6:0", &["2", "3", "4", "5", "6", "8", "11"])),
+        Field::new("Status",             &[],                         Named(STATUSES), Folded,                       Hidden),
         Field::numbered("role_id"),
         Field::numbered("category_id"),
+    ]
+};
+
+/// A `Status` column read through UiPath's user status table (invite status / is active):
+/// active 3/1, not invited 0/1; inactive sends 1/0, as UiPath's inactivation procedure does, and
+/// agrees with 0/0; pending sends 1/1 (no e-mail sent) and agrees with 2/1.
+#[rustfmt::skip]
+const STATUSES: &[dictionary::Choice] = {
+    use dictionary::Choice;
+    &[
+        Choice { name: "Active", sets: &[("user_is_active", 1, &[1]), ("user_invite_status", 3, &[3])] },
+        Choice { name: "Inactive", sets: &[("user_is_active", 0, &[0]), ("user_invite_status", 1, &[0, 1])] },
+        Choice { name: "Pending", sets: &[("user_is_active", 1, &[1]), ("user_invite_status", 1, &[1, 2])] },
+        Choice { name: "Not invited", sets: &[("user_is_active", 1, &[1]), ("user_invite_status", 0, &[0])] },
     ]
 };
 

@@ -32,10 +32,10 @@ const FIELDS: &[Field] = {
     &[
         // name                          aliases       kind              in the record            template: column, example, drop-down
         Field::new("userId",                     &["User Id"], Key(&Id),         UserId("id"),            Column(0, "00000000-0000-4000-8000-000000000001", &[])),
-        Field::new("name",                       &[],          TEXT,             InRecord("name"),        Column(2, "First00001", &[])),
-        Field::new("surname",                    &[],          TEXT,             InRecord("surname"),     Column(3, "Last00001", &[])),
+        Field::new("name",                       &["Given Name", "First Name"], TEXT,             InRecord("name"),        Column(2, "First00001", &[])),
+        Field::new("surname",                    &["Family Name", "Last Name"], TEXT,             InRecord("surname"),     Column(3, "Last00001", &[])),
         Field::new("displayName",                &[],          TEXT,             InRecord("displayName"), Column(4, "First00001 Last00001", &[])),
-        Field::new("email",                      &[],          Key(&Email),      InRecord("email"),       Column(1, "", &[])),
+        Field::new("email",                      &["Mail", "E-mail", "Email Address"], Key(&Email),      InRecord("email"),       Column(1, "", &[])),
         Field::new("isActive",                   &[],          YesNo(TrueFalse), InRecord("isActive"),    Column(5, "true", &["true", "false"])),
         Field::new("bypassBasicAuthRestriction", &[],          YesNo(TrueFalse), InRecord("bypassBasicAuthRestriction"), Column(6, "false", &["true", "false"])),
         Field::new("invitationAccepted",         &[],          YesNo(TrueFalse), InRecord("invitationAccepted"), Column(7, "", &["true", "false"])),

@@ -190,7 +190,7 @@ pub fn by_name(name: &str, options: &Options) -> Option<Box<dyn Platform>> {
 /// Picks the platform a header row belongs to: among the platforms whose key column is present,
 /// the one that matches the most columns exactly, if only one does.
 pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>, String> {
-    let mut scored: Vec<(usize, Box<dyn Platform>)> = NAMES
+    let mut scored: Vec<(columns::Fit, Box<dyn Platform>)> = NAMES
         .iter()
         .filter_map(|n| by_name(n, options))
         .filter_map(|p| {

@@ -60,8 +60,22 @@ pub(super) fn open(
              open it in Excel and save it again",
         ))
     })?;
+    // calamine reads hidden rows like the others without saying which they are; an XLSX (or
+    // XLSM) or ODS sheet's own XML is read for them. XLS and XLSB rows are read alike, uncounted.
+    let last = range.end().map_or(0, |(r, _)| u64::from(r) + 1);
+    let hidden = match format {
+        Format::Xlsx => super::hidden::xlsx_hidden_rows(&bytes, &sheet_name),
+        Format::Ods => super::hidden::ods_hidden_rows(&bytes, &sheet_name, last),
+        _ => Vec::new(),
+    };
+    let hidden = rows_with_data(&range, hidden);
     let rows = rows_of(range);
     let (header, rows) = split_header(path, rows, &format!("sheet '{sheet_name}'"))?;
+    let mut warnings = warnings;
+    let hidden: Vec<u64> = hidden.into_iter().filter(|&r| r > header.line).collect();
+    if let Some(w) = hidden_rows_warning(&hidden) {
+        warnings.push(w);
+    }
     Ok(Sheet {
         path: path.to_path_buf(),
         description: format!("{kind} workbook, sheet '{sheet_name}'"),
@@ -140,6 +154,51 @@ fn pick_sheet(
                 )
             }),
     }
+}
+
+/// Of the rows `numbers` (as Excel numbers them), those with a cell that is not empty.
+fn rows_with_data(range: &Range<Data>, numbers: Vec<u64>) -> Vec<u64> {
+    let Some((first_row, _)) = range.start() else {
+        return Vec::new();
+    };
+    let (height, width) = range.get_size();
+    numbers
+        .into_iter()
+        .filter(|&n| {
+            let Some(i) = n.checked_sub(u64::from(first_row) + 1) else {
+                return false;
+            };
+            (i as usize) < height
+                && (0..width).any(|c| {
+                    range
+                        .get((i as usize, c))
+                        .is_some_and(|d| !cell_text(d).0.is_empty())
+                })
+        })
+        .collect()
+}
+
+/// What the summary says of rows a workbook hides or filters out: how many, and which (the
+/// first few, and how many more).
+fn hidden_rows_warning(rows: &[u64]) -> Option<String> {
+    let shown: Vec<String> = rows.iter().take(5).map(u64::to_string).collect();
+    let more = rows.len().saturating_sub(5);
+    let which = match (rows.len(), more) {
+        (0, _) => return None,
+        (1, _) => format!("row {}", shown[0]),
+        (_, 0) => format!("rows {}", shown.join(", ")),
+        _ => format!("rows {} and {more} more", shown.join(", ")),
+    };
+    Some(format!(
+        "{} {} hidden or filtered out in the workbook, read like the others: {which} (check them \
+         before applying)",
+        rows.len(),
+        if rows.len() == 1 {
+            "row is"
+        } else {
+            "rows are"
+        },
+    ))
 }
 
 fn rows_of(range: Range<Data>) -> super::Rows {

@@ -4,6 +4,7 @@
 
 mod csv;
 mod excel;
+mod hidden;
 pub mod records;
 
 use std::fmt;

@@ -60,7 +60,20 @@ impl ReportLock {
                 )
             })?;
         match file.try_lock() {
-            Ok(()) => Ok(ReportLock { file, path }),
+            Ok(()) => {
+                // A run killed while writing leaves its temporary files, which hold user data;
+                // with the lock held none of them is still being written.
+                for dest in [
+                    report.to_path_buf(),
+                    failures_path(report),
+                    journal_path(report),
+                ] {
+                    super::AtomicFile::remove_left_over(&dest);
+                }
+                let lock = ReportLock { file, path };
+                can_write(report)?;
+                Ok(lock)
+            }
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::usage(format!(
                 "another bulkedit is writing {} right now; wait for it to finish, or give this \
                  run another --report",
@@ -79,6 +92,41 @@ impl Drop for ReportLock {
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
     }
+}
+
+/// Proves, before anything is sent, that the report and its failures file can be written where
+/// they go: an existing one can be opened for writing (not a folder, not held by Excel), and a
+/// workbook can be saved beside it. A run must not send rows and only then find that it cannot
+/// write what it did. The trial leaves nothing behind.
+fn can_write(report: &Path) -> Result<(), Error> {
+    for dest in [report.to_path_buf(), failures_path(report)] {
+        let refuse = |e: &dyn std::fmt::Display| {
+            Error::report(
+                report,
+                format!(
+                    "cannot write {}: {e} (close it if another program has it open, or choose \
+                     another --report); nothing was sent",
+                    dest.display()
+                ),
+            )
+        };
+        if let Ok(meta) = std::fs::metadata(&dest) {
+            if meta.is_dir() {
+                return Err(refuse(&"it is a folder"));
+            }
+            OpenOptions::new()
+                .append(true)
+                .open(&dest)
+                .map_err(|e| refuse(&e))?;
+        }
+        if super::is_xlsx(&dest) {
+            let trial = super::AtomicFile::new(&dest);
+            let saved = rust_xlsxwriter::Workbook::new().save(&trial.tmp);
+            trial.abandon();
+            saved.map_err(|e| refuse(&e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A hidden file beside the report: `.users-report.csv.lock`.

@@ -360,6 +360,36 @@ impl AtomicFile {
     pub fn commit(&self) -> io::Result<()> {
         std::fs::rename(&self.tmp, &self.dest)
     }
+    /// Removes what runs that were killed before renaming left beside `dest`: temporary files
+    /// named after it by any process. Only for a caller that holds the report's lock, so that
+    /// no live run is still writing one of them.
+    pub fn remove_left_over(dest: &Path) {
+        let (Some(dir), Some(name)) = (dest.parent(), dest.file_name().and_then(|n| n.to_str()))
+        else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let prefix = format!(".{name}.");
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(n) = file_name.to_str() else {
+                continue;
+            };
+            let pid = n
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"));
+            if pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
     pub fn abandon(&self) {
         let _ = std::fs::remove_file(&self.tmp);
     }

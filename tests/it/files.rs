@@ -17,11 +17,11 @@ fn run(args: &[&str], file: &std::path::Path) -> std::process::Output {
 #[test]
 fn an_unclosed_quote_makes_the_file_unreadable_naming_where_it_opened() {
     let dir = tempdir();
-    let small = "Email,First Name,Last Name\r\n\
+    let small = "user_email,First Name,Last Name\r\n\
                  user00001@example.com,Ann,Lee\r\n\
                  \r\n\
                  user00002@example.com,\"Bob,Ray\r\nuser00003@example.com,Cy,Dee\r\n";
-    let mut big = String::from("Email,First Name,Last Name\n");
+    let mut big = String::from("user_email,First Name,Last Name\n");
     for i in 1..=20_000 {
         big.push_str(&format!(
             "user{i:05}@example.com,\"Name\non two lines\",Last\n"
@@ -58,12 +58,12 @@ fn text_that_is_not_utf8_is_decoded_whole_in_its_legacy_encoding() {
     let dir = tempdir();
     let names = ["José", "Ã©tienne", "Zoë", "Müller", "Ã‰lise"];
     let row = |i: usize, first: &str| format!("user{i:05}@example.com,{first},Lee\r\n");
-    let mut small = String::from("Email,First Name,Last Name\r\n");
+    let mut small = String::from("user_email,First Name,Last Name\r\n");
     for (i, n) in names.iter().enumerate() {
         small.push_str(&row(i + 1, n));
     }
     // The same names after 2,000 rows of plain ASCII and of `Ã©`, which is UTF-8 on its own.
-    let mut big = String::from("Email,First Name,Last Name\r\n");
+    let mut big = String::from("user_email,First Name,Last Name\r\n");
     for i in 1..=2000 {
         big.push_str(&row(i, if i % 2 == 0 { "Ã©ric" } else { "Ann" }));
     }
@@ -123,7 +123,7 @@ fn text_that_is_not_utf8_is_decoded_whole_in_its_legacy_encoding() {
 fn a_fifo_or_stdin_is_read_once_and_never_hangs() {
     use std::io::Write;
     let dir = tempdir();
-    let text = "Email,First Name\nuser00001@example.com,Ann\nuser00002@example.com,Bob\n";
+    let text = "user_email,First Name\nuser00001@example.com,Ann\nuser00002@example.com,Bob\n";
     for args in [&["validate"][..], &["apply", "--sandbox"][..]] {
         let fifo = dir.path().join(format!("in-{}.csv", args[0]));
         let made = std::process::Command::new("mkfifo")
@@ -266,4 +266,144 @@ fn workbook_text_never_becomes_a_formula_and_a_report_reads_back_exactly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(read_report(&again)[0]["Job Title"], title);
+}
+
+/// Rows a workbook hides, by hand or by a filter, are read like the others, and the run says
+/// how many there were and which (the first few, and how many more). Empty hidden rows, and a
+/// hidden sheet's rows, are not counted.
+#[test]
+fn rows_a_workbook_hides_or_filters_out_are_read_and_named() {
+    let dir = tempdir();
+    let input = dir.path().join("hidden.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet().set_name("Users").unwrap();
+    for (c, h) in ["user_email", "user_department"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    // Rows 2 to 21 as Excel numbers them.
+    for i in 1..=20u32 {
+        let dept = if i % 4 == 0 { "Sales" } else { "Finance" };
+        sheet
+            .write_string(i, 0, format!("user{i:05}@example.com"))
+            .unwrap();
+        sheet.write_string(i, 1, dept).unwrap();
+    }
+    sheet.autofilter(0, 0, 20, 1).unwrap();
+    let finance = rust_xlsxwriter::FilterCondition::new().add_list_filter("Finance");
+    sheet.filter_column(1, &finance).unwrap();
+    sheet.set_row_hidden(2).unwrap();
+    sheet.set_row_hidden(4).unwrap();
+    // An empty row hidden: nothing to read, nothing to say.
+    sheet.set_row_hidden(30).unwrap();
+    book.save(&input).unwrap();
+
+    let report = dir.path().join("r.csv");
+    let out = run(&["validate", "--report", report.to_str().unwrap()], &input);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        read_report(&report).len(),
+        20,
+        "hidden rows are read like the others"
+    );
+    // Filtered out: the Sales rows 5, 9, 13, 17 and 21; hidden by hand: rows 3 and 5.
+    assert!(
+        err.contains(
+            "6 rows are hidden or filtered out in the workbook, read like the others: \
+             rows 3, 5, 9, 13, 17 and 1 more"
+        ),
+        "{err}"
+    );
+
+    let applied = dir.path().join("a.csv");
+    let out = run(
+        &["apply", "--sandbox", "--report", applied.to_str().unwrap()],
+        &input,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("6 rows are hidden or filtered out"), "{err}");
+    assert_eq!(read_report(&applied).len(), 20);
+
+    // A sheet with nothing hidden says nothing of it.
+    let plain = dir.path().join("plain.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "user_email").unwrap();
+    sheet.write_string(1, 0, "user00001@example.com").unwrap();
+    book.save(&plain).unwrap();
+    let out = run(&["validate", "--report", report.to_str().unwrap()], &plain);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("hidden"), "{}", stderr_of(&out));
+}
+
+/// An ODS spreadsheet marks the rows it hides, or that a filter leaves out, by their
+/// visibility; a run of them may be one element repeated.
+#[test]
+fn rows_an_ods_spreadsheet_hides_are_read_and_named() {
+    use std::io::Write;
+    let dir = tempdir();
+    let input = dir.path().join("hidden.ods");
+    let row = |email: &str, attrs: &str| {
+        format!(
+            "<table:table-row{attrs}><table:table-cell office:value-type=\"string\"><text:p>{email}</text:p></table:table-cell></table:table-row>"
+        )
+    };
+    let mut rows = row("user_email", "");
+    rows += &row("user00001@example.com", "");
+    rows += &row("user00002@example.com", " table:visibility=\"collapse\"");
+    rows += &row("user00003@example.com", "");
+    rows += &row(
+        "user00004@example.com",
+        " table:number-rows-repeated=\"2\" table:visibility=\"filter\"",
+    );
+    rows += &row("user00005@example.com", "");
+    let content = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <office:document-content xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
+         xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" \
+         xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" office:version=\"1.2\">\
+         <office:body><office:spreadsheet>\
+         <table:table table:name=\"Other\"><table:table-row table:visibility=\"collapse\"><table:table-cell office:value-type=\"string\"><text:p>x</text:p></table:table-cell></table:table-row></table:table>\
+         <table:table table:name=\"Users\">{rows}</table:table>\
+         </office:spreadsheet></office:body></office:document-content>"
+    );
+    let manifest = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+        <manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\" manifest:version=\"1.2\">\
+        <manifest:file-entry manifest:full-path=\"/\" manifest:media-type=\"application/vnd.oasis.opendocument.spreadsheet\"/>\
+        <manifest:file-entry manifest:full-path=\"content.xml\" manifest:media-type=\"text/xml\"/>\
+        </manifest:manifest>";
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&input).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    zip.start_file("META-INF/manifest.xml", stored).unwrap();
+    zip.write_all(manifest.as_bytes()).unwrap();
+    zip.start_file("content.xml", stored).unwrap();
+    zip.write_all(content.as_bytes()).unwrap();
+    zip.finish().unwrap();
+
+    let report = dir.path().join("r.csv");
+    let out = run(
+        &[
+            "validate",
+            "--sheet",
+            "Users",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &input,
+    );
+    let err = stderr_of(&out);
+    // The repeated row is the same user twice: both its rows are invalid, and read.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(read_report(&report).len(), 6, "{err}");
+    assert!(
+        err.contains(
+            "3 rows are hidden or filtered out in the workbook, read like the others: rows 3, 5, 6"
+        ),
+        "{err}"
+    );
 }

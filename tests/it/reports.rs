@@ -352,3 +352,136 @@ fn validate_keeps_a_report_recording_writes_and_never_writes_over_its_input() {
         "user_email\nuser00002@example.com\n"
     );
 }
+
+/// The temporary files in `dir`: what a run writes before renaming into place.
+fn temp_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_run_killed_while_writing_leaves_no_temporary_file_after_the_next_run() {
+    let _cores = heavy();
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let report = out.join("r.csv");
+    // Long enough that the report is still being written when it is seen.
+    let mut text = String::from("user_email,user_department\n");
+    for i in 0..1_000_000 {
+        text.push_str(&format!("user{i:07}@example.com,Dept{}\n", i % 50));
+    }
+    let big = write(dir.path(), "big.csv", text);
+    // Another report's temporary file, which no run on r.csv may touch.
+    write(&out, ".other.csv.12345.tmp", "someone else's");
+    let mut caught = false;
+    for _ in 0..5 {
+        let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"))
+            .arg("validate")
+            .arg(&big)
+            .arg("--report")
+            .arg(&report)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let tmp = format!(".r.csv.{}.tmp", run.id());
+        loop {
+            if temp_files(&out).contains(&tmp) {
+                run.kill().unwrap(); // SIGKILL: nothing of the run's own gets to clean up
+                run.wait().unwrap();
+                caught = true;
+                break;
+            }
+            if run.try_wait().unwrap().is_some() {
+                break; // finished before it was seen: try again
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if caught {
+            break;
+        }
+    }
+    assert!(caught, "no run was seen writing its report");
+    let left = temp_files(&out);
+    assert_eq!(
+        left.len(),
+        2,
+        "the killed run left its temporary report: {left:?}"
+    );
+    let small = write(
+        dir.path(),
+        "small.csv",
+        "user_email,user_department\nuser00001@example.com,Sales\nbad,x\n",
+    );
+    let again = bulkedit()
+        .arg("validate")
+        .arg(&small)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "{}", stderr_of(&again));
+    assert_eq!(temp_files(&out), [".other.csv.12345.tmp"]);
+    assert_eq!(read_report(&report).len(), 2);
+    // The same for what an apply leaves beside a workbook report: its journal's and its
+    // failures file's temporary files.
+    let sb = Sandbox::start(SandboxConfig::default()).unwrap();
+    let xlsx = out.join("w.xlsx");
+    for name in [
+        ".w.xlsx.4000001.tmp",
+        ".w.xlsx.partial.csv.4000002.tmp",
+        ".w-failures.xlsx.4000003.tmp",
+    ] {
+        write(&out, name, "row,status\n2,updated\n");
+    }
+    let input = cr_sheet(dir.path(), "cr.csv", 2, "K");
+    let applied = apply(&sb, &input, &xlsx, &[]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr_of(&applied));
+    assert_eq!(temp_files(&out), [".other.csv.12345.tmp"]);
+}
+
+#[test]
+fn a_workbook_report_that_cannot_be_written_stops_the_run_before_anything_is_sent() {
+    let sb = Sandbox::start(SandboxConfig::default()).unwrap();
+    let dir = tempdir();
+    let input = cr_sheet(dir.path(), "users.csv", 3, "Never");
+    let report = dir.path().join("r.xlsx");
+    // Where the failures file would go, something that cannot be written over.
+    std::fs::create_dir_all(dir.path().join("r-failures.xlsx").join("kept")).unwrap();
+    let out = apply(&sb, &input, &report, &["--rate", "unlimited"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("r-failures.xlsx") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert!(
+        !sb.requests().iter().any(|r| r.method == "PUT"),
+        "no row was sent"
+    );
+    assert!(!report.exists());
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["r-failures.xlsx", "users.csv"],
+        "the trial left nothing"
+    );
+    // Once the way is clear, the same run goes through.
+    std::fs::remove_dir_all(dir.path().join("r-failures.xlsx")).unwrap();
+    let out = apply(&sb, &input, &report, &["--rate", "unlimited"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(report.exists());
+    assert_eq!(
+        sb.requests().iter().filter(|r| r.method == "PUT").count(),
+        3
+    );
+}

@@ -770,3 +770,100 @@ fn hub_accepts_the_inactivation_pair_1_0_and_a_deactivation_alone_sends_invite_s
         (Some(0), Some(1))
     );
 }
+
+/// The users of one platform as the sandbox holds them now.
+fn sandbox_users(sb: &bulkedit::sandbox::Sandbox, platform: &str) -> Vec<serde_json::Value> {
+    let state: serde_json::Value = http_client()
+        .build()
+        .unwrap()
+        .get(format!("{}/_sandbox/state", sb.base_url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    state[platform].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_key_on_an_invalid_row_still_marks_the_valid_row_sharing_it() {
+    let dir = tempdir();
+    // Row 2 is valid alone; row 3 names the same user (in another case) with a broken
+    // department; control-room's row 5 writes row 4's id as Excel stores a number.
+    let hub = write(
+        dir.path(),
+        "hub.csv",
+        format!(
+            "user_email,user_department\nuser00001@example.com,Finance\nUSER00001@example.com ,{}\nuser00002@example.com,Sales\n",
+            "x".repeat(300)
+        ),
+    );
+    let report = dir.path().join("r.csv");
+    let out = validate(&hub, &report, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let r = read_report(&report);
+    assert_eq!(
+        statuses(&r),
+        pairs(&[("2", "invalid"), ("3", "invalid"), ("4", "valid")])
+    );
+    assert_eq!(r[0]["error"], "user_email: the same user is also on row 3 (nothing is sent for a user named twice; keep one row)");
+    assert!(
+        r[1]["error"].contains("user_department: ")
+            && r[1]["error"].contains("user_email: the same user is also on row 2"),
+        "the invalid row names both what is wrong and its twin: {}",
+        r[1]["error"]
+    );
+    let cr = write(
+        dir.path(),
+        "cr.csv",
+        "id,email\n6,user00006@example.com\n6.0,not-an-email\n",
+    );
+    validate(&cr, &report, &[]);
+    assert_eq!(
+        statuses(&read_report(&report)),
+        pairs(&[("2", "invalid"), ("3", "invalid")])
+    );
+}
+
+#[test]
+fn apply_sends_nothing_for_a_valid_row_whose_key_an_invalid_row_repeats() {
+    let dir = tempdir();
+    let f = write(
+        dir.path(),
+        "hub.csv",
+        "user_email,user_department,user_is_active\nuser00001@example.com,Finance,\nuser00001@example.com,Sales,perhaps\nuser00002@example.com,Legal,\n",
+    );
+    let sb =
+        bulkedit::sandbox::Sandbox::start(bulkedit::sandbox::SandboxConfig::default()).unwrap();
+    let before = sandbox_users(&sb, "hub");
+    let report = dir.path().join("a.csv");
+    let out = bulkedit()
+        .arg("apply")
+        .arg(&f)
+        .args(["--url", sb.url_for("hub").as_str(), "--report"])
+        .arg(&report)
+        .env("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(
+        statuses(&read_report(&report)),
+        pairs(&[("2", "invalid"), ("3", "invalid"), ("4", "updated")])
+    );
+    let after = sandbox_users(&sb, "hub");
+    let user = |users: &[serde_json::Value], email: &str| {
+        users
+            .iter()
+            .find(|u| u["user_email"] == email)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        user(&after, "user00001@example.com"),
+        user(&before, "user00001@example.com"),
+        "nothing was sent for the user named twice"
+    );
+    assert_eq!(
+        user(&after, "user00002@example.com")["user_department"],
+        "Legal"
+    );
+}

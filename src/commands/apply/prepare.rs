@@ -182,8 +182,8 @@ pub fn survey(
         total_rows += chunk.len() as u64;
         let checked = check::check_chunk(input.platform.as_ref(), &input.layout, &chunk);
         for (row, checked) in chunk.iter().zip(checked) {
+            keys.add_row(input.platform.as_ref(), &input.layout, row);
             let Ok(edit) = checked else { continue };
-            keys.add(&edit);
             if let Resumed::Done(_) = earlier.look_up(&columns, row.line, &row.cells) {
                 continue;
             }
@@ -203,7 +203,7 @@ pub fn survey(
         )
     })?;
     // Rows naming the same user were valid alone but are not sent.
-    plan.rows = plan.rows.saturating_sub(dups.by_line.len());
+    plan.rows = plan.rows.saturating_sub(dups.valid_rows());
     Ok(Survey {
         _lock: lock,
         record,

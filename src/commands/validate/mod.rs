@@ -48,13 +48,16 @@ struct Job<'a> {
 
 impl Job<'_> {
     #[inline]
-    fn check(&self, row: &Row, duplicate: Option<&FieldError>) -> Checked {
+    fn check(&self, row: &Row, duplicate: Option<FieldError>) -> Checked {
         let result = check::check_row_keeping(self.platform, self.layout, row, Keep::VerdictOnly);
-        let (edit, outcome, errors) = check::verdict(result, duplicate, Status::Valid);
-        let key_hash = edit
-            .ok()
-            .filter(|_| self.collect_keys)
-            .map(|e| check::key_hash(&e));
+        let (_, outcome, errors) = check::verdict(result, duplicate, Status::Valid);
+        // Every row's key, valid or not: an invalid row still marks the valid row that
+        // shares its key.
+        let key_hash = self
+            .collect_keys
+            .then(|| check::row_key(self.platform, self.layout, row))
+            .flatten()
+            .map(|k| k.hash());
         Checked {
             outcome,
             errors,
