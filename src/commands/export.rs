@@ -146,9 +146,14 @@ pub fn run(
     let url = &target.url;
     let server =
         |what: &str, o: Outcome| redact(Error::server(url, format!("{what}: {}", o.error)));
-    let names = export
-        .names()
-        .map_err(|o| server("cannot read the role and group names", o))?;
+    // Without the names, roles and groups are written as ids, which apply reads back too.
+    let names = export.names().unwrap_or_else(|o| {
+        console.warn(&secrets.redact(&format!(
+            "cannot read the role and group names ({}): they are written as ids",
+            o.error
+        )));
+        Names::default()
+    });
     let first = export
         .list_page(&PageAt {
             number: 0,
@@ -170,11 +175,11 @@ pub fn run(
     .map_err(|o| server("cannot read the user list", o));
     progress.finish();
     console.set_bar(None);
-    let mut listed = listed?;
     if interrupted.load(Ordering::SeqCst) {
         console.warn("interrupted: nothing was written (an export is written whole or not at all)");
         return Ok(130);
     }
+    let mut listed = listed?;
     let csv = !args.output.as_deref().is_some_and(report::is_xlsx);
     let kept = readable(&mut listed.rows, csv);
     let written = match &args.output {

@@ -347,3 +347,41 @@ fn export_stops_before_writing_when_the_url_or_credentials_do_not_work() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(read_report(&path).len(), 3);
 }
+
+#[test]
+fn ctrl_c_stops_the_export_and_writes_nothing() {
+    // Ten pages at two requests a second: time enough to be interrupted.
+    let sb = sandbox(5_000);
+    let dir = tempdir();
+    let path = dir.path().join("users.csv");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"))
+        .args(["export", "--platform", "hub", "--url"])
+        .arg(sb.url_for("hub").as_str())
+        .args(["--rate", "2/s", "--concurrency", "1", "-o"])
+        .arg(&path)
+        .env("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pages_read = || {
+        sb.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/openapi/users"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pages_read() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(pages_read() < 10, "stopped before the last page");
+    assert!(!path.exists(), "an export is written whole or not at all");
+    assert!(
+        stderr_of(&out).contains("nothing was written"),
+        "{}",
+        stderr_of(&out)
+    );
+}
