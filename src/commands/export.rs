@@ -15,11 +15,13 @@ use serde_json::Value;
 use super::apply::{prepare, ApplyArgs};
 use super::template::write_workbook;
 use super::Console;
+use crate::check;
 use crate::engine::http::{printable, Hooks, LogSink};
 use crate::engine::{Http, HttpSettings, Outcome, Rate};
 use crate::error::Error;
 use crate::platform::rmw::{Export, ListPage, Names, PageAt, Total};
 use crate::platform::{self, Connect, Options, CLEAR};
+use crate::read::{Cells, Row};
 use crate::report::{self, AtomicFile};
 use crate::rules;
 
@@ -196,6 +198,9 @@ pub fn run(
         }
     };
     for w in kept.warnings(listed.twins) {
+        console.warn(&w);
+    }
+    if let Some(w) = refused_by_apply(platform.as_ref(), &template.headers, &listed.rows) {
         console.warn(&w);
     }
     console.info(&format!(
@@ -400,6 +405,54 @@ impl Kept {
         }
         w
     }
+}
+
+/// The exported rows read as `apply` reads them, with the field dictionary's default options:
+/// when some would be refused, how many and the first reason (a custom hub role, say, which
+/// `apply` admits with `--allow-role`), so that nobody learns it from a failed round trip.
+fn refused_by_apply(
+    platform: &dyn platform::Platform,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> Option<String> {
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let layout = platform::columns::map_headers(&header, platform.fields());
+    let mut refused = 0;
+    let mut first = None;
+    // In chunks, so a big tenant's rows are not all held twice.
+    for (n, chunk) in rows.chunks(10_000).enumerate() {
+        let as_read: Vec<Row> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, cells)| {
+                let mut read =
+                    Cells::with_capacity(cells.len(), cells.iter().map(String::len).sum());
+                for c in cells {
+                    read.push(c);
+                }
+                Row {
+                    // The row Excel shows: the header is row 1.
+                    line: (n * 10_000 + i) as u64 + 2,
+                    cells: read,
+                    bad_cells: Vec::new(),
+                }
+            })
+            .collect();
+        for (row, checked) in as_read
+            .iter()
+            .zip(check::check_chunk(platform, &layout, &as_read))
+        {
+            if let Err(errors) = checked {
+                refused += 1;
+                first.get_or_insert_with(|| {
+                    format!("row {}: {}", row.line, rules::join_errors(&errors))
+                });
+            }
+        }
+    }
+    first.map(|first| {
+        format!("{refused} exported rows would be refused by apply as they are ({first})")
+    })
 }
 
 /// Makes every cell read back as the value it holds: an empty cell keeps what the server has,

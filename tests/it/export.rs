@@ -385,3 +385,46 @@ fn ctrl_c_stops_the_export_and_writes_nothing() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn a_custom_hub_role_is_exported_by_id_and_the_export_says_apply_needs_allow_role() {
+    let sb = sandbox(4);
+    hub_edit(
+        &sb,
+        json!({"user_email": "user00002@example.com", "user_roles": [
+            {"role_id": 101, "category_id": 0}, {"role_id": 6, "category_id": 2}]}),
+    );
+    let dir = tempdir();
+    let path = dir.path().join("users.csv");
+    let out = export(&sb, "hub", &path, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rows = read_report(&path);
+    assert_eq!(
+        rows[1]["user_roles"], "Idea Approver:2; 101",
+        "a default role by name with its category, the custom one by id"
+    );
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("1 exported rows would be refused by apply as they are (row 3:")
+            && err.contains("--allow-role 101"),
+        "{err}"
+    );
+    let before = sb.state();
+    let applied = bulkedit()
+        .arg("apply")
+        .arg(&path)
+        .args(["--platform", "hub", "--allow-role", "101", "--url"])
+        .arg(sb.url_for("hub").as_str())
+        .args(["--rate", "unlimited", "--report"])
+        .arg(dir.path().join("report.csv"))
+        .envs(env_for("hub"))
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr_of(&applied));
+    let report = read_report(&dir.path().join("report.csv"));
+    assert!(
+        report.iter().all(|r| r["status"] == "unchanged"),
+        "{report:?}"
+    );
+    assert_eq!(sb.state(), before);
+}
