@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    self, apply::ApplyArgs, template::TemplateArgs, validate::ValidateArgs, Console,
+    self, apply::ApplyArgs, export::ExportArgs, template::TemplateArgs, validate::ValidateArgs,
+    Console,
 };
 use crate::engine::Rate;
 use crate::platform::Options;
@@ -39,6 +40,9 @@ enum Command {
     Validate(ValidateCli),
     /// Send the rows to the platform (or rehearse with --dry-run or --sandbox).
     Apply(ApplyCli),
+    /// Write every user of the platform as a sheet in the columns apply reads: the start of
+    /// a bulk edit, and a backup.
+    Export(ExportCli),
     /// Write a header row and an example row to start a sheet from.
     Template(TemplateCli),
     /// Serve all three vendor APIs on one loopback address, for rehearsals and tests.
@@ -142,6 +146,62 @@ struct ApplyCli {
     #[arg(short, long)]
     verbose: bool,
     /// Only warnings, errors and the summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportCli {
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
+    platform: String,
+    /// Where to write it: CSV, or a workbook with drop-down lists for a name ending in .xlsx
+    /// (default: CSV on stdout).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write over FILE if it exists (without it, an existing file is never replaced).
+    #[arg(long)]
+    force: bool,
+    /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
+    #[arg(long, value_name = "URL", required_unless_present = "sandbox")]
+    url: Option<String>,
+    /// Export the built-in sandbox's users, started in-process on a loopback port.
+    #[arg(long, conflicts_with = "url")]
+    sandbox: bool,
+    /// Pages of users read at once (1 to 512).
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
+    concurrency: usize,
+    /// Requests shared by all workers: 10/s, 600/min, 1000/h or unlimited (default: hub 10/s,
+    /// identity 30/min, control-room 5/s).
+    #[arg(long, value_name = "R")]
+    rate: Option<Rate>,
+    /// Further tries for 408, 429, 502, 503, 504 and dropped connections (0 to 100).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    retries: u32,
+    /// Read the token from this file instead of BULKEDIT_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Identity: the organization's partition id, when the token has no prt_id claim
+    /// (or BULKEDIT_PARTITION).
+    #[arg(long, value_name = "ID")]
+    partition: Option<String>,
+    /// Allow http:// to hosts other than loopback (an 11.x Control Room without TLS).
+    #[arg(long)]
+    allow_http: bool,
+    /// Trust this CA certificate (PEM) beside the system's.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+    /// Seconds to wait for an answer before counting the request as failed (up to a day).
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = seconds)]
+    timeout: Duration,
+    /// The longest pause a server's Retry-After may ask for; a longer one stops the export.
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = seconds)]
+    max_pause: Duration,
+    /// Log one line per request (secrets redacted).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -300,6 +360,29 @@ pub fn main() -> i32 {
                 max_pause: a.max_pause,
             };
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
+        }
+        Command::Export(x) => {
+            on_ctrl_c();
+            let console = Console::new(x.quiet);
+            let args = ExportArgs {
+                platform: x.platform,
+                output: x.output,
+                force: x.force,
+                url: x.url,
+                sandbox: x.sandbox,
+                concurrency: x.concurrency,
+                rate: x.rate,
+                retries: x.retries,
+                token_file: x.token_file,
+                partition: x.partition,
+                allow_http: x.allow_http,
+                ca_cert: x.ca_cert,
+                verbose: x.verbose,
+                quiet: x.quiet,
+                timeout: x.timeout,
+                max_pause: x.max_pause,
+            };
+            exit_with(commands::export::run(&args, &console, &INTERRUPTED))
         }
         Command::Template(t) => {
             let args = TemplateArgs {

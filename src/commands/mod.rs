@@ -1,6 +1,7 @@
 //! The commands behind the command line, as library functions that tests and benches call.
 
 pub mod apply;
+pub mod export;
 pub mod template;
 pub mod validate;
 

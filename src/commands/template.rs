@@ -72,23 +72,47 @@ pub fn run(args: &TemplateArgs) -> Result<Option<PathBuf>, Error> {
 }
 
 fn write_xlsx(path: &Path, t: &platform::Template) -> Result<(), rust_xlsxwriter::XlsxError> {
+    write_workbook(path, t, std::iter::once(&t.example))
+}
+
+/// A sheet in the template's columns: the header in bold, then `rows`, with the template's
+/// drop-down lists on every row a person may fill in; `export` writes its users through it.
+pub fn write_workbook<'r, R, S>(
+    path: &Path,
+    t: &platform::Template,
+    rows: impl IntoIterator<Item = &'r R>,
+) -> Result<(), rust_xlsxwriter::XlsxError>
+where
+    R: AsRef<[S]> + ?Sized + 'r,
+    S: AsRef<str> + 'r,
+{
     let mut wb = Workbook::new();
     let bold = Format::new().set_bold();
     let sheet = wb.add_worksheet();
     sheet.set_name("Users")?;
-    for (c, (h, example)) in t.headers.iter().zip(&t.example).enumerate() {
+    let mut widths: Vec<usize> = t.headers.iter().map(|h| h.len()).collect();
+    let mut last_row = 0u32;
+    for (r, row) in rows.into_iter().enumerate() {
+        let r = r as u32 + 1;
+        last_row = r;
+        for (c, value) in row.as_ref().iter().enumerate().take(t.headers.len()) {
+            let value = value.as_ref();
+            if !value.is_empty() {
+                sheet.write_string(r, c as u16, value)?;
+                widths[c] = widths[c].max(value.chars().count());
+            }
+        }
+    }
+    for (c, h) in t.headers.iter().enumerate() {
         let c = c as u16;
         sheet.write_string_with_format(0, c, *h, &bold)?;
-        if !example.is_empty() {
-            sheet.write_string(1, c, *example)?;
-        }
-        sheet.set_column_width(c, (h.len().max(example.len()) + 2).min(40) as f64)?;
+        sheet.set_column_width(c, (widths[c as usize] + 2).min(40) as f64)?;
         if let Some((_, choices)) = t.choices.iter().find(|(name, _)| name == h) {
             let list = DataValidation::new()
                 .allow_list_strings(choices)?
                 // Role lists hold several ids ("8; 6"): offer the list, accept other text.
                 .show_error_message(false);
-            sheet.add_data_validation(1, c, 10_000, c, &list)?;
+            sheet.add_data_validation(1, c, last_row.max(10_000), c, &list)?;
         }
     }
     sheet.set_freeze_panes(1, 0)?;

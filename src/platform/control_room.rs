@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
-use super::rmw::{Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total, Vendor};
+use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
 use super::{
     endpoint, read_json, server_message, Checker, Connect, Edit, Field, Platform, Record, Session,
@@ -510,6 +510,71 @@ impl Vendor for ControlRoomSession {
             409 => Answer::Conflict(server_message(reply)),
             _ => Answer::Refused(server_message(reply)),
         }
+    }
+    /// The role list, read once and shared with the role look-ups of rows.
+    fn names(&self) -> Result<Names, Outcome> {
+        let catalog = self
+            .role_catalog()
+            .map_err(|m| Outcome::with_error(crate::engine::Status::Failed, m))?;
+        Ok(catalog
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r["id"].as_i64()?.to_string(),
+                    r["name"].as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    /// Deleted users are listed too, but are no longer users.
+    fn exports(&self, user: &serde_json::Map<String, Value>) -> bool {
+        user.get("deleted").and_then(Value::as_bool) != Some(true)
+    }
+
+    /// Roles by name where `apply` finds that same role by the name (one role of that name,
+    /// no list separator, not a number), by id otherwise.
+    fn exported(
+        &self,
+        field: &Field,
+        user: &serde_json::Map<String, Value>,
+        names: &Names,
+    ) -> Option<String> {
+        if field.name != FIELDS[ROLES].name {
+            return None;
+        }
+        let mut ids: Vec<i64> = user
+            .get(field.name)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_i64())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let items: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let name = names
+                    .iter()
+                    .find(|(rid, _)| *rid == id.to_string())
+                    .map(|(_, n)| n.as_str())
+                    .filter(|n| {
+                        let unique = names
+                            .iter()
+                            .filter(|(_, o)| o.eq_ignore_ascii_case(n))
+                            .count()
+                            == 1;
+                        unique
+                            && rules::parse_whole(n).is_none()
+                            && !n.contains([';', ','])
+                            && rules::trim(n) == *n
+                            && !n.is_empty()
+                    });
+                name.map_or_else(|| id.to_string(), str::to_string)
+            })
+            .collect();
+        Some(items.join("; "))
     }
 }
 

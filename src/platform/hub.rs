@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{
-    describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
-    Vendor,
+    describe_changes, record_keys, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite,
+    Total, Vendor,
 };
 use super::{
     endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
@@ -613,6 +613,52 @@ impl Vendor for HubSession {
             Some(_) => Answer::Refused(server_message(reply)),
             None => Answer::Refused(super::not_the_api(reply)),
         }
+    }
+    /// `GET /roles`: every role, custom ones included.
+    fn names(&self) -> Result<Names, Outcome> {
+        let req = Request::get(endpoint(&self.base, &["roles"]));
+        let (body, attempts) = read_json(&self.http, &req, &self.auth, "reading the roles")?;
+        let roles = body["data"]
+            .as_array()
+            .ok_or_else(|| super::unknown_shape("reading the roles", attempts))?;
+        Ok(roles
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r["role_id"].as_u64()?.to_string(),
+                    r["role_name"].as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    /// Roles by name where `apply` reads the name back as the same role (the default roles),
+    /// by id otherwise (custom roles, which `apply` admits with `--allow-role`).
+    fn exported(&self, field: &Field, user: &Map<String, Value>, names: &Names) -> Option<String> {
+        if field.name != FIELDS[ROLES].name {
+            return None;
+        }
+        let reader = Hub::new(Vec::new());
+        let roles = normalize_roles(user.get(field.name));
+        let items: Vec<String> = roles
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let id = r["role_id"].as_u64().unwrap_or(0);
+                let named = names
+                    .iter()
+                    .find(|(rid, _)| *rid == id.to_string())
+                    .map(|(_, name)| name.as_str())
+                    .filter(|name| reader.role(name).is_ok_and(|back| u64::from(back) == id));
+                let role = named.map_or_else(|| id.to_string(), str::to_string);
+                match r["category_id"].as_u64().unwrap_or(0) {
+                    0 => role,
+                    c => format!("{role}:{c}"),
+                }
+            })
+            .collect();
+        Some(items.join("; "))
     }
 }
 

@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
 use super::rmw::{
-    describe_changes, record_keys, Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total,
-    Vendor,
+    describe_changes, record_keys, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite,
+    Total, Vendor,
 };
 use super::token::{RenewingToken, Token};
 use super::{
@@ -544,6 +544,50 @@ impl Vendor for IdentitySession {
             Some(Value::Bool(false)) => Answer::Refused(rejection(reply)),
             _ if reply.is_success() => Answer::Refused(super::not_the_api(reply)),
             _ => Answer::Refused(rejection(reply)),
+        }
+    }
+    /// `GET /api/Group/{partitionGlobalId}`: a bare array of every group.
+    fn names(&self) -> Result<Names, Outcome> {
+        let url = endpoint(&self.base, &["api", "Group", self.partition()?]);
+        let reply = self
+            .http
+            .send(&Request::get(url), &self.auth)
+            .map_err(|e| Outcome::from_call_error(e, 0))?;
+        let what = "reading the groups";
+        if !reply.is_success() {
+            return Err(Outcome::with_error(
+                Status::Failed,
+                format!("{what}: {}", server_message(&reply)),
+            )
+            .http(reply.status, reply.attempts));
+        }
+        match reply.json() {
+            Some(Value::Array(groups)) => Ok(groups
+                .iter()
+                .filter_map(|g| {
+                    let id = g["id"].as_str()?;
+                    Some((rules::normalize_key(id), g["name"].as_str()?.to_string()))
+                })
+                .collect()),
+            _ => Err(super::not_the_api_outcome(&reply, what)),
+        }
+    }
+
+    /// The user's groups, as ids in `groupIDsToAdd`: adding a group a user is in changes
+    /// nothing, so the file applies unchanged, and restores the memberships where they were
+    /// lost. `apply` sends group ids only (names are the next step).
+    fn exported(&self, field: &Field, user: &Map<String, Value>, _names: &Names) -> Option<String> {
+        if field.name == FIELDS[GROUPS_ADD].name {
+            let groups: Vec<&str> = user
+                .get("groupIDs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            Some(groups.join("; "))
+        } else {
+            None
         }
     }
 }

@@ -144,6 +144,10 @@ pub trait Session: Send + Sync {
     /// Reads the current record, merges the edit of the input's row `row`, writes it unless
     /// nothing changes (or `dry_run`), and says what happened.
     fn apply(&self, edit: &Edit, row: u64, dry_run: bool) -> Outcome;
+    /// What `export` reads every user through, when this session can.
+    fn export(&self) -> Option<&dyn rmw::Export> {
+        None
+    }
 }
 
 pub trait Platform: Send + Sync {

@@ -120,6 +120,25 @@ pub trait Vendor: Send + Sync {
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
     /// Reads the answer to a write.
     fn interpret(&self, id: &str, reply: &Reply) -> Answer;
+
+    /// `export`: the platform's own names for the ids its records hold (roles, groups).
+    fn names(&self) -> Result<Names, Outcome> {
+        Ok(Names::default())
+    }
+    /// `export`: whether a listed user is exported (Control Room lists deleted users too).
+    fn exports(&self, _user: &Map<String, Value>) -> bool {
+        true
+    }
+    /// `export`: a field's cell as `apply` reads it back, where the record's value as text
+    /// will not do (roles and groups); `None` leaves it to that.
+    fn exported(
+        &self,
+        _field: &Field,
+        _user: &Map<String, Value>,
+        _names: &Names,
+    ) -> Option<String> {
+        None
+    }
 }
 
 /// How old a copy from the list read up front may be when a whole record is written from it,
@@ -325,6 +344,10 @@ fn twin_error(key: &UserKey, other: u64, other_key: &UserKey) -> String {
 }
 
 impl<V: Vendor> Session for ReadModifyWrite<V> {
+    fn export(&self) -> Option<&dyn Export> {
+        Some(self)
+    }
+
     fn prepare(&self, plan: &Plan) -> Result<(), Error> {
         // Only rows naming users through different keys can name one user twice unseen.
         if plan.lookups > 0 && plan.lookups < plan.rows {
@@ -562,6 +585,78 @@ pub fn describe_changes(
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Names for ids (id, name), as the platform lists them: its roles or groups.
+pub type Names = Vec<(String, String)>;
+
+/// What `export` asks of a logged-in session: the whole user list page by page (any page,
+/// from any thread, so that pages are read at once), the names of roles and groups, and a user
+/// as the cells of a sheet `apply` reads back.
+pub trait Export: Send + Sync {
+    /// Users per page.
+    fn page_size(&self) -> usize;
+    /// Whether the list can be read at all; an error stops the export before it starts.
+    fn can_list(&self) -> Result<bool, Error>;
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome>;
+    fn names(&self) -> Result<Names, Outcome>;
+    /// The user's cells under `columns` (field names, as the template has them); none for a
+    /// user the platform does not export.
+    fn row(
+        &self,
+        user: &Map<String, Value>,
+        columns: &[&str],
+        names: &Names,
+    ) -> Option<Vec<String>>;
+}
+
+impl<V: Vendor> Export for ReadModifyWrite<V> {
+    fn page_size(&self) -> usize {
+        V::PAGE
+    }
+
+    fn can_list(&self) -> Result<bool, Error> {
+        // As for rows that name users by e-mail: the list is what they need too.
+        self.vendor.can_list(&Plan {
+            rows: usize::MAX,
+            lookups: 1,
+        })
+    }
+
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        self.vendor.list_page(at)
+    }
+
+    fn names(&self) -> Result<Names, Outcome> {
+        self.vendor.names()
+    }
+
+    fn row(
+        &self,
+        user: &Map<String, Value>,
+        columns: &[&str],
+        names: &Names,
+    ) -> Option<Vec<String>> {
+        if !self.vendor.exports(user) {
+            return None;
+        }
+        let cell = |name: &&str| {
+            let Some(field) = V::FIELDS.iter().find(|f| f.name == *name) else {
+                return String::new();
+            };
+            if let Some(text) = self.vendor.exported(field, user, names) {
+                return text;
+            }
+            match field.record_key().and_then(|k| user.get(k)) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                // Passwords and group moves are never read back; lists are the vendor's.
+                _ => String::new(),
+            }
+        };
+        Some(columns.iter().map(cell).collect())
+    }
 }
 
 #[cfg(test)]

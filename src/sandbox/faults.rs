@@ -187,6 +187,7 @@ impl FaultState {
             plan.refuse = Some(Answer {
                 status,
                 body: format!("<html><body><h1>{status} {text}</h1></body></html>").into_bytes(),
+                json: None,
                 headers: vec![("content-type", "text/html".into())],
             });
             return plan;

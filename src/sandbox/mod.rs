@@ -297,6 +297,9 @@ async fn serve_tls(
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// A JSON body, turned into text only after the store's lock is let go: a page of a
+    /// thousand users takes a while to write, and other requests need not wait for it.
+    pub json: Option<Value>,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -304,7 +307,8 @@ impl Answer {
     pub fn json(status: u16, body: Value) -> Self {
         Answer {
             status,
-            body: serde_json::to_vec(&body).expect("JSON values serialize"),
+            body: Vec::new(),
+            json: Some(body),
             headers: vec![("content-type", "application/json; charset=utf-8".into())],
         }
     }
@@ -312,6 +316,7 @@ impl Answer {
         Answer {
             status,
             body: Vec::new(),
+            json: None,
             headers: Vec::new(),
         }
     }
@@ -359,7 +364,7 @@ pub fn route(path: &str) -> (Route, &str) {
             return (Route::Hub, &path[i + "/api/v1/openapi".len()..]);
         }
     }
-    for marker in ["/api/User", "/connect/token"] {
+    for marker in ["/api/User", "/api/Group", "/connect/token"] {
         if let Some(i) = path.find(marker) {
             let prefix = &path[..i];
             if prefix.ends_with("/identity_") || prefix.ends_with("/identity") {
@@ -381,9 +386,11 @@ fn respond(answer: Answer) -> Response {
             builder = builder.header(name, v);
         }
     }
-    builder
-        .body(Body::from(answer.body))
-        .expect("a valid response")
+    let body = match answer.json {
+        Some(v) => serde_json::to_vec(&v).expect("JSON values serialize"),
+        None => answer.body,
+    };
+    builder.body(Body::from(body)).expect("a valid response")
 }
 
 /// A response whose body breaks off: the client sees the connection drop mid-answer.

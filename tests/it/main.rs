@@ -10,6 +10,7 @@ mod common;
 
 mod apply;
 mod columns;
+mod export;
 mod files;
 mod hostile;
 mod properties;

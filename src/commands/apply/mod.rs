@@ -3,7 +3,7 @@
 //! send (the engine's worker pool with one rate limiter, each outcome journaled as it
 //! arrives), and finish (the report in input order, the summary, the exit code).
 
-mod prepare;
+pub(crate) mod prepare;
 mod progress;
 mod send;
 
