@@ -181,7 +181,7 @@ fn dispatch(
             let duplicate = survey
                 .dups
                 .get(line)
-                .or_else(|| run.connected.twins.get(&line));
+                .or_else(|| run.connected.twins.get(&line).cloned());
             let (edit, outcome, errors) = verdict(result, duplicate, Status::Skipped);
             let done = match edit {
                 Ok(edit) if run.stop.is_running() => {
