@@ -1,7 +1,10 @@
 //! Automation Anywhere Control Room as the sandbox models it: JWT login and renewal with a real
 //! `exp`, `GET/PUT /v1/usermanagement/users/{id}`, the filtered user list and the role list.
 //! PUT replaces the user: `username`, `email` and a role are mandatory, fields left out are
-//! cleared, and a `version` other than the current one is a 409 conflict.
+//! cleared, and a `version` other than the current one is a 409 conflict. `POST
+//! /v1/usermanagement/users` creates one: `username`, `email`, a password of 8 to 15 of the
+//! documented characters and a known role are needed; a username that exists is a 409 (the
+//! sandbox's choice: the documented conflict code), and the answer is 201 with the new user.
 
 use std::time::Instant;
 
@@ -75,7 +78,7 @@ pub fn handle(world: &mut World, config: &SandboxConfig, call: &Call) -> Answer 
         (&Method::POST, ["v1", "usermanagement", "roles", "list"]) => {
             let roles: Vec<Value> = CR_ROLES
                 .iter()
-                .map(|(id, name)| json!({"id": id, "name": name, "version": 0, "description": ""}))
+                .map(|(id, name)| json!({"id": id, "name": name, "version": 0, "description": "", "systemRole": name.starts_with("AAE_")}))
                 .collect();
             Answer::json(
                 200,
@@ -87,6 +90,7 @@ pub fn handle(world: &mut World, config: &SandboxConfig, call: &Call) -> Answer 
             None => error(404, "um.user.not.found", format!("User {id} not found")),
         },
         (&Method::PUT, ["v1", "usermanagement", "users", id]) => update(world, call, id),
+        (&Method::POST, ["v1", "usermanagement", "users"]) => create(world, call),
         _ => error(404, "not.found", format!("No resource at {}", call.path)),
     }
 }
@@ -330,4 +334,122 @@ pub fn someone_else_edits(world: &mut World, path: &str) {
             user.insert("version".into(), json!(v + 1));
         }
     }
+}
+
+/// The characters a Control Room password may hold (APIS.md), and how many.
+fn password_ok(p: &str) -> bool {
+    (8..=15).contains(&p.chars().count())
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@-_!#$%&.".contains(c))
+}
+
+fn create(world: &mut World, call: &Call) -> Answer {
+    let Some(Value::Object(body)) = call.json() else {
+        return error(
+            400,
+            "um.request.invalid",
+            "The request body must be a JSON object",
+        );
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim);
+    let username = text("username").unwrap_or("");
+    if username.is_empty() {
+        return error(400, "um.user.username.required", "Username is mandatory");
+    }
+    if username.chars().count() > 255 {
+        return error(
+            400,
+            "um.user.username.length",
+            "Username is at most 255 characters",
+        );
+    }
+    let email = text("email").unwrap_or("");
+    if !email.contains('@') {
+        return error(
+            400,
+            "um.user.email.invalid",
+            "Email is mandatory and must include @",
+        );
+    }
+    if !text("password").is_some_and(password_ok) {
+        return error(
+            400,
+            "um.user.password.invalid",
+            "Password is mandatory: 8 to 15 characters of a-z A-Z 0-9 @ - _ ! # $ % & .",
+        );
+    }
+    let roles = match body.get("roles").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => {
+            let mut out = Vec::new();
+            for r in list {
+                match resolve_role(r) {
+                    Ok(v) => out.push(v),
+                    Err(a) => return a,
+                }
+            }
+            out
+        }
+        _ => {
+            return error(
+                400,
+                "um.user.roles.required",
+                "A user needs at least one role",
+            )
+        }
+    };
+    let wanted = username.to_lowercase();
+    if world.cr_usernames.contains_key(&wanted) {
+        return error(
+            409,
+            "um.user.username.exists",
+            format!("Username {username} already exists"),
+        );
+    }
+    let id = world
+        .control_room
+        .list
+        .iter()
+        .filter_map(|u| u["id"].as_i64())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let now = now_iso();
+    let optional = |k: &str| text(k).map_or(Value::Null, |v| json!(v));
+    let user = json!({
+        "id": id,
+        "email": email,
+        "username": username,
+        "domain": optional("domain"),
+        "firstName": optional("firstName"),
+        "lastName": optional("lastName"),
+        "version": 0,
+        "principalId": id,
+        "deleted": false,
+        "roles": roles,
+        "sysAssignedRoles": [],
+        "groupNames": [],
+        "permissions": [],
+        "licenseFeatures": body.get("licenseFeatures").cloned().filter(Value::is_array).unwrap_or(json!([])),
+        "emailVerified": false,
+        "passwordSet": true,
+        "questionsSet": false,
+        "enableAutoLogin": body.get("enableAutoLogin").and_then(Value::as_bool).unwrap_or(false),
+        "disabled": body.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+        "clientRegistered": false,
+        "description": text("description").unwrap_or(""),
+        "createdBy": 1,
+        "createdOn": now,
+        "updatedBy": 1,
+        "updatedOn": now,
+        "publicKey": null,
+        "appType": null,
+        "routingName": null,
+        "appUrl": null,
+    });
+    let Value::Object(record) = user else {
+        unreachable!("a JSON object literal")
+    };
+    world.cr_usernames.insert(wanted, id.to_string());
+    world.control_room.push(id.to_string(), record.clone());
+    Answer::json(201, Value::Object(record))
 }

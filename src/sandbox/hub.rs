@@ -1,9 +1,10 @@
-//! Automation Hub Open API as the sandbox models it: `POST /edituser`, `GET /users`,
-//! `GET /roles`, with the Open API token mode and the cloud token mode, never mixed.
+//! Automation Hub Open API as the sandbox models it: `POST /edituser`, `POST /adduser`,
+//! `GET /users`, `GET /roles`, with the Open API token mode and the cloud token mode, never mixed.
 //!
 //! Where the docs are silent the sandbox chooses, and says so here: an unknown e-mail on
 //! `edituser` is a 404; `user_roles` replaces the user's roles; errors are
-//! `{"message", "statusCode"}` like the success bodies. The user status table is not enforced
+//! `{"message", "statusCode"}` like the success bodies; `adduser` answers an e-mail that exists
+//! with 409 and creates users with invite status 1 (pending) unless told otherwise. The user status table is not enforced
 //! here: UiPath's own example request (seed 000) sends `user_is_active: 0` with
 //! `user_invite_status: 1`, a pair the table does not list, and shows it accepted. `bulkedit`
 //! itself refuses such rows before sending, as SPEC.md asks.
@@ -53,13 +54,18 @@ pub fn handle(world: &mut World, config: &SandboxConfig, call: &Call) -> Answer 
     }
     match (call.method, call.path) {
         (&Method::POST, "/edituser") => edit_user(world, call),
+        (&Method::POST, "/adduser") => add_user(world, call),
         (&Method::GET, "/users") => users(world, call),
         (&Method::GET, "/roles") => Answer::json(
             200,
             json!({
                 "message": "Success",
                 "statusCode": 200,
-                "data": HUB_ROLES.iter().map(|(id, name)| json!({"role_id": id, "role_name": name})).collect::<Vec<_>>(),
+                "data": HUB_ROLES.iter().map(|(id, name)| json!({
+                    "role_id": id,
+                    "role_name": name,
+                    "role_slug": name.to_lowercase().replace(' ', "-"),
+                })).collect::<Vec<_>>(),
             }),
         ),
         _ => error(404, format!("Cannot {} {}", call.method, call.path)),
@@ -75,22 +81,31 @@ const TEXT: [&str; 6] = [
     "user_job_title",
 ];
 
-fn edit_user(world: &mut World, call: &Call) -> Answer {
+/// A user body as `edituser` and `adduser` take it, checked field by field.
+struct UserBody {
+    email: String,
+    body: serde_json::Map<String, Value>,
+    active: Option<i64>,
+    invite: Option<i64>,
+    roles: Option<Vec<Value>>,
+}
+
+fn user_body(call: &Call) -> Result<UserBody, Answer> {
     let Some(Value::Object(body)) = call.json() else {
-        return error(400, "The request body must be a JSON object");
+        return Err(error(400, "The request body must be a JSON object"));
     };
     let Some(email) = body.get("user_email").and_then(Value::as_str) else {
-        return error(400, "user_email is required");
+        return Err(error(400, "user_email is required"));
     };
-    let key = email.trim().to_lowercase();
+    let email = email.to_string();
     for f in TEXT {
         match body.get(f) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s.chars().count() <= 255 => {}
             Some(Value::String(_)) => {
-                return error(400, format!("{f} must be at most 255 characters"))
+                return Err(error(400, format!("{f} must be at most 255 characters")))
             }
-            Some(_) => return error(400, format!("{f} must be a string")),
+            Some(_) => return Err(error(400, format!("{f} must be a string"))),
         }
     }
     let number = |f: &str| -> Result<Option<i64>, Answer> {
@@ -102,17 +117,15 @@ fn edit_user(world: &mut World, call: &Call) -> Answer {
                 .ok_or_else(|| error(400, format!("{f} must be a number"))),
         }
     };
-    let active = match number("user_is_active") {
-        Ok(Some(a @ 0..=1)) => Some(a),
-        Ok(Some(_)) => return error(400, "user_is_active must be 0 or 1"),
-        Ok(None) => None,
-        Err(e) => return e,
+    let active = match number("user_is_active")? {
+        Some(a @ 0..=1) => Some(a),
+        Some(_) => return Err(error(400, "user_is_active must be 0 or 1")),
+        None => None,
     };
-    let invite = match number("user_invite_status") {
-        Ok(Some(i @ 0..=3)) => Some(i),
-        Ok(Some(_)) => return error(400, "user_invite_status must be 0, 1, 2 or 3"),
-        Ok(None) => None,
-        Err(e) => return e,
+    let invite = match number("user_invite_status")? {
+        Some(i @ 0..=3) => Some(i),
+        Some(_) => return Err(error(400, "user_invite_status must be 0, 1, 2 or 3")),
+        None => None,
     };
     let roles = match body.get("user_roles") {
         None | Some(Value::Null) => None,
@@ -125,31 +138,96 @@ fn edit_user(world: &mut World, call: &Call) -> Answer {
                     Some(id) if HUB_ROLES.iter().any(|(k, _)| u64::from(*k) == id) => {
                         roles.push(json!({"role_id": id, "category_id": cat}))
                     }
-                    Some(id) => return error(400, format!("Invalid role_id: {id}")),
-                    None => return error(400, "Each entry of user_roles needs a numeric role_id"),
+                    Some(id) => return Err(error(400, format!("Invalid role_id: {id}"))),
+                    None => {
+                        return Err(error(
+                            400,
+                            "Each entry of user_roles needs a numeric role_id",
+                        ))
+                    }
                 }
             }
             Some(roles)
         }
-        Some(_) => return error(400, "user_roles must be an array"),
+        Some(_) => return Err(error(400, "user_roles must be an array")),
     };
-    let Some(user) = world.hub.get_mut(&key) else {
-        return error(404, format!("User {email} was not found"));
+    Ok(UserBody {
+        email,
+        body,
+        active,
+        invite,
+        roles,
+    })
+}
+
+fn edit_user(world: &mut World, call: &Call) -> Answer {
+    let u = match user_body(call) {
+        Ok(u) => u,
+        Err(refused) => return refused,
+    };
+    let Some(user) = world.hub.get_mut(&u.email.trim().to_lowercase()) else {
+        return error(404, format!("User {} was not found", u.email));
     };
     for f in TEXT {
-        if let Some(Value::String(s)) = body.get(f) {
+        if let Some(Value::String(s)) = u.body.get(f) {
             user.insert(f.into(), Value::String(s.clone()));
         }
     }
-    if let Some(a) = active {
+    if let Some(a) = u.active {
         user.insert("user_is_active".into(), json!(a));
     }
-    if let Some(i) = invite {
+    if let Some(i) = u.invite {
         user.insert("user_invite_status".into(), json!(i));
     }
-    if let Some(r) = roles {
+    if let Some(r) = u.roles {
         user.insert("user_roles".into(), Value::Array(r));
     }
+    Answer::json(
+        201,
+        json!({"message": "Resource Updated", "statusCode": 201, "data": {"message": "Sync Successful."}}),
+    )
+}
+
+/// `adduser`: the e-mail, first and last name are needed; invite status 3 (active) cannot be
+/// given at creation; roles default to Standard User. An e-mail that exists is a 409.
+fn add_user(world: &mut World, call: &Call) -> Answer {
+    let u = match user_body(call) {
+        Ok(u) => u,
+        Err(refused) => return refused,
+    };
+    let key = u.email.trim().to_lowercase();
+    if !key.contains('@') {
+        return error(400, "user_email must be an e-mail address");
+    }
+    for f in ["user_first_name", "user_last_name"] {
+        let given = u.body.get(f).and_then(Value::as_str);
+        if given.is_none_or(|s| s.trim().is_empty()) {
+            return error(400, format!("{f} is required"));
+        }
+    }
+    if u.invite == Some(3) {
+        return error(
+            400,
+            "user_invite_status 3 (active) is not allowed when adding a user",
+        );
+    }
+    if world.hub.get(&key).is_some() {
+        return error(409, format!("User {} already exists", u.email));
+    }
+    let mut user = serde_json::Map::new();
+    user.insert("user_email".into(), json!(u.email.trim()));
+    for f in TEXT {
+        let v = u.body.get(f).and_then(Value::as_str).unwrap_or("");
+        user.insert(f.into(), json!(v));
+    }
+    user.insert("user_is_active".into(), json!(u.active.unwrap_or(1)));
+    user.insert("user_invite_status".into(), json!(u.invite.unwrap_or(1)));
+    let roles = u
+        .roles
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec![json!({"role_id": 8, "category_id": 0})]);
+    user.insert("user_roles".into(), Value::Array(roles));
+    world.hub.push(key, user);
     Answer::json(
         201,
         json!({"message": "Resource Updated", "statusCode": 201, "data": {"message": "Sync Successful."}}),

@@ -359,7 +359,7 @@ pub fn route(path: &str) -> (Route, &str) {
             return (Route::Hub, &path[i + "/api/v1/openapi".len()..]);
         }
     }
-    for marker in ["/api/User", "/connect/token"] {
+    for marker in ["/api/User", "/api/Group", "/connect/token"] {
         if let Some(i) = path.find(marker) {
             let prefix = &path[..i];
             if prefix.ends_with("/identity_") || prefix.ends_with("/identity") {

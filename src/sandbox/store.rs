@@ -16,7 +16,7 @@ pub struct Users {
 }
 
 impl Users {
-    fn push(&mut self, key: String, record: Record) {
+    pub fn push(&mut self, key: String, record: Record) {
         self.index.insert(key, self.list.len());
         self.list.push(record);
     }
@@ -45,15 +45,34 @@ pub fn identity_id(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
 
-/// Identity groups that exist in the sandbox's organization.
-pub const GROUPS: [(&str, &str); 3] = [
+/// Identity groups that exist in the sandbox's organization: the built-in ones first, then
+/// custom ones. Every user is in `Everyone`; every tenth also in `Automation Developers`, every
+/// fiftieth also in `Administrators`.
+pub const GROUPS: [(&str, &str); 5] = [
     ("10000000-0000-4000-8000-000000000001", "Everyone"),
     ("10000000-0000-4000-8000-000000000002", "Administrators"),
     (
         "10000000-0000-4000-8000-000000000003",
         "Automation Developers",
     ),
+    ("10000000-0000-4000-8000-000000000004", "Finance Robots"),
+    ("10000000-0000-4000-8000-000000000005", "HR Reviewers"),
 ];
+
+/// How many of [`GROUPS`] are built in (the rest are custom).
+pub const BUILT_IN_GROUPS: usize = 2;
+
+/// The groups seeded user `i` is in.
+fn seeded_groups(i: usize) -> Vec<&'static str> {
+    let mut groups = vec![GROUPS[0].0];
+    if i.is_multiple_of(50) {
+        groups.push(GROUPS[1].0);
+    }
+    if i.is_multiple_of(10) {
+        groups.push(GROUPS[2].0);
+    }
+    groups
+}
 
 /// Control Room roles: id, name.
 pub const CR_ROLES: [(i64, &str); 5] = [
@@ -122,7 +141,7 @@ impl World {
                     "creationTime": "2024-01-01T00:00:00Z",
                     "lastModificationTime": null,
                     "lastLoginTime": null,
-                    "groupIDs": [GROUPS[0].0],
+                    "groupIDs": seeded_groups(i),
                     "legacyId": i,
                     "isActive": true,
                     "bypassBasicAuthRestriction": false,

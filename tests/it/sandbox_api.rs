@@ -788,3 +788,452 @@ fn the_sandbox_command_prints_the_url_and_credentials_for_each_platform() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+fn hub_post(sb: &Sandbox, rest: &str, body: &Value) -> (u16, Value) {
+    let r = client()
+        .post(hub_url(sb, rest))
+        .header("Authorization", "Bearer sandbox-tenant/sandbox-token")
+        .header("x-ah-openapi-auth", "openapi-token")
+        .json(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn hub_lists_role_names_and_adds_users_as_documented() {
+    let sb = start(SandboxConfig {
+        users: 3,
+        ..SandboxConfig::default()
+    });
+    let roles: Value = client()
+        .get(hub_url(&sb, "/roles"))
+        .header("Authorization", "Bearer sandbox-cloud-token")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<(u64, &str)> = roles["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["role_id"].as_u64().unwrap(),
+                r["role_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(names.contains(&(8, "Standard User")), "{names:?}");
+    assert!(
+        names.contains(&(101, "Citizen Developer Lead")),
+        "a custom role"
+    );
+
+    let new = json!({"user_email": "new.hire@example.com", "user_first_name": "New",
+                     "user_last_name": "Hire", "user_department": "IT"});
+    let (status, answer) = hub_post(&sb, "/adduser", &new);
+    assert_eq!((status, answer["statusCode"].clone()), (201, json!(201)));
+    let state = sb.state();
+    let added = &state["hub"][3];
+    assert_eq!(added["user_email"], "new.hire@example.com");
+    assert_eq!(added["user_department"], "IT");
+    assert_eq!(
+        added["user_roles"],
+        json!([{"role_id": 8, "category_id": 0}]),
+        "Standard User by default"
+    );
+    assert_eq!(added["user_invite_status"], 1);
+
+    let (status, answer) = hub_post(
+        &sb,
+        "/adduser",
+        &json!({"user_email": "NEW.HIRE@example.com", "user_first_name": "A", "user_last_name": "B"}),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["statusCode"], 409);
+    let (status, answer) = hub_post(
+        &sb,
+        "/adduser",
+        &json!({"user_email": "x@example.com", "user_first_name": "A"}),
+    );
+    assert_eq!(
+        (status, answer["message"].as_str()),
+        (400, Some("user_last_name is required"))
+    );
+    let (status, _) = hub_post(
+        &sb,
+        "/adduser",
+        &json!({"user_email": "x@example.com", "user_first_name": "A", "user_last_name": "B", "user_invite_status": 3}),
+    );
+    assert_eq!(status, 400, "invite status 3 is not allowed at creation");
+    let (status, answer) = hub_post(
+        &sb,
+        "/adduser",
+        &json!({"user_email": "x@example.com", "user_first_name": "A", "user_last_name": "B", "user_roles": [{"role_id": 77}]}),
+    );
+    assert_eq!(
+        (status, answer["message"].as_str()),
+        (400, Some("Invalid role_id: 77"))
+    );
+    assert_eq!(
+        sb.state()["hub"].as_array().unwrap().len(),
+        4,
+        "nothing else was added"
+    );
+}
+
+fn identity_call(
+    sb: &Sandbox,
+    method: reqwest::Method,
+    rest: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client()
+        .request(method, format!("{}{rest}", sb.url_for("identity")))
+        .header("Authorization", "Bearer sandbox-identity-token");
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let r = req.send().unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn identity_lists_built_in_and_custom_groups_and_users_carry_their_memberships() {
+    let sb = start(SandboxConfig::default());
+    let (status, groups) = identity_call(
+        &sb,
+        reqwest::Method::GET,
+        "/api/Group/00000000-0000-4000-8000-000000000000",
+        None,
+    );
+    assert_eq!(status, 200);
+    let list = groups.as_array().expect("a bare array, no paging");
+    let of_type = |t: &str| -> Vec<&str> {
+        list.iter()
+            .filter(|g| g["type"] == t)
+            .map(|g| g["name"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(of_type("builtIn"), ["Everyone", "Administrators"]);
+    assert!(of_type("custom").contains(&"Automation Developers"));
+    let id_of = |name: &str| {
+        list.iter().find(|g| g["name"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let state = sb.state();
+    let member_of = |i: usize| -> Vec<String> {
+        state["identity"][i - 1]["groupIDs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(member_of(1), [id_of("Everyone")]);
+    assert_eq!(
+        member_of(10),
+        [id_of("Everyone"), id_of("Automation Developers")]
+    );
+    assert_eq!(
+        member_of(50),
+        [
+            id_of("Everyone"),
+            id_of("Administrators"),
+            id_of("Automation Developers")
+        ]
+    );
+    let (status, _) = identity_call(
+        &sb,
+        reqwest::Method::GET,
+        "/api/Group/11111111-0000-4000-8000-000000000000",
+        None,
+    );
+    assert_eq!(status, 404, "another organization's partition");
+}
+
+#[test]
+fn identity_creates_users_with_the_id_the_client_chose_and_refuses_duplicates() {
+    let sb = start(SandboxConfig {
+        users: 2,
+        ..SandboxConfig::default()
+    });
+    let id = "abcdef00-0000-4000-8000-000000000042";
+    let create = |body: Value| {
+        identity_call(
+            &sb,
+            reqwest::Method::POST,
+            "/api/User",
+            Some(&body.to_string()),
+        )
+    };
+    let (status, answer) = create(json!({
+        "id": id, "userName": "new.hire", "email": "new.hire@example.com", "name": "New",
+        "surname": "Hire", "partitionGlobalId": "00000000-0000-4000-8000-000000000000",
+        "groupIDs": ["10000000-0000-4000-8000-000000000003"], "password": "long-enough-1",
+    }));
+    assert_eq!(
+        (status, answer),
+        (200, json!({"succeeded": true, "errors": []}))
+    );
+    let (status, user) = identity_call(&sb, reqwest::Method::GET, &format!("/api/User/{id}"), None);
+    assert_eq!(status, 200, "read back by the id the client chose");
+    assert_eq!(user["email"], "new.hire@example.com");
+    assert_eq!(user["displayName"], "New Hire");
+    assert_eq!(
+        user["groupIDs"],
+        json!([
+            "10000000-0000-4000-8000-000000000001",
+            "10000000-0000-4000-8000-000000000003"
+        ])
+    );
+    assert_eq!(
+        sb.state()["identity"][2]["id"],
+        id,
+        "/_sandbox/state shows it"
+    );
+
+    let partition = "00000000-0000-4000-8000-000000000000";
+    let code = |body: Value| {
+        let (status, answer) = create(body);
+        (
+            status,
+            answer["errors"][0]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    assert_eq!(
+        code(
+            json!({"userName": "other", "email": "USER00001@example.com", "partitionGlobalId": partition})
+        ),
+        (400, "DuplicateEmail".to_string())
+    );
+    assert_eq!(
+        code(
+            json!({"userName": "user00002", "email": "fresh@example.com", "partitionGlobalId": partition})
+        ),
+        (400, "DuplicateUserName".to_string())
+    );
+    assert_eq!(
+        code(
+            json!({"userName": "fresh", "email": "fresh@example.com", "partitionGlobalId": partition,
+                    "groupIDs": ["20000000-0000-4000-8000-000000000009"]})
+        ),
+        (200, "GroupNotFound".to_string())
+    );
+    assert_eq!(
+        code(json!({"userName": "fresh", "email": "fresh@example.com"})),
+        (400, "PartitionNotFound".to_string())
+    );
+    assert_eq!(
+        code(
+            json!({"id": id, "userName": "fresh", "email": "fresh@example.com", "partitionGlobalId": partition})
+        ),
+        (400, "DuplicateUserId".to_string())
+    );
+    let (status, answer) = create(json!({"id": "not-a-guid", "userName": "fresh"}));
+    assert_eq!(status, 400);
+    assert!(answer["errors"]["id"][0].is_string(), "{answer}");
+    assert_eq!(
+        sb.state()["identity"].as_array().unwrap().len(),
+        3,
+        "only the first was created"
+    );
+}
+
+#[test]
+fn identity_malformed_json_gets_seed_003s_own_400_keyed_by_the_member() {
+    let sb = start(SandboxConfig::default());
+    let seed = seed_json("003_e44ec33d21ffccb0.txt", "400 Bad Request");
+    let seed_message = seed["errors"]["bypassBasicAuthRestriction"][0]
+        .as_str()
+        .unwrap();
+    // The seed's message places the bare `hello` on line 17 at position 35: a body indented
+    // by four spaces whose member sits on its seventeenth line.
+    let mut body = String::from("{\n");
+    for i in 0..15 {
+        body.push_str(&format!(
+            "    \"extensionUserAttributesToRemove{i}\": null,\n"
+        ));
+    }
+    body.push_str("    \"bypassBasicAuthRestriction\": hello\n}");
+    let (status, answer) = identity_call(
+        &sb,
+        reqwest::Method::PUT,
+        "/api/User/00000000-0000-4000-8000-000000000001",
+        Some(&body),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(answer["title"], seed["title"]);
+    assert_eq!(answer["type"], seed["type"]);
+    assert_eq!(answer["status"], 400);
+    assert_eq!(
+        answer["errors"],
+        json!({"bypassBasicAuthRestriction": [seed_message]}),
+        "keyed by the member whose value broke, in Newtonsoft's words"
+    );
+    // The seed's own example request with the value broken: where it broke, counted in it.
+    let example = seed_text("003_e44ec33d21ffccb0.txt");
+    let start = example.find("--data-raw '").unwrap() + "--data-raw '".len();
+    let end = start + example[start..].find("}'").unwrap() + 1;
+    let broken = example[start..end].replace(
+        "\"bypassBasicAuthRestriction\": false",
+        "\"bypassBasicAuthRestriction\": hello",
+    );
+    let (line, text) = broken
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("hello"))
+        .unwrap();
+    let position = text.find("hello").unwrap() + 1;
+    let (status, answer) = identity_call(
+        &sb,
+        reqwest::Method::PUT,
+        "/api/User/00000000-0000-4000-8000-000000000001",
+        Some(&broken),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["errors"]["bypassBasicAuthRestriction"][0],
+        format!(
+            "Unexpected character encountered while parsing value: h. Path 'bypassBasicAuthRestriction', line {}, position {position}.",
+            line + 1
+        )
+    );
+    // Inside a list, the path names the item.
+    let (_, answer) = identity_call(
+        &sb,
+        reqwest::Method::PUT,
+        "/api/User/00000000-0000-4000-8000-000000000001",
+        Some(r#"{"groupIDsToAdd": ["10000000-0000-4000-8000-000000000002", oops]}"#),
+    );
+    assert!(
+        answer["errors"]["groupIDsToAdd[1]"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(
+                "Unexpected character encountered while parsing value: o. Path 'groupIDsToAdd[1]'"
+            ),
+        "{answer}"
+    );
+    assert_eq!(
+        sb.state()["identity"][0]["name"],
+        "First00001",
+        "nothing changed"
+    );
+}
+
+fn cr_post(sb: &Sandbox, token: &str, rest: &str, body: &Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}{rest}", sb.base_url()))
+        .header("X-Authorization", token)
+        .json(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn control_room_lists_roles_and_creates_users_as_documented() {
+    let sb = start(SandboxConfig {
+        users: 5,
+        ..SandboxConfig::default()
+    });
+    let token = cr_token(&sb);
+    let (status, roles) = cr_post(
+        &sb,
+        &token,
+        "/v1/usermanagement/roles/list",
+        &json!({"page": {"offset": 0, "length": 100}}),
+    );
+    assert_eq!(status, 200);
+    let names: Vec<&str> = roles["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.len() >= 5 && names.contains(&"AAE_Basic") && names.contains(&"Bot Runner"),
+        "{names:?}"
+    );
+    assert_eq!(roles["page"]["total"], names.len());
+
+    let new = json!({"username": "new.hire", "email": "new.hire@example.com", "password": "Secret-123",
+                     "firstName": "New", "roles": [{"id": 4}], "licenseFeatures": ["RUNTIME"]});
+    let (status, user) = cr_post(&sb, &token, "/v1/usermanagement/users", &new);
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["id"], 6);
+    assert_eq!(user["roles"][0]["name"], "Bot Runner");
+    assert!(
+        user.get("password").is_none(),
+        "a password is never answered"
+    );
+    assert_eq!(sb.state()["control_room"][5]["username"], "new.hire");
+
+    let (status, answer) = cr_post(
+        &sb,
+        &token,
+        "/v1/usermanagement/users",
+        &json!({"username": "NEW.HIRE", "email": "a@example.com", "password": "Secret-123", "roles": [{"id": 2}]}),
+    );
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("um.user.username.exists"))
+    );
+    for (password, why) in [
+        ("short", "too short"),
+        ("much-too-long-password", "too long"),
+        ("spaces are bad", "a space"),
+    ] {
+        let (status, answer) = cr_post(
+            &sb,
+            &token,
+            "/v1/usermanagement/users",
+            &json!({"username": "x", "email": "x@example.com", "password": password, "roles": [{"id": 2}]}),
+        );
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("um.user.password.invalid")),
+            "{why}"
+        );
+    }
+    let (status, answer) = cr_post(
+        &sb,
+        &token,
+        "/v1/usermanagement/users",
+        &json!({"username": "x", "email": "x@example.com", "password": "Secret-123", "roles": [{"id": 999}]}),
+    );
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("um.role.not.found"))
+    );
+    let (status, answer) = cr_post(
+        &sb,
+        &token,
+        "/v1/usermanagement/users",
+        &json!({"username": "x", "email": "x@example.com", "password": "Secret-123", "roles": []}),
+    );
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("um.user.roles.required"))
+    );
+    let (status, answer) = cr_post(
+        &sb,
+        &token,
+        "/v1/usermanagement/users",
+        &json!({"username": "x", "password": "Secret-123", "roles": [{"id": 2}]}),
+    );
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("um.user.email.invalid"))
+    );
+    assert_eq!(sb.state()["control_room"].as_array().unwrap().len(), 6);
+}
