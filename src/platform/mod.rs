@@ -125,6 +125,8 @@ pub struct Plan {
     /// Of those, rows that name the user by something other than the platform's id
     /// (an e-mail or a username), which needs a look-up.
     pub lookups: usize,
+    /// `--create`: a row whose user does not exist creates it.
+    pub create: bool,
 }
 
 /// A logged-in connection that carries out one row at a time; called from many workers at once.

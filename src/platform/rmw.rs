@@ -116,10 +116,24 @@ pub trait Vendor: Send + Sync {
     fn describe(&self, change: &Change) -> String {
         describe_changes(&change.before, &change.after, &record_keys(Self::FIELDS))
     }
-    /// Sends the change. (`--create` will add its counterpart here: `fn create`.)
+    /// Sends the change.
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
     /// Reads the answer to a write.
     fn interpret(&self, id: &str, reply: &Reply) -> Answer;
+
+    /// What creating the user a row names would lack or break (`--create`): each a short
+    /// reason naming the field, checked before anything is sent for the row.
+    fn cannot_create(&self, edit: &Edit) -> Vec<String>;
+    /// The record of a new user before the row's values go in: the vendor's defaults (hub's
+    /// Standard User role), so that a dry run shows what creation will set.
+    fn new_record(&self) -> Map<String, Value> {
+        Map::new()
+    }
+    /// Creates the user: `change.record` is the new record, `change.beside` what is sent
+    /// beside it (a password, groups).
+    fn create(&self, edit: &Edit, change: &Change) -> Result<Reply, CallError>;
+    /// Reads the answer to a create: only an answer that proves the user was made is one.
+    fn created(&self, edit: &Edit, reply: &Reply) -> Answer;
 }
 
 /// How old a copy from the list read up front may be when a whole record is written from it,
@@ -143,6 +157,8 @@ pub struct ReadModifyWrite<V> {
     /// Which row claimed each user (by id), when rows name users through different keys
     /// and two of them may turn out to be one user.
     claims: OnceLock<Mutex<HashMap<String, Claim>>>,
+    /// `--create`: a row whose user does not exist creates it, set by [`Session::prepare`].
+    create: OnceLock<bool>,
 }
 
 /// The row that a user was first resolved for, and what became of the claim since.
@@ -168,7 +184,82 @@ impl<V: Vendor> ReadModifyWrite<V> {
             cache: OnceLock::new(),
             fresh_for,
             claims: OnceLock::new(),
+            create: OnceLock::new(),
         }
+    }
+
+    /// A row whose user does not exist, under `--create`: the user made from the row, or in a
+    /// dry run what would be made. `attempts` are the requests the look-up took.
+    fn create_user(&self, edit: &Edit, dry_run: bool, mut attempts: u32) -> Outcome {
+        let problems = self.vendor.cannot_create(edit);
+        if !problems.is_empty() {
+            let mut o = Outcome::with_error(
+                Status::Invalid,
+                format!("to create this user (--create): {}", problems.join("; ")),
+            );
+            o.attempts = attempts;
+            return o;
+        }
+        let change = match new_user(&self.vendor, edit) {
+            Ok(change) => change,
+            Err(m) => {
+                let mut o = Outcome::with_error(Status::Invalid, m);
+                o.attempts = attempts;
+                return o;
+            }
+        };
+        if dry_run {
+            let mut o = Outcome::with_error(Status::WouldCreate, self.vendor.describe(&change));
+            o.attempts = attempts;
+            return o;
+        }
+        let reply = match self.vendor.create(edit, &change) {
+            Ok(reply) => reply,
+            Err(CallError::Transport {
+                message,
+                attempts: n,
+                maybe_applied: true,
+            }) => return self.after_lost_create(edit, message, attempts + n),
+            Err(e) => return Outcome::from_call_error(e, attempts),
+        };
+        attempts += reply.attempts;
+        match self.vendor.created(edit, &reply) {
+            Answer::Accepted => Outcome::new(Status::Created).http(reply.status, attempts),
+            // A create tried again after its answer was lost is refused as a duplicate when
+            // the first one was made: the user as the server holds it now says.
+            Answer::Refused(reason) | Answer::Conflict(reason) if reply.after_lost_answer => {
+                let o = self.after_lost_create(edit, reason, attempts);
+                match o.status {
+                    Status::Created => o,
+                    _ => {
+                        let attempts = o.attempts;
+                        o.http(reply.status, attempts)
+                    }
+                }
+            }
+            Answer::Refused(reason) | Answer::Conflict(reason) => {
+                Outcome::with_error(Status::Failed, reason).http(reply.status, attempts)
+            }
+        }
+    }
+
+    /// A create whose answer was lost: `created` when the user now exists with the row's
+    /// values, else failed with `message`. Never created a second time.
+    fn after_lost_create(&self, edit: &Edit, message: String, mut attempts: u32) -> Outcome {
+        match self.vendor.find(&edit.key) {
+            Ok((now, n, status)) => {
+                attempts += n;
+                let in_place = now
+                    .is_some_and(|now| merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()));
+                if in_place {
+                    return Outcome::new(Status::Created).http(status, attempts);
+                }
+            }
+            Err(o) => attempts += o.attempts,
+        }
+        let mut o = Outcome::with_error(Status::Failed, message);
+        o.attempts = attempts;
+        o
     }
 
     /// The user a key names, the requests it took, the status of the last, and when the copy
@@ -326,6 +417,7 @@ fn twin_error(key: &UserKey, other: u64, other_key: &UserKey) -> String {
 
 impl<V: Vendor> Session for ReadModifyWrite<V> {
     fn prepare(&self, plan: &Plan) -> Result<(), Error> {
+        let _ = self.create.set(plan.create);
         // Only rows naming users through different keys can name one user twice unseen.
         if plan.lookups > 0 && plan.lookups < plan.rows {
             let _ = self.claims.set(Mutex::new(HashMap::new()));
@@ -368,8 +460,10 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
-        // `--create` will create the user here instead.
         let Some(mut record) = found else {
+            if self.create.get() == Some(&true) {
+                return self.create_user(edit, dry_run, attempts);
+            }
             return Outcome::with_error(Status::NotFound, self.vendor.not_found(&edit.key))
                 .http(looked_up, attempts);
         };
@@ -483,6 +577,36 @@ pub fn merge<V: Vendor>(
         after: compared(vendor, &record),
         record,
         beside,
+    })
+}
+
+/// A new user's record, made of the vendor's defaults, the row's key and its changes: what
+/// `--create` describes and sends. Every field is new, so `before` holds only nulls.
+pub fn new_user<V: Vendor>(vendor: &V, edit: &Edit) -> Result<Change, String> {
+    let mut record = vendor.new_record();
+    let key = V::FIELDS
+        .iter()
+        .find(|f| f.name == edit.key.field)
+        .and_then(Field::record_key);
+    if let Some(key) = key {
+        record.insert(key.to_string(), Value::String(edit.key.value.clone()));
+    }
+    for (name, value) in edit.changes.iter() {
+        let place = V::FIELDS.iter().find(|f| f.name == name).map(|f| f.place);
+        if let Some(Place::InRecord(key)) = place {
+            record.insert(key.to_string(), vendor.resolve(name, value)?);
+        }
+    }
+    vendor.settle(&mut record, edit);
+    let before = record_keys(V::FIELDS)
+        .into_iter()
+        .map(|k| (k.to_string(), Value::Null))
+        .collect();
+    Ok(Change {
+        before,
+        after: compared(vendor, &record),
+        beside: vendor.beside(&Map::new(), edit),
+        record,
     })
 }
 
@@ -636,6 +760,21 @@ mod tests {
                 s => Answer::Refused(format!("HTTP {s}")),
             }
         }
+
+        fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+            match edit.changes.get("title") {
+                Some(_) => Vec::new(),
+                None => vec!["title is needed".into()],
+            }
+        }
+
+        fn create(&self, _edit: &Edit, change: &Change) -> Result<Reply, CallError> {
+            self.write("", change)
+        }
+
+        fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
+            self.interpret("", reply)
+        }
     }
 
     fn session(answers: &[u16]) -> ReadModifyWrite<Fake> {
@@ -720,6 +859,7 @@ mod tests {
         let plan = |rows| Plan {
             rows,
             lookups: rows,
+            ..Plan::default()
         };
         s.prepare(&plan(2)).unwrap();
         assert!(
@@ -745,6 +885,7 @@ mod tests {
         s.prepare(&Plan {
             rows: 2,
             lookups: 1,
+            ..Plan::default()
         })
         .unwrap();
         let by_id = UserKey {
@@ -790,6 +931,7 @@ mod tests {
         s.prepare(&Plan {
             rows: 2,
             lookups: 2,
+            ..Plan::default()
         })
         .unwrap();
         assert!(s.claims.get().is_none());

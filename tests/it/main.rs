@@ -12,6 +12,7 @@ mod apply;
 mod columns;
 mod files;
 mod hostile;
+mod joiners;
 mod properties;
 mod races;
 mod read_corpus;

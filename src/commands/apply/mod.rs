@@ -39,6 +39,16 @@ pub struct ApplyArgs {
     pub sandbox: bool,
     pub dry_run: bool,
     pub resume: bool,
+    /// Create the user of a row whose user does not exist.
+    pub create: bool,
+    /// The file is the roster: deactivate the active users not in it.
+    pub deactivate_missing: bool,
+    /// More deactivations than this stop the run before anything is sent.
+    pub max_deactivate: usize,
+    /// Patterns (`*` wildcards) of users never deactivated.
+    pub keep: Vec<String>,
+    /// Do not ask before a real run.
+    pub yes: bool,
     pub concurrency: usize,
     pub rate: Option<Rate>,
     pub retries: u32,
@@ -66,6 +76,11 @@ impl Default for ApplyArgs {
             sandbox: false,
             dry_run: false,
             resume: false,
+            create: false,
+            deactivate_missing: false,
+            max_deactivate: 10,
+            keep: Vec::new(),
+            yes: false,
             concurrency: 4,
             rate: None,
             retries: 5,

@@ -172,7 +172,10 @@ pub fn survey(
     };
     let key_field = input.platform.fields()[input.platform.key_fields()[0]].name;
     let mut keys = KeyCollector::default();
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        create: args.create,
+        ..Plan::default()
+    };
     let mut total_rows = 0u64;
     // The rows are read here for their keys; the sending pass reads them again rather than
     // holding a million edits in memory.

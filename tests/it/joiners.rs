@@ -1,0 +1,488 @@
+//! Joiners and leavers: `apply --create` makes the users a sheet names who do not exist yet,
+//! through each vendor's create call, against a real sandbox on loopback; the server's state
+//! and the report are checked row by row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::common::*;
+use bulkedit::sandbox::{Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+
+const HUB_ENV: [(&str, &str); 1] = [("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")];
+const IDENTITY_ENV: [(&str, &str); 2] = [
+    ("BULKEDIT_CLIENT_ID", "sandbox-client"),
+    ("BULKEDIT_CLIENT_SECRET", "sandbox-secret"),
+];
+const CR_ENV: [(&str, &str); 2] = [
+    ("BULKEDIT_USERNAME", "sandbox"),
+    ("BULKEDIT_PASSWORD", "sandbox-password"),
+];
+
+fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig::default()).unwrap()
+}
+
+struct Run {
+    out: Output,
+    report: Vec<BTreeMap<String, String>>,
+    report_path: PathBuf,
+}
+
+impl Run {
+    fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+    fn stderr(&self) -> String {
+        stderr_of(&self.out)
+    }
+    fn row(&self, n: &str) -> &BTreeMap<String, String> {
+        self.report
+            .iter()
+            .find(|r| r["row"] == n)
+            .unwrap_or_else(|| panic!("row {n} in {:?}", self.report))
+    }
+}
+
+/// `bulkedit apply FILE` against the sandbox, its report beside the file under `name`.
+fn apply(
+    sb: &Sandbox,
+    platform: &str,
+    file: &Path,
+    name: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Run {
+    let report_path = file.with_file_name(name);
+    let mut cmd = bulkedit();
+    cmd.arg("apply")
+        .arg(file)
+        .args([
+            "--platform",
+            platform,
+            "--url",
+            sb.url_for(platform).as_str(),
+        ])
+        .args(["--rate", "unlimited", "--report"])
+        .arg(&report_path)
+        .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let report = if report_path.exists() {
+        read_report(&report_path)
+    } else {
+        Vec::new()
+    };
+    Run {
+        out,
+        report,
+        report_path,
+    }
+}
+
+/// Requests the sandbox saw with this method whose path ends with `suffix`.
+fn seen_at(sb: &Sandbox, method: &str, suffix: &str) -> usize {
+    sb.requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.ends_with(suffix))
+        .count()
+}
+
+/// The sandbox's users of one platform whose `field` is `value`.
+fn users_where(sb: &Sandbox, platform: &str, field: &str, value: &str) -> Vec<Value> {
+    sb.state()[platform]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u[field] == value)
+        .cloned()
+        .collect()
+}
+
+fn count(sb: &Sandbox, platform: &str) -> usize {
+    sb.state()[platform].as_array().unwrap().len()
+}
+
+const HUB_SHEET: &str = "user_email,user_first_name,user_last_name,user_job_title,user_roles\n\
+    user00001@example.com,,,Solution Architect,\n\
+    new.joiner@example.com,Nia,Joiner,Developer,Program Manager\n\
+    plain.joiner@example.com,Pat,Plain,,\n\
+    no.surname@example.com,Sam,,,\n";
+
+#[test]
+fn hub_create_makes_new_users_updates_the_others_and_a_second_run_finds_them() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(dir.path(), "joiners.csv", HUB_SHEET);
+    let before = count(&sb, "hub");
+    let run = apply(&sb, "hub", &file, "report.csv", &HUB_ENV, &["--create"]);
+    assert_eq!(run.code(), Some(1), "row 5 is invalid: {}", run.stderr());
+    assert_eq!(
+        statuses(&run.report),
+        pairs(&[
+            ("2", "updated"),
+            ("3", "created"),
+            ("4", "created"),
+            ("5", "invalid"),
+        ])
+    );
+    assert_eq!(
+        run.row("5")["error"],
+        "to create this user (--create): user_last_name is needed"
+    );
+    assert_eq!(
+        seen_at(&sb, "POST", "/adduser"),
+        2,
+        "nothing sent for row 5"
+    );
+    assert_eq!(count(&sb, "hub"), before + 2);
+    let made = users_where(&sb, "hub", "user_email", "new.joiner@example.com");
+    assert_eq!(
+        made,
+        [json!({
+            "user_email": "new.joiner@example.com",
+            "user_first_name": "Nia",
+            "user_last_name": "Joiner",
+            "user_job_title": "Developer",
+            "user_location": "",
+            "user_department": "",
+            "user_business_unit": "",
+            "user_is_active": 1,
+            "user_invite_status": 1,
+            "user_roles": [{"role_id": 5, "category_id": 0}],
+        })]
+    );
+    let plain = users_where(&sb, "hub", "user_email", "plain.joiner@example.com");
+    assert_eq!(
+        plain[0]["user_roles"],
+        json!([{"role_id": 8, "category_id": 0}]),
+        "a new user without roles is a Standard User"
+    );
+    assert_eq!(
+        users_where(&sb, "hub", "user_email", "user00001@example.com")[0]["user_job_title"],
+        "Solution Architect"
+    );
+
+    // The next run finds the users it made: nothing more is created or sent.
+    let again = apply(&sb, "hub", &file, "again.csv", &HUB_ENV, &["--create"]);
+    assert_eq!(
+        statuses(&again.report),
+        pairs(&[
+            ("2", "unchanged"),
+            ("3", "unchanged"),
+            ("4", "unchanged"),
+            ("5", "invalid"),
+        ])
+    );
+    assert_eq!(seen_at(&sb, "POST", "/adduser"), 2);
+    assert_eq!(count(&sb, "hub"), before + 2);
+}
+
+#[test]
+fn a_dry_run_says_who_would_be_created_and_sends_nothing() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(dir.path(), "joiners.csv", HUB_SHEET);
+    let run = apply(
+        &sb,
+        "hub",
+        &file,
+        "plan.csv",
+        &HUB_ENV,
+        &["--create", "--dry-run"],
+    );
+    assert_eq!(
+        statuses(&run.report),
+        pairs(&[
+            ("2", "would-update"),
+            ("3", "would-create"),
+            ("4", "would-create"),
+            ("5", "invalid"),
+        ])
+    );
+    let said = &run.row("3")["error"];
+    assert!(
+        said.contains("user_first_name: (empty) -> 'Nia'") && said.contains("user_roles"),
+        "{said}"
+    );
+    assert!(
+        run.row("4")["error"].contains("user_roles: (empty) -> '8'"),
+        "the default role shows: {:?}",
+        run.row("4")
+    );
+    assert_eq!(seen_at(&sb, "POST", "/adduser"), 0);
+    assert_eq!(seen_at(&sb, "POST", "/edituser"), 0);
+    assert!(users_where(&sb, "hub", "user_email", "new.joiner@example.com").is_empty());
+}
+
+#[test]
+fn without_create_a_new_user_is_still_not_found() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(dir.path(), "joiners.csv", HUB_SHEET);
+    let run = apply(&sb, "hub", &file, "report.csv", &HUB_ENV, &[]);
+    assert_eq!(run.row("3")["status"], "not-found");
+    assert_eq!(seen_at(&sb, "POST", "/adduser"), 0);
+}
+
+#[test]
+fn hub_refuses_to_create_an_active_user_before_sending() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "joiners.csv",
+        "Email,First Name,Last Name,Is Active,Invite Status\n\
+         active.joiner@example.com,Ada,Active,1,3\n",
+    );
+    let run = apply(&sb, "hub", &file, "report.csv", &HUB_ENV, &["--create"]);
+    assert_eq!(run.code(), Some(1));
+    assert_eq!(run.row("2")["status"], "invalid");
+    assert!(
+        run.row("2")["error"].contains("user_invite_status 3 (active) cannot be given"),
+        "{:?}",
+        run.row("2")
+    );
+    assert_eq!(seen_at(&sb, "POST", "/adduser"), 0);
+}
+
+#[test]
+fn identity_create_chooses_the_id_sets_partition_user_name_groups_and_masks_the_password() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let chosen = "3f1c2a9e-7b4d-4c1a-9f2e-5d6b7a8c9d0e";
+    let file = write(
+        dir.path(),
+        "joiners.csv",
+        format!(
+            "userId,email,name,surname,groupIDsToAdd,password\n\
+             ,user00002@example.com,Ben,,,\n\
+             ,ida.new@example.com,Ida,New,10000000-0000-4000-8000-000000000004,Welcome-2026\n\
+             {chosen},id.chosen@example.com,Ivo,Chosen,,\n\
+             ,no.name@example.com,,,,short\n"
+        ),
+    );
+    let before = count(&sb, "identity");
+    let run = apply(
+        &sb,
+        "identity",
+        &file,
+        "report.csv",
+        &IDENTITY_ENV,
+        &["--create"],
+    );
+    assert_eq!(
+        statuses(&run.report),
+        pairs(&[
+            ("2", "updated"),
+            ("3", "created"),
+            ("4", "created"),
+            ("5", "failed"),
+        ]),
+        "{}",
+        run.stderr()
+    );
+    // The server's own refusal, in its words.
+    assert!(
+        run.row("5")["error"].contains("PasswordTooShort"),
+        "{:?}",
+        run.row("5")
+    );
+    assert_eq!(run.row("3")["password"], "***");
+    let text = std::fs::read_to_string(&run.report_path).unwrap();
+    assert!(!text.contains("Welcome-2026"), "{text}");
+    assert_eq!(count(&sb, "identity"), before + 2);
+
+    let ida = users_where(&sb, "identity", "email", "ida.new@example.com");
+    assert_eq!(ida.len(), 1);
+    let ida = &ida[0];
+    let id = uuid::Uuid::parse_str(ida["id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.get_version_num(), 4, "a fresh UUID v4: {id}");
+    assert_eq!(ida["userName"], "ida.new@example.com");
+    assert_eq!(
+        (&ida["name"], &ida["surname"]),
+        (&json!("Ida"), &json!("New"))
+    );
+    assert_eq!(ida["isActive"], true);
+    assert_eq!(
+        ida["groupIDs"],
+        json!([
+            "10000000-0000-4000-8000-000000000001",
+            "10000000-0000-4000-8000-000000000004"
+        ])
+    );
+    // The sandbox refuses a create without the organization's partition: three were taken.
+    assert_eq!(seen_at(&sb, "POST", "/api/User"), 3);
+    let ivo = users_where(&sb, "identity", "id", chosen);
+    assert_eq!(ivo[0]["email"], "id.chosen@example.com", "the row's own id");
+
+    // Found by the next run, by e-mail and by id alike.
+    let rerun = write(
+        dir.path(),
+        "again.csv",
+        format!("userId,email,name,surname\n,ida.new@example.com,Ida,New\n{chosen},,Ivo,Chosen\n"),
+    );
+    let again = apply(
+        &sb,
+        "identity",
+        &rerun,
+        "again-report.csv",
+        &IDENTITY_ENV,
+        &["--create"],
+    );
+    assert_eq!(
+        statuses(&again.report),
+        pairs(&[("2", "unchanged"), ("3", "unchanged")]),
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(count(&sb, "identity"), before + 2);
+}
+
+#[test]
+fn identity_create_names_what_is_missing() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "joiners.csv",
+        "userId,name\n3f1c2a9e-7b4d-4c1a-9f2e-5d6b7a8c9d0e,Ivo\n",
+    );
+    let run = apply(
+        &sb,
+        "identity",
+        &file,
+        "report.csv",
+        &IDENTITY_ENV,
+        &["--create"],
+    );
+    assert_eq!(run.row("2")["status"], "invalid");
+    assert_eq!(
+        run.row("2")["error"],
+        "to create this user (--create): email is needed"
+    );
+    assert_eq!(seen_at(&sb, "POST", "/api/User"), 0);
+}
+
+#[test]
+fn control_room_create_needs_a_password_and_a_role_and_the_answer_proves_it() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "joiners.csv",
+        "username,email,firstName,lastName,roles,password\n\
+         user00001,,Ana,,,\n\
+         cora.new,cora.new@example.com,Cora,New,AAE_Basic; Bot Runner,Start-2026\n\
+         no.password,no.password@example.com,Noel,,AAE_Basic,\n\
+         no.role,no.role@example.com,,,,Start-2026\n",
+    );
+    let before = count(&sb, "control_room");
+    let run = apply(
+        &sb,
+        "control-room",
+        &file,
+        "report.csv",
+        &CR_ENV,
+        &["--create"],
+    );
+    assert_eq!(
+        statuses(&run.report),
+        pairs(&[
+            ("2", "updated"),
+            ("3", "created"),
+            ("4", "invalid"),
+            ("5", "invalid"),
+        ]),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        run.row("4")["error"],
+        "to create this user (--create): password is needed"
+    );
+    assert_eq!(
+        run.row("5")["error"],
+        "to create this user (--create): roles is needed"
+    );
+    assert_eq!(run.row("3")["password"], "***");
+    let text = std::fs::read_to_string(&run.report_path).unwrap();
+    assert!(!text.contains("Start-2026"), "{text}");
+    assert_eq!(seen_at(&sb, "POST", "/v1/usermanagement/users"), 1);
+    assert_eq!(count(&sb, "control_room"), before + 1);
+    let cora = users_where(&sb, "control_room", "username", "cora.new");
+    assert_eq!(cora.len(), 1);
+    let cora = &cora[0];
+    assert_eq!(
+        (&cora["email"], &cora["firstName"], &cora["lastName"]),
+        (
+            &json!("cora.new@example.com"),
+            &json!("Cora"),
+            &json!("New")
+        )
+    );
+    let roles: Vec<&str> = cora["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["AAE_Basic", "Bot Runner"]);
+    assert_eq!(cora["disabled"], false);
+
+    // Found by the next run.
+    let rerun = write(
+        dir.path(),
+        "again.csv",
+        "username,email,firstName,lastName,roles\n\
+         cora.new,cora.new@example.com,Cora,New,AAE_Basic; Bot Runner\n",
+    );
+    let again = apply(
+        &sb,
+        "control-room",
+        &rerun,
+        "again-report.csv",
+        &CR_ENV,
+        &["--create"],
+    );
+    assert_eq!(statuses(&again.report), pairs(&[("2", "unchanged")]));
+    assert_eq!(count(&sb, "control_room"), before + 1);
+}
+
+#[test]
+fn a_control_room_password_outside_the_documented_rule_is_invalid_offline() {
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "joiners.csv",
+        "username,email,roles,password\n\
+         a.user,a@example.com,AAE_Basic,short\n\
+         b.user,b@example.com,AAE_Basic,has space 2026\n\
+         c.user,c@example.com,AAE_Basic,Fine_Pass-01\n",
+    );
+    let out = bulkedit()
+        .args(["validate", "--platform", "control-room"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = read_report(&file.with_file_name("joiners-report.csv"));
+    assert_eq!(
+        statuses(&report),
+        pairs(&[("2", "invalid"), ("3", "invalid"), ("4", "valid")]),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        report[0]["error"].contains("8 to 15 characters, not 5"),
+        "{report:?}"
+    );
+    assert!(
+        report[1]["error"].contains("only a-z A-Z 0-9"),
+        "{report:?}"
+    );
+    let text = std::fs::read_to_string(file.with_file_name("joiners-report.csv")).unwrap();
+    assert!(!text.contains("has space 2026") && !text.contains("Fine_Pass-01"));
+}
