@@ -11,8 +11,8 @@ use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{Answer, Change, Found, ListPage, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Platform, Record, Session,
-    Template, UserKey,
+    endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Platform,
+    Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
@@ -635,6 +635,39 @@ impl Vendor for ControlRoomSession {
             409 => Answer::Conflict(server_message(reply)),
             _ => Answer::Refused(server_message(reply)),
         }
+    }
+
+    fn is_active(&self, user: &serde_json::Map<String, Value>) -> bool {
+        let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
+        !flag("disabled") && !flag("deleted")
+    }
+
+    fn deactivation(&self) -> Changes {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("disabled", true);
+        changes
+    }
+
+    /// Its id and username, and its e-mail.
+    fn known_as(&self, user: &serde_json::Map<String, Value>) -> Vec<String> {
+        let id = user
+            .get("id")
+            .and_then(Value::as_i64)
+            .map(|i| i.to_string());
+        ["username", "email"]
+            .iter()
+            .filter_map(|k| user.get(*k).and_then(Value::as_str).map(str::to_string))
+            .chain(id)
+            .collect()
+    }
+
+    /// The username the run logs in with.
+    fn caller(&self) -> Option<String> {
+        let login = self.auth.login.as_ref()?;
+        login
+            .get("username")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 }
 

@@ -13,8 +13,8 @@ use super::rmw::{
     Vendor,
 };
 use super::{
-    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
-    Session, Template, UserKey,
+    endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Layout,
+    Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
 use crate::error::Error;
@@ -620,6 +620,20 @@ impl Vendor for HubSession {
 
     fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
         envelope(reply)
+    }
+
+    /// Pending users (1/1, 2/1) are active accounts too; inactive is `user_is_active` 0.
+    fn is_active(&self, user: &Map<String, Value>) -> bool {
+        user.get(FIELDS[IS_ACTIVE].name).and_then(Value::as_u64) != Some(0)
+    }
+
+    /// `user_is_active` 0 with invite status 1, as UiPath's page on inactivating users that
+    /// left the company sends.
+    fn deactivation(&self) -> Changes {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert(FIELDS[IS_ACTIVE].name, 0);
+        changes.insert(FIELDS[INVITE_STATUS].name, 1);
+        changes
     }
 }
 

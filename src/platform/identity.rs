@@ -14,8 +14,8 @@ use super::rmw::{
 };
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit, Field, Plan, Platform,
-    Record, Session, Template, UserKey,
+    endpoint, jwt_claims, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep,
+    Plan, Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
@@ -601,6 +601,33 @@ impl Vendor for IdentitySession {
 
     fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
         succeeded(reply)
+    }
+
+    fn is_active(&self, user: &Map<String, Value>) -> bool {
+        user.get("isActive").and_then(Value::as_bool) != Some(false)
+    }
+
+    fn deactivation(&self) -> Changes {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert("isActive", false);
+        changes
+    }
+
+    /// Its id and e-mail, and its user name.
+    fn known_as(&self, user: &Map<String, Value>) -> Vec<String> {
+        ["id", "email", "userName"]
+            .iter()
+            .filter_map(|k| user.get(*k).and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    /// A user's access token names its user (`sub`, and often `email`); client credentials
+    /// and tokens without those claims name no user of the organization.
+    fn caller(&self) -> Option<String> {
+        let claims = jwt_claims(&self.auth.token.value())?;
+        ["email", "preferred_username", "sub"]
+            .iter()
+            .find_map(|c| claims.get(*c).and_then(Value::as_str).map(str::to_string))
     }
 }
 

@@ -127,6 +127,54 @@ pub struct Plan {
     pub lookups: usize,
     /// `--create`: a row whose user does not exist creates it.
     pub create: bool,
+    /// `--deactivate-missing`: every user is read up front, to compare with the roster.
+    pub deactivate_missing: bool,
+}
+
+/// The file as a roster, for `--deactivate-missing`: who it names, and who is never deactivated.
+#[derive(Debug, Default)]
+pub struct Roster {
+    /// [`UserKey::normalized`] of every key cell of every row, valid or not: a user a row
+    /// names in any way is never taken for missing.
+    pub named: std::collections::HashSet<String>,
+    /// `--keep` patterns (`*` matches anything), matched in any case against every name a
+    /// user is known by.
+    pub keep: Vec<String>,
+    /// The key fields the file has a column for, in order: a missing user's report line shows
+    /// the first of them the user has.
+    pub columns: Vec<&'static str>,
+}
+
+/// Active users on the server that the roster does not name.
+pub struct Missing {
+    /// Each with the edit that deactivates it (keyed by the user's id) and the key its report
+    /// line shows.
+    pub users: Vec<(Edit, Option<UserKey>)>,
+    /// Whether the account the run authenticates as is known (and so kept); when not, the
+    /// run says so.
+    pub caller_known: bool,
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters, in any case.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.to_lowercase(), text.to_lowercase());
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole text.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// A logged-in connection that carries out one row at a time; called from many workers at once.
@@ -146,6 +194,18 @@ pub trait Session: Send + Sync {
     /// Reads the current record, merges the edit of the input's row `row`, writes it unless
     /// nothing changes (or `dry_run`), and says what happened.
     fn apply(&self, edit: &Edit, row: u64, dry_run: bool) -> Outcome;
+    /// `--deactivate-missing`: the active users on the server the roster does not name, never
+    /// the kept ones or the account the run authenticates as. Needs every user read up front.
+    fn missing(&self, _roster: &Roster) -> Result<Missing, Error> {
+        Err(Error::usage("--deactivate-missing is not available here"))
+    }
+    /// Deactivates a user [`Session::missing`] found, through the same read-modify-write.
+    fn deactivate(&self, _edit: &Edit, _dry_run: bool) -> Outcome {
+        Outcome::with_error(
+            crate::engine::Status::Failed,
+            "--deactivate-missing is not available here",
+        )
+    }
 }
 
 pub trait Platform: Send + Sync {

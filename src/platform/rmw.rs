@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 
 use super::cache::UserCache;
 use super::dictionary::{Field, Place};
-use super::{Edit, Plan, Session, UserKey, MAX_CACHED_USERS};
+use super::{Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS};
 use crate::engine::{CallError, Outcome, Reply, Status};
 use crate::error::Error;
+use crate::rules;
 
 /// A user's record when there is one, the requests it took to find out, and the HTTP status
 /// of the last of them (what a `not-found` row reports).
@@ -134,6 +135,25 @@ pub trait Vendor: Send + Sync {
     fn create(&self, edit: &Edit, change: &Change) -> Result<Reply, CallError>;
     /// Reads the answer to a create: only an answer that proves the user was made is one.
     fn created(&self, edit: &Edit, reply: &Reply) -> Answer;
+
+    /// Whether a listed user is active: only active users are deactivated as missing.
+    fn is_active(&self, user: &Map<String, Value>) -> bool;
+    /// The changes that deactivate a user, merged into the record like any row's.
+    fn deactivation(&self) -> Changes;
+    /// Every name a user is known by, for `--keep` and for the account the run authenticates
+    /// as: its keys, and the vendor's other names for it (an e-mail, a user name).
+    fn known_as(&self, user: &Map<String, Value>) -> Vec<String> {
+        Self::FIELDS
+            .iter()
+            .filter(|f| f.names_user())
+            .filter_map(|f| user.get(f.record_key()?).and_then(key_text))
+            .collect()
+    }
+    /// A name of the account the run authenticates as, when the credentials tell it (a
+    /// Control Room login does; a bare token may not): never deactivated as missing.
+    fn caller(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How old a copy from the list read up front may be when a whole record is written from it,
@@ -422,7 +442,17 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         if plan.lookups > 0 && plan.lookups < plan.rows {
             let _ = self.claims.set(Mutex::new(HashMap::new()));
         }
-        if !self.vendor.can_list(plan)? || plan.rows < 2 {
+        // The roster is compared with every user, so they are all read, whatever it costs.
+        let whole = plan.deactivate_missing;
+        if !self.vendor.can_list(plan)? {
+            if whole {
+                return Err(Error::usage(
+                    "--deactivate-missing needs the whole user list, which cannot be read here",
+                ));
+            }
+            return Ok(());
+        }
+        if plan.rows < 2 && !whole {
             return Ok(());
         }
         let fail = |o: Outcome| {
@@ -439,7 +469,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             Total::Users(users) => (users.div_ceil(V::PAGE).max(1), users),
         };
         // The whole list costs `pages` calls; one look-up per row costs `rows`.
-        if pages >= plan.rows || users > MAX_CACHED_USERS {
+        if (pages >= plan.rows || users > MAX_CACHED_USERS) && !whole {
             return Ok(());
         }
         let _ = self.cache.set(self.read_list(first).map_err(fail)?);
@@ -448,6 +478,79 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
 
     fn listed(&self) -> bool {
         self.cache.get().is_some()
+    }
+
+    fn missing(&self, roster: &Roster) -> Result<Missing, Error> {
+        let Some(cache) = self.cache.get() else {
+            return Err(Error::usage(
+                "--deactivate-missing needs the whole user list, which was not read",
+            ));
+        };
+        let caller = self.vendor.caller().map(|c| rules::normalize_key(&c));
+        let id_field = id_field(V::FIELDS);
+        let mut users = Vec::new();
+        for user in cache.users() {
+            if !self.vendor.is_active(&user) {
+                continue;
+            }
+            let named = V::FIELDS.iter().filter(|f| f.names_user()).any(|f| {
+                f.record_key()
+                    .and_then(|k| user.get(k))
+                    .and_then(key_text)
+                    .is_some_and(|value| {
+                        let key = UserKey {
+                            field: f.name,
+                            value,
+                        };
+                        roster.named.contains(&key.normalized())
+                    })
+            });
+            if named {
+                continue;
+            }
+            let names = self.vendor.known_as(&user);
+            let kept = names.iter().any(|n| {
+                roster.keep.iter().any(|p| super::wildcard_match(p, n))
+                    || caller.as_deref() == Some(rules::normalize_key(n).as_str())
+            });
+            if kept {
+                continue;
+            }
+            let (Some(field), Some(id)) = (id_field, user_id(V::FIELDS, &user)) else {
+                continue;
+            };
+            let shown = roster.columns.iter().find_map(|&name| {
+                let f = V::FIELDS.iter().find(|f| f.name == name)?;
+                let value = user.get(f.record_key()?).and_then(key_text)?;
+                Some(UserKey {
+                    field: f.name,
+                    value,
+                })
+            });
+            let edit = Edit {
+                key: UserKey {
+                    field: field.name,
+                    value: id,
+                },
+                changes: self.vendor.deactivation(),
+            };
+            users.push((edit, shown));
+        }
+        Ok(Missing {
+            users,
+            caller_known: caller.is_some(),
+        })
+    }
+
+    fn deactivate(&self, edit: &Edit, dry_run: bool) -> Outcome {
+        // No input row names this user: it claims under a row number no row has.
+        let mut o = self.apply(edit, u64::MAX, dry_run);
+        o.status = match o.status {
+            Status::Updated => Status::Deactivated,
+            Status::WouldUpdate => Status::WouldDeactivate,
+            other => other,
+        };
+        o
     }
 
     fn listed_user(&self, key: &UserKey) -> Option<String> {
@@ -635,11 +738,16 @@ pub fn record_keys(fields: &[Field]) -> Vec<&'static str> {
 /// What writes and re-reads name the user by: the platform's own id, or on a platform that
 /// has none (hub writes by e-mail) the first key a user can be found by.
 pub fn user_id(fields: &[Field], record: &Map<String, Value>) -> Option<String> {
-    let field = fields
+    let field = id_field(fields)?;
+    key_text(record.get(field.record_key()?)?)
+}
+
+/// The field writes and re-reads name a user by (see [`user_id`]).
+fn id_field(fields: &[Field]) -> Option<&Field> {
+    fields
         .iter()
         .find(|f| matches!(f.place, Place::UserId(_)))
-        .or_else(|| fields.iter().find(|f| f.names_user()))?;
-    key_text(record.get(field.record_key()?)?)
+        .or_else(|| fields.iter().find(|f| f.names_user()))
 }
 
 /// Every key a listed user can be found by, as the cache indexes it.
@@ -774,6 +882,16 @@ mod tests {
 
         fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
             self.interpret("", reply)
+        }
+
+        fn is_active(&self, user: &Map<String, Value>) -> bool {
+            user.get("title").and_then(Value::as_str) != Some("gone")
+        }
+
+        fn deactivation(&self) -> Changes {
+            let mut changes = Changes::new(Keep::Changes);
+            changes.insert("title", "gone");
+            changes
         }
     }
 

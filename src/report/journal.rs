@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter, REPORT_COLUMNS};
+use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter, NO_ROW, REPORT_COLUMNS};
 use crate::engine::{Outcome, Status};
 use crate::read::Cells;
 use crate::rules::FieldError;
@@ -128,7 +128,10 @@ fn content_key<'a>(cells: impl Iterator<Item = &'a str>) -> u64 {
 
 /// The outcome a report line records; `field(i)` is the line's `i`th cell.
 fn outcome_of<'a>(field: impl Fn(usize) -> Option<&'a str>) -> Option<(u64, Outcome)> {
-    let line = field(0)?.trim().parse::<f64>().ok()? as u64;
+    let line = match field(0)?.trim() {
+        "" => NO_ROW,
+        row => row.parse::<f64>().ok()? as u64,
+    };
     let status = Status::parse(field(1)?.trim())?;
     let mut o = Outcome::with_error(status, field(2).unwrap_or_default());
     o.http_status = field(3)
@@ -173,7 +176,10 @@ pub fn read_earlier(
         if row.is_blank() {
             continue;
         }
-        if let Some((_, outcome)) = outcome_of(|i| row.cells.get(i)) {
+        // Lines of no input row (users deactivated as missing from the roster) are not
+        // carried: a resumed run finds those users inactive and leaves them alone.
+        let outcome = outcome_of(|i| row.cells.get(i)).filter(|(line, _)| *line < NO_ROW);
+        if let Some((_, outcome)) = outcome {
             let width = columns.input_cols.len();
             let key = content_key(
                 (REPORT_COLUMNS.len()..REPORT_COLUMNS.len() + width)
@@ -308,7 +314,12 @@ pub fn finalize(
         if start < from {
             continue;
         }
-        if let Some(line) = record.get(0).and_then(|s| s.parse::<u64>().ok()) {
+        // Lines of no input row keep their journal order, after every input row.
+        let line = match record.get(0) {
+            Some("") => Some(NO_ROW + seq),
+            other => other.and_then(|s| s.parse::<u64>().ok()),
+        };
+        if let Some(line) = line {
             index.push((line, seq, start));
             seq += 1;
         }

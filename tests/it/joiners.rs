@@ -91,6 +91,14 @@ fn seen_at(sb: &Sandbox, method: &str, suffix: &str) -> usize {
         .count()
 }
 
+/// Requests the sandbox saw with this method whose path contains `part`.
+fn seen(sb: &Sandbox, method: &str, part: &str) -> usize {
+    sb.requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.contains(part))
+        .count()
+}
+
 /// The sandbox's users of one platform whose `field` is `value`.
 fn users_where(sb: &Sandbox, platform: &str, field: &str, value: &str) -> Vec<Value> {
     sb.state()[platform]
@@ -485,4 +493,289 @@ fn a_control_room_password_outside_the_documented_rule_is_invalid_offline() {
     );
     let text = std::fs::read_to_string(file.with_file_name("joiners-report.csv")).unwrap();
     assert!(!text.contains("has space 2026") && !text.contains("Fine_Pass-01"));
+}
+
+/// What each platform's roster sheet names a user by, how the sandbox's state spells that
+/// key and whether the user is active, and the credentials and write call of the platform.
+struct Roster {
+    platform: &'static str,
+    state: &'static str,
+    header: &'static str,
+    key: fn(usize) -> String,
+    state_key: &'static str,
+    active: fn(&Value) -> bool,
+    env: &'static [(&'static str, &'static str)],
+    write: (&'static str, &'static str),
+}
+
+const ROSTERS: [Roster; 3] = [
+    Roster {
+        platform: "hub",
+        state: "hub",
+        header: "Email",
+        key: |i| format!("user{i:05}@example.com"),
+        state_key: "user_email",
+        active: |u| u["user_is_active"] == 1,
+        env: &HUB_ENV,
+        write: ("POST", "/edituser"),
+    },
+    Roster {
+        platform: "identity",
+        state: "identity",
+        header: "email",
+        key: |i| format!("user{i:05}@example.com"),
+        state_key: "email",
+        active: |u| u["isActive"] == true,
+        env: &IDENTITY_ENV,
+        write: ("PUT", "/api/User/"),
+    },
+    Roster {
+        platform: "control-room",
+        state: "control_room",
+        header: "username",
+        key: |i| format!("user{i:05}"),
+        state_key: "username",
+        active: |u| u["disabled"] == false,
+        env: &CR_ENV,
+        write: ("PUT", "/v1/usermanagement/users/"),
+    },
+];
+
+/// A roster sheet naming the sandbox's users `1..=100` except `missing`.
+fn roster_sheet(dir: &Path, r: &Roster, missing: &[usize]) -> PathBuf {
+    let mut text = format!("{}\n", r.header);
+    for i in (1..=100).filter(|i| !missing.contains(i)) {
+        text.push_str(&format!("{}\n", (r.key)(i)));
+    }
+    write(dir, &format!("roster-{}.csv", r.platform), text)
+}
+
+/// The keys of the sandbox's users of `r`'s platform that are inactive.
+fn inactive(sb: &Sandbox, r: &Roster) -> Vec<String> {
+    let mut keys: Vec<String> = sb.state()[r.state]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| !(r.active)(u))
+        .map(|u| u[r.state_key].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The report lines of users missing from the roster: empty `row`, key, status.
+fn leavers(run: &Run, r: &Roster) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = run
+        .report
+        .iter()
+        .filter(|l| l["row"].is_empty())
+        .map(|l| (l[r.header].clone(), l["status"].clone()))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn deactivate_missing_deactivates_exactly_the_active_users_not_in_the_roster() {
+    for r in &ROSTERS {
+        let sb = sandbox();
+        let dir = tempdir();
+        // User 70 is inactive already: missing from the roster, and left alone.
+        let leaver = write(
+            dir.path(),
+            "leaver.csv",
+            match r.platform {
+                "hub" => "Email,Is Active\nuser00070@example.com,0\n",
+                "identity" => "email,isActive\nuser00070@example.com,false\n",
+                _ => "username,disabled\nuser00070,true\n",
+            },
+        );
+        let first = apply(&sb, r.platform, &leaver, "leaver-report.csv", r.env, &[]);
+        assert_eq!(statuses(&first.report), pairs(&[("2", "updated")]));
+        let writes_before = seen(&sb, r.write.0, r.write.1);
+
+        let missing = [10, 20, 30, 40, 50, 60, 70];
+        let file = roster_sheet(dir.path(), r, &missing);
+        let plan = apply(
+            &sb,
+            r.platform,
+            &file,
+            "plan.csv",
+            r.env,
+            &["--deactivate-missing", "--keep", "USER00060*", "--dry-run"],
+        );
+        assert_eq!(plan.code(), Some(0), "{}: {}", r.platform, plan.stderr());
+        let gone = |status: &str| -> Vec<(String, String)> {
+            [10, 20, 30, 40, 50]
+                .iter()
+                .map(|&i| ((r.key)(i), status.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            leavers(&plan, r),
+            gone("would-deactivate"),
+            "{}",
+            r.platform
+        );
+        assert_eq!(
+            seen(&sb, r.write.0, r.write.1),
+            writes_before,
+            "a dry run writes nothing"
+        );
+
+        let run = apply(
+            &sb,
+            r.platform,
+            &file,
+            "report.csv",
+            r.env,
+            &["--deactivate-missing", "--keep", "USER00060*"],
+        );
+        assert_eq!(run.code(), Some(0), "{}: {}", r.platform, run.stderr());
+        assert_eq!(leavers(&run, r), gone("deactivated"), "{}", r.platform);
+        assert_eq!(
+            run.report.iter().filter(|l| !l["row"].is_empty()).count(),
+            93,
+            "every roster row is reported, before the missing users"
+        );
+        assert!(run.report[..93].iter().all(|l| l["status"] == "unchanged"));
+        let mut expected: Vec<String> = [10, 20, 30, 40, 50, 70]
+            .iter()
+            .map(|&i| (r.key)(i))
+            .collect();
+        expected.sort();
+        assert_eq!(inactive(&sb, r), expected, "{}", r.platform);
+        assert_eq!(
+            seen(&sb, r.write.0, r.write.1),
+            writes_before + 5,
+            "{}: one write per missing user",
+            r.platform
+        );
+        if r.platform == "hub" {
+            let u = users_where(&sb, "hub", "user_email", "user00010@example.com");
+            assert_eq!(
+                (&u[0]["user_is_active"], &u[0]["user_invite_status"]),
+                (&json!(0), &json!(1))
+            );
+        }
+    }
+}
+
+#[test]
+fn above_max_deactivate_nothing_is_sent_and_the_run_says_how_to_allow_it() {
+    for r in &ROSTERS {
+        let sb = sandbox();
+        let dir = tempdir();
+        let missing: Vec<usize> = (51..=100).collect();
+        let file = roster_sheet(dir.path(), r, &missing);
+        let run = apply(
+            &sb,
+            r.platform,
+            &file,
+            "report.csv",
+            r.env,
+            &["--deactivate-missing"],
+        );
+        assert_eq!(run.code(), Some(2), "{}: {}", r.platform, run.stderr());
+        let said = run.stderr();
+        assert!(
+            said.contains("would deactivate 50 users")
+                && said.contains("--max-deactivate 50")
+                && said.contains("nothing was sent"),
+            "{said}"
+        );
+        assert!(
+            !run.report_path.exists(),
+            "no report: the run never started"
+        );
+        assert!(
+            sb.requests().iter().all(|q| q.method == "GET"
+                || q.path.ends_with("/list")
+                || q.path.ends_with("/authentication")
+                || q.path.ends_with("/connect/token")),
+            "{}: only reads: {:?}",
+            r.platform,
+            sb.requests()
+        );
+        assert!(inactive(&sb, r).is_empty());
+
+        // Allowed, they go.
+        let run = apply(
+            &sb,
+            r.platform,
+            &file,
+            "report.csv",
+            r.env,
+            &["--deactivate-missing", "--max-deactivate", "50"],
+        );
+        assert_eq!(run.code(), Some(0), "{}: {}", r.platform, run.stderr());
+        assert_eq!(inactive(&sb, r).len(), 50);
+    }
+}
+
+#[test]
+fn the_control_room_account_the_run_logs_in_as_is_never_deactivated() {
+    let sb = sandbox();
+    let dir = tempdir();
+    // The login account as a Control Room user, made by a run of its own.
+    let own = write(
+        dir.path(),
+        "own.csv",
+        "username,email,roles,password\nSandbox,sandbox@example.com,AAE_Admin,Own-Pass-01\n",
+    );
+    let made = apply(
+        &sb,
+        "control-room",
+        &own,
+        "own-report.csv",
+        &CR_ENV,
+        &["--create"],
+    );
+    assert_eq!(
+        statuses(&made.report),
+        pairs(&[("2", "created")]),
+        "{}",
+        made.stderr()
+    );
+    let file = roster_sheet(dir.path(), &ROSTERS[2], &[7]);
+    let run = apply(
+        &sb,
+        "control-room",
+        &file,
+        "report.csv",
+        &CR_ENV,
+        &["--deactivate-missing"],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(
+        leavers(&run, &ROSTERS[2]),
+        pairs(&[("user00007", "deactivated")])
+    );
+    let own = users_where(&sb, "control_room", "username", "Sandbox");
+    assert_eq!(own[0]["disabled"], false);
+}
+
+#[test]
+fn users_named_on_invalid_rows_are_not_missing_from_the_roster() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut text = String::from("Email,Is Active\n");
+    for i in 1..=100 {
+        // Row for user 5 is broken, yet it names user 5: not a leaver.
+        let active = if i == 5 { "maybe" } else { "" };
+        text.push_str(&format!("user{i:05}@example.com,{active}\n"));
+    }
+    let file = write(dir.path(), "roster.csv", text);
+    let run = apply(
+        &sb,
+        "hub",
+        &file,
+        "report.csv",
+        &HUB_ENV,
+        &["--deactivate-missing"],
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(run.row("6")["status"], "invalid");
+    assert!(leavers(&run, &ROSTERS[0]).is_empty(), "{:?}", run.report);
+    assert!(inactive(&sb, &ROSTERS[0]).is_empty());
 }

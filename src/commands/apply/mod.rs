@@ -193,6 +193,31 @@ fn announce(
     target: &Target,
     connected: &Connected,
 ) {
+    if args.deactivate_missing {
+        let n = connected.missing.users.len();
+        console.info(&format!(
+            "{n} active user{} not in the roster {}",
+            if n == 1 { " is" } else { "s are" },
+            if args.dry_run {
+                "would be deactivated"
+            } else {
+                "will be deactivated"
+            }
+        ));
+        if !connected.missing.caller_known {
+            console.warn(
+                "the credentials do not say which user this run authenticates as: if it is a \
+                 user of this platform, protect it with --keep",
+            );
+        }
+        if args.dry_run && n > args.max_deactivate {
+            console.warn(&format!(
+                "a real run would stop before sending anything: {n} deactivations are more \
+                 than --max-deactivate {} allows",
+                args.max_deactivate
+            ));
+        }
+    }
     if connected.session.is_some() {
         console.info(&format!(
             "{} {} rows to {} at {} with {} workers{}",
