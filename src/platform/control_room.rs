@@ -174,6 +174,14 @@ impl Platform for ControlRoom {
         &MASKED
     }
 
+    /// Automation 360 documents that it e-mails a user who is edited, enabled or disabled.
+    fn caution(&self) -> Option<&'static str> {
+        Some(
+            "when its SMTP is on, the Control Room e-mails every user who is edited, enabled \
+             or disabled",
+        )
+    }
+
     fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
         dictionary::check(self, record)
     }

@@ -229,6 +229,11 @@ pub trait Platform: Send + Sync {
     fn default_rate(&self) -> f64;
     /// Authenticates and returns a session.
     fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, Error>;
+    /// What a person should know before a real run sends anything: what the platform itself
+    /// does when users change.
+    fn caution(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Options that change the field dictionary.

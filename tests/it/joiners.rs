@@ -779,3 +779,116 @@ fn users_named_on_invalid_rows_are_not_missing_from_the_roster() {
     assert!(leavers(&run, &ROSTERS[0]).is_empty(), "{:?}", run.report);
     assert!(inactive(&sb, &ROSTERS[0]).is_empty());
 }
+
+/// `bulkedit apply ARGS` under a pseudo-terminal (util-linux `script` gives the child one),
+/// with `answer` typed on it; what the terminal showed, and the exit code.
+fn apply_at_a_terminal(args: &[String], env: &[(&str, &str)], answer: &str) -> (String, i32) {
+    use std::io::Write;
+    let bin = assert_cmd::cargo::cargo_bin("bulkedit");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command = std::iter::once(bin.to_string_lossy().to_string())
+        .chain(args.iter().cloned())
+        .map(|s| quote(&s))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BULKEDIT_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .expect("util-linux `script` runs a command under a pseudo-terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+fn roster_args(sb: &Sandbox, file: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["apply", "--platform", "control-room", "--rate", "unlimited"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push("--url".into());
+    args.push(sb.url_for("control-room").to_string());
+    args.push(file.to_string_lossy().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn a_real_run_at_a_terminal_says_what_it_will_do_and_waits_for_a_yes() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = roster_sheet(dir.path(), &ROSTERS[2], &[3, 4]);
+    let args = roster_args(&sb, &file, &["--deactivate-missing"]);
+
+    // Anything but a yes sends nothing.
+    let (shown, code) = apply_at_a_terminal(&args, &CR_ENV, "no\n");
+    assert_eq!(code, 2, "{shown}");
+    assert!(
+        shown.contains("About to change control-room at 127.0.0.1"),
+        "{shown}"
+    );
+    assert!(shown.contains("98 users in the file"), "{shown}");
+    assert!(
+        shown.contains("2 users not in the file to deactivate"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("e-mails every user who is edited, enabled or disabled"),
+        "{shown}"
+    );
+    assert!(shown.contains("not confirmed: nothing was sent"), "{shown}");
+    assert_eq!(seen(&sb, "PUT", "/v1/usermanagement/users/"), 0);
+
+    let (shown, code) = apply_at_a_terminal(&args, &CR_ENV, "yes\n");
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(seen(&sb, "PUT", "/v1/usermanagement/users/"), 2);
+    assert_eq!(inactive(&sb, &ROSTERS[2]), ["user00003", "user00004"]);
+}
+
+#[test]
+fn yes_or_no_terminal_means_no_question() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = roster_sheet(dir.path(), &ROSTERS[2], &[5]);
+    let args = roster_args(&sb, &file, &["--deactivate-missing", "--yes"]);
+    let (shown, code) = apply_at_a_terminal(&args, &CR_ENV, "");
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains("Type yes"), "{shown}");
+    assert_eq!(inactive(&sb, &ROSTERS[2]), ["user00005"]);
+
+    // Without a terminal the run never waits, and still gives the Control Room's caution.
+    let file = roster_sheet(dir.path(), &ROSTERS[2], &[5, 6]);
+    let run = apply(
+        &sb,
+        "control-room",
+        &file,
+        "report.csv",
+        &CR_ENV,
+        &["--deactivate-missing"],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(!run.stderr().contains("Type yes"));
+    assert!(
+        run.stderr().contains("e-mails every user"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(inactive(&sb, &ROSTERS[2]), ["user00005", "user00006"]);
+}

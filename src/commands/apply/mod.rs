@@ -7,6 +7,7 @@ mod prepare;
 mod progress;
 mod send;
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -158,6 +159,7 @@ pub fn run(
     let stop = Stop::new(args.max_errors);
     let connected = prepare::connect(args, &survey, &target, interrupted)?;
     announce(args, console, &survey, &target, &connected);
+    confirm(args, console, &survey, &target, &connected)?;
 
     let report_path = &survey.report_path;
     if !args.resume {
@@ -233,6 +235,66 @@ fn announce(
             }
         ));
     }
+}
+
+/// Before a real run (not a dry run, not the sandbox): what the platform does when users
+/// change, and, when a person started it at a terminal, what the run is about to do and a yes
+/// before anything is sent. `--yes` skips the question; without a terminal there is none.
+fn confirm(
+    args: &ApplyArgs,
+    console: &Console,
+    survey: &Survey,
+    target: &Target,
+    connected: &Connected,
+) -> Result<(), Error> {
+    if args.dry_run || target._sandbox.is_some() || connected.session.is_none() {
+        return Ok(());
+    }
+    let caution = survey.platform.caution();
+    let asking = !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !asking {
+        if let Some(c) = caution {
+            console.warn(c);
+        }
+        return Ok(());
+    }
+    let url = &target.url;
+    let mut text = format!(
+        "About to change {} at {}{}:\n  {} in the file, each written only where it differs \
+         from the server",
+        survey.platform.name(),
+        url.host_str().unwrap_or(""),
+        url.path().trim_end_matches('/'),
+        users(survey.plan.rows as u64),
+    );
+    if args.create {
+        text.push_str(", creating those that do not exist");
+    }
+    if args.deactivate_missing {
+        text.push_str(&format!(
+            "\n  {} not in the file to deactivate",
+            users(connected.missing.users.len() as u64)
+        ));
+    }
+    if let Some(c) = caution {
+        text.push_str(&format!("\n  note: {c}"));
+    }
+    text.push_str("\nType yes to go on: ");
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.flush();
+    drop(stderr);
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim().to_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Error::usage("not confirmed: nothing was sent")),
+    }
+}
+
+/// `1 user`, `2 users`.
+fn users(n: u64) -> String {
+    format!("{n} user{}", if n == 1 { "" } else { "s" })
 }
 
 /// The final report in input order, the summary, and the exit code.
