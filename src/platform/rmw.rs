@@ -269,8 +269,9 @@ impl<V: Vendor> ReadModifyWrite<V> {
         match self.vendor.find(&edit.key) {
             Ok((now, n, status)) => {
                 attempts += n;
-                let in_place = now
-                    .is_some_and(|now| merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()));
+                let in_place = now.is_some_and(|now| {
+                    merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
+                });
                 if in_place {
                     return Outcome::new(Status::Created).http(status, attempts);
                 }
@@ -412,8 +413,9 @@ impl<V: Vendor> ReadModifyWrite<V> {
         match self.vendor.read(id) {
             Ok((now, n, status)) => {
                 attempts += n;
-                let in_place = now
-                    .is_some_and(|now| merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()));
+                let in_place = now.is_some_and(|now| {
+                    merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
+                });
                 if in_place {
                     return Outcome::new(Status::Updated).http(status, attempts);
                 }
@@ -424,6 +426,14 @@ impl<V: Vendor> ReadModifyWrite<V> {
         o.attempts = attempts;
         o
     }
+}
+
+/// Whether a change is already made, as far as the server shows: after a lost answer, the
+/// record as the row wants it proves the one write or create was made, since a password is
+/// never read back and would otherwise always look unmade.
+fn in_place<V: Vendor>(change: &Change) -> bool {
+    let masked = |name: &str| V::FIELDS.iter().any(|f| f.name == name && f.is_masked());
+    change.before == change.after && change.beside.iter().all(|(name, _)| masked(name))
 }
 
 /// The error of a row naming the same user as `other` does through another key.

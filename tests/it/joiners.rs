@@ -892,3 +892,60 @@ fn yes_or_no_terminal_means_no_question() {
     );
     assert_eq!(inactive(&sb, &ROSTERS[2]), ["user00005", "user00006"]);
 }
+
+#[test]
+fn a_create_whose_answer_is_lost_is_never_made_twice() {
+    use bulkedit::sandbox::Faults;
+    for r in &ROSTERS {
+        let sb = Sandbox::start(SandboxConfig {
+            faults: Faults {
+                reset_rate: 0.3,
+                seed: 11,
+                ..Faults::default()
+            },
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let dir = tempdir();
+        let mut text = String::from(match r.platform {
+            "hub" => "Email,First Name,Last Name\n",
+            "identity" => "email,name,surname\n",
+            _ => "username,email,firstName,roles,password\n",
+        });
+        for i in 1..=30 {
+            text.push_str(&match r.platform {
+                "hub" | "identity" => format!("joiner{i}@example.com,J{i},Joiner\n"),
+                _ => format!("joiner{i},joiner{i}@example.com,J{i},AAE_Basic,Start-2026\n"),
+            });
+        }
+        let file = write(dir.path(), "joiners.csv", text);
+        let before = count(&sb, r.state);
+        let run = apply(
+            &sb,
+            r.platform,
+            &file,
+            "report.csv",
+            r.env,
+            &["--create", "--retries", "15", "--concurrency", "8"],
+        );
+        assert_eq!(run.code(), Some(0), "{}: {}", r.platform, run.stderr());
+        assert!(
+            run.report.iter().all(|l| l["status"] == "created"),
+            "{}: {:?}",
+            r.platform,
+            run.report
+        );
+        assert_eq!(count(&sb, r.state), before + 30, "{}", r.platform);
+        let creates = sb
+            .requests()
+            .iter()
+            .filter(|q| {
+                q.method == "POST"
+                    && (q.path.ends_with("/adduser")
+                        || q.path.ends_with("/api/User")
+                        || q.path.ends_with("/usermanagement/users"))
+            })
+            .count();
+        assert!(creates > 30, "{}: answers were lost: {creates}", r.platform);
+    }
+}
