@@ -467,3 +467,26 @@ pub fn read_user(
         .http(reply.status, reply.attempts)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn keep_patterns_match_whole_names_with_star_wildcards_in_any_case() {
+        assert!(wildcard_match("svc-*", "SVC-Robot01"));
+        assert!(wildcard_match(
+            "*@partner.example.com",
+            "a@Partner.example.com"
+        ));
+        assert!(wildcard_match("break*glass*", "break-the-glass-1"));
+        assert!(wildcard_match("*", "anyone"));
+        assert!(wildcard_match("admin", "ADMIN"));
+        // A pattern without `*` is the whole name, not a part of it.
+        assert!(!wildcard_match("admin", "sysadmin"));
+        assert!(!wildcard_match("svc-*", "my-svc-1"));
+        // The end must still fit after the middle parts took their share.
+        assert!(!wildcard_match("ab*b", "ab"));
+        assert!(!wildcard_match("a*c*c", "abc"));
+    }
+}
