@@ -85,6 +85,9 @@ impl InputCli {
 struct ValidateCli {
     #[command(flatten)]
     input: InputCli,
+    /// Check every row as one whose user will be created: what creation needs is given.
+    #[arg(long)]
+    create: bool,
 }
 
 #[derive(Args, Debug)]
@@ -293,6 +296,7 @@ pub fn main() -> i32 {
                 sheet: v.input.sheet.clone(),
                 report: v.input.report.clone(),
                 options: v.input.options(),
+                create: v.create,
             };
             exit_with(commands::validate::run(&args, &console))
         }

@@ -190,6 +190,10 @@ impl Platform for ControlRoom {
         dictionary::template(FIELDS)
     }
 
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
+    }
+
     fn default_rate(&self) -> f64 {
         // Nothing is published and on-premises Control Rooms are often small.
         5.0
@@ -562,28 +566,8 @@ impl Vendor for ControlRoomSession {
         self.http.send(&req, &self.auth)
     }
 
-    /// Creation needs a username (the Control Room chooses the id), an e-mail, a password
-    /// and at least one role.
     fn cannot_create(&self, edit: &Edit) -> Vec<String> {
-        let given = |field: usize| match edit.changes.get(FIELDS[field].name) {
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            Some(Value::Array(items)) => !items.is_empty(),
-            Some(_) => true,
-            None => false,
-        };
-        let mut problems = Vec::new();
-        if edit.key.field == FIELDS[ID].name {
-            problems.push(format!(
-                "a new user is named by {} (the Control Room chooses its id): leave {} empty",
-                FIELDS[USERNAME].name, FIELDS[ID].name
-            ));
-        }
-        for field in [EMAIL, PASSWORD, ROLES] {
-            if !given(field) {
-                problems.push(format!("{} is needed", FIELDS[field].name));
-            }
-        }
-        problems
+        creation_problems(edit)
     }
 
     fn create(&self, _edit: &Edit, change: &Change) -> Result<Reply, CallError> {
@@ -677,6 +661,30 @@ impl Vendor for ControlRoomSession {
             .and_then(Value::as_str)
             .map(str::to_string)
     }
+}
+
+/// Creation needs a username (the Control Room chooses the id), an e-mail, a password
+/// and at least one role.
+fn creation_problems(edit: &Edit) -> Vec<String> {
+    let given = |field: usize| match edit.changes.get(FIELDS[field].name) {
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(_) => true,
+        None => false,
+    };
+    let mut problems = Vec::new();
+    if edit.key.field == FIELDS[ID].name {
+        problems.push(format!(
+            "a new user is named by {} (the Control Room chooses its id): leave {} empty",
+            FIELDS[USERNAME].name, FIELDS[ID].name
+        ));
+    }
+    for field in [EMAIL, PASSWORD, ROLES] {
+        if !given(field) {
+            problems.push(format!("{} is needed", FIELDS[field].name));
+        }
+    }
+    problems
 }
 
 /// The record with what is sent beside it (a password) in the same object.

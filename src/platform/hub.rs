@@ -358,6 +358,10 @@ impl Platform for Hub {
         dictionary::template(FIELDS)
     }
 
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
+    }
+
     fn default_rate(&self) -> f64 {
         // No limit is published; stay polite.
         10.0
@@ -579,32 +583,8 @@ impl Vendor for HubSession {
         envelope(reply)
     }
 
-    /// `adduser` needs the e-mail (the row's key), a first and a last name, and refuses
-    /// invite status 3: a user becomes active by logging in.
     fn cannot_create(&self, edit: &Edit) -> Vec<String> {
-        let given = |field: usize| {
-            edit.changes
-                .get(FIELDS[field].name)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.trim().is_empty())
-        };
-        let mut problems: Vec<String> = [FIRST_NAME, LAST_NAME]
-            .into_iter()
-            .filter(|&f| !given(f))
-            .map(|f| format!("{} is needed", FIELDS[f].name))
-            .collect();
-        if edit
-            .changes
-            .get(FIELDS[INVITE_STATUS].name)
-            .and_then(Value::as_u64)
-            == Some(3)
-        {
-            problems.push(format!(
-                "{} 3 (active) cannot be given to a new user; leave it empty or give 1 (pending)",
-                FIELDS[INVITE_STATUS].name
-            ));
-        }
-        problems
+        creation_problems(edit)
     }
 
     /// A new user is a Standard User unless the row gives roles.
@@ -651,6 +631,34 @@ impl HubSession {
             Request::new(Method::POST, endpoint(&self.base, &[call])).json(&Value::Object(body));
         self.http.send(&req, &self.auth)
     }
+}
+
+/// `adduser` needs the e-mail (the row's key), a first and a last name, and refuses
+/// invite status 3: a user becomes active by logging in.
+fn creation_problems(edit: &Edit) -> Vec<String> {
+    let given = |field: usize| {
+        edit.changes
+            .get(FIELDS[field].name)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty())
+    };
+    let mut problems: Vec<String> = [FIRST_NAME, LAST_NAME]
+        .into_iter()
+        .filter(|&f| !given(f))
+        .map(|f| format!("{} is needed", FIELDS[f].name))
+        .collect();
+    if edit
+        .changes
+        .get(FIELDS[INVITE_STATUS].name)
+        .and_then(Value::as_u64)
+        == Some(3)
+    {
+        problems.push(format!(
+            "{} 3 (active) cannot be given to a new user; leave it empty or give 1 (pending)",
+            FIELDS[INVITE_STATUS].name
+        ));
+    }
+    problems
 }
 
 /// What an answer to `edituser` or `adduser` says.

@@ -153,6 +153,10 @@ impl Platform for Identity {
         dictionary::template(FIELDS)
     }
 
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
+    }
+
     fn default_rate(&self) -> f64 {
         // UiPath publishes 160 PUT and 300 GET per 5 minutes per organization: 150 requests
         // of either kind per 5 minutes stays inside both.
@@ -539,27 +543,9 @@ impl Vendor for IdentitySession {
         succeeded(reply)
     }
 
-    /// `POST /api/User` needs an e-mail (the user name is the e-mail) and the organization's
-    /// partition; a row keyed by `userId` gives the new user that id, so it must be a GUID.
+    /// Beside what the row must give, the organization's partition.
     fn cannot_create(&self, edit: &Edit) -> Vec<String> {
-        let mut problems = Vec::new();
-        let by_id = edit.key.field == FIELDS[USER_ID].name;
-        if by_id && uuid::Uuid::try_parse(&edit.key.value).is_err() {
-            problems.push(format!(
-                "{} must be a GUID to be a new user's id (or leave it empty and name the user \
-                 by email)",
-                FIELDS[USER_ID].name
-            ));
-        }
-        let has_email = !by_id
-            || edit
-                .changes
-                .get(FIELDS[EMAIL].name)
-                .and_then(Value::as_str)
-                .is_some_and(|e| !e.trim().is_empty());
-        if !has_email {
-            problems.push(format!("{} is needed", FIELDS[EMAIL].name));
-        }
+        let mut problems = creation_problems(edit);
         if self.partition.is_none() {
             problems.push(
                 "the organization's partition is needed: give --partition ID or \
@@ -629,6 +615,30 @@ impl Vendor for IdentitySession {
             .iter()
             .find_map(|c| claims.get(*c).and_then(Value::as_str).map(str::to_string))
     }
+}
+
+/// `POST /api/User` needs an e-mail (the user name is the e-mail); a row keyed by `userId`
+/// gives the new user that id, so it must be a GUID.
+fn creation_problems(edit: &Edit) -> Vec<String> {
+    let mut problems = Vec::new();
+    let by_id = edit.key.field == FIELDS[USER_ID].name;
+    if by_id && uuid::Uuid::try_parse(&edit.key.value).is_err() {
+        problems.push(format!(
+            "{} must be a GUID to be a new user's id (or leave it empty and name the user \
+             by email)",
+            FIELDS[USER_ID].name
+        ));
+    }
+    let has_email = !by_id
+        || edit
+            .changes
+            .get(FIELDS[EMAIL].name)
+            .and_then(Value::as_str)
+            .is_some_and(|e| !e.trim().is_empty());
+    if !has_email {
+        problems.push(format!("{} is needed", FIELDS[EMAIL].name));
+    }
+    problems
 }
 
 /// Identity may answer 200 and still refuse: the body has the last word, and only

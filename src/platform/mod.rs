@@ -225,6 +225,12 @@ pub trait Platform: Send + Sync {
         &[]
     }
     fn template(&self) -> Template;
+    /// What creating a row's user would lack or break (`--create`), as far as the row alone
+    /// tells: what `validate --create` checks offline, and `apply --create` again before it
+    /// creates a user.
+    fn cannot_create(&self, _edit: &Edit) -> Vec<String> {
+        Vec::new()
+    }
     /// A rate that is safe when the user gives none, in requests per second.
     fn default_rate(&self) -> f64;
     /// Authenticates and returns a session.

@@ -949,3 +949,62 @@ fn a_create_whose_answer_is_lost_is_never_made_twice() {
         assert!(creates > 30, "{}: answers were lost: {creates}", r.platform);
     }
 }
+
+#[test]
+fn validate_create_checks_what_creation_needs_offline() {
+    let dir = tempdir();
+    let file = write(dir.path(), "joiners.csv", HUB_SHEET);
+    let report = file.with_file_name("joiners-report.csv");
+    let out = bulkedit()
+        .args(["validate", "--create"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(
+        statuses(&rows),
+        pairs(&[
+            ("2", "invalid"),
+            ("3", "valid"),
+            ("4", "valid"),
+            ("5", "invalid"),
+        ])
+    );
+    assert_eq!(
+        rows[0]["error"],
+        "to create this user (--create): user_first_name is needed; user_last_name is needed"
+    );
+    assert_eq!(
+        rows[3]["error"],
+        "to create this user (--create): user_last_name is needed"
+    );
+    // Without --create the same rows are edits, and valid.
+    let out = bulkedit().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+
+    let cr = write(
+        dir.path(),
+        "cr.csv",
+        "id,username,email,roles,password\n\
+         7,,,,\n\
+         ,cora.new,cora.new@example.com,AAE_Basic,Start-2026\n",
+    );
+    let out = bulkedit()
+        .args(["validate", "--create", "--platform", "control-room"])
+        .arg(&cr)
+        .output()
+        .unwrap();
+    let rows = read_report(&cr.with_file_name("cr-report.csv"));
+    assert_eq!(
+        statuses(&rows),
+        pairs(&[("2", "invalid"), ("3", "valid")]),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        rows[0]["error"].contains("a new user is named by username")
+            && rows[0]["error"].contains("password is needed"),
+        "{rows:?}"
+    );
+}
