@@ -44,6 +44,7 @@ const ID: usize = index(FIELDS, "id");
 const USERNAME: usize = index(FIELDS, "username");
 const ROLES: usize = index(FIELDS, "roles");
 const EMAIL: usize = index(FIELDS, "email");
+const DISABLED: usize = index(FIELDS, "disabled");
 const PASSWORD: usize = index(FIELDS, "password");
 const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
 const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Masked);
@@ -631,12 +632,12 @@ impl Vendor for ControlRoomSession {
 
     fn is_active(&self, user: &serde_json::Map<String, Value>) -> bool {
         let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
-        !flag("disabled") && !flag("deleted")
+        !flag(FIELDS[DISABLED].name) && !flag("deleted")
     }
 
     fn deactivation(&self) -> Changes {
         let mut changes = Changes::new(Keep::Changes);
-        changes.insert("disabled", true);
+        changes.insert(FIELDS[DISABLED].name, true);
         changes
     }
 

@@ -47,6 +47,7 @@ const FIELDS: &[Field] = {
 
 const USER_ID: usize = index(FIELDS, "userId");
 const EMAIL: usize = index(FIELDS, "email");
+const IS_ACTIVE: usize = index(FIELDS, "isActive");
 const GROUPS_ADD: usize = index(FIELDS, "groupIDsToAdd");
 const GROUPS_REMOVE: usize = index(FIELDS, "groupIDsToRemove");
 const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
@@ -590,12 +591,13 @@ impl Vendor for IdentitySession {
     }
 
     fn is_active(&self, user: &Map<String, Value>) -> bool {
-        user.get("isActive").and_then(Value::as_bool) != Some(false)
+        let active = FIELDS[IS_ACTIVE].name;
+        user.get(active).and_then(Value::as_bool) != Some(false)
     }
 
     fn deactivation(&self) -> Changes {
         let mut changes = Changes::new(Keep::Changes);
-        changes.insert("isActive", false);
+        changes.insert(FIELDS[IS_ACTIVE].name, false);
         changes
     }
 

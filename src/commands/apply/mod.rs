@@ -173,7 +173,9 @@ pub fn run(
     }
     let mut journal = Journal::open(report_path, &survey.columns, &survey.earlier)
         .map_err(|e| Error::report(report_path, e))?;
-    let progress = Progress::new(console, survey.total_rows, args.verbose);
+    // The users missing from the roster are reported after the rows.
+    let lines = survey.total_rows + connected.missing.users.len() as u64;
+    let progress = Progress::new(console, lines, args.verbose);
     let run = Run {
         args,
         survey: &survey,
