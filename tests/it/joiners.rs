@@ -1008,3 +1008,42 @@ fn validate_create_checks_what_creation_needs_offline() {
         "{rows:?}"
     );
 }
+
+#[test]
+fn a_resumed_run_deactivates_no_one_twice_and_keeps_the_earlier_lines() {
+    let r = &ROSTERS[2];
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = roster_sheet(dir.path(), r, &[8, 9]);
+    let first = apply(
+        &sb,
+        r.platform,
+        &file,
+        "report.csv",
+        r.env,
+        &["--deactivate-missing"],
+    );
+    assert_eq!(first.code(), Some(0), "{}", first.stderr());
+    let writes = seen(&sb, r.write.0, r.write.1);
+    assert_eq!(writes, 2);
+    let again = apply(
+        &sb,
+        r.platform,
+        &file,
+        "report.csv",
+        r.env,
+        &["--deactivate-missing", "--resume"],
+    );
+    assert_eq!(again.code(), Some(0), "{}", again.stderr());
+    assert_eq!(
+        seen(&sb, r.write.0, r.write.1),
+        writes,
+        "no one deactivated twice"
+    );
+    assert_eq!(
+        leavers(&again, r),
+        pairs(&[("user00008", "deactivated"), ("user00009", "deactivated")]),
+        "the first run's deactivations stay in the report"
+    );
+    assert_eq!(again.report.len(), 100);
+}
