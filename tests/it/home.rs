@@ -357,3 +357,23 @@ fn an_unknown_profile_exits_2_naming_the_profiles_there_are() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn the_readmes_profile_example_is_a_file_bulkedit_reads() {
+    let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
+    let (_, rest) = readme.split_once("```toml\n").expect("a TOML example");
+    let (example, _) = rest.split_once("```").unwrap();
+    let dir = tempdir();
+    let cfg = config(dir.path(), example);
+    let out = bulkedit()
+        .args(["export", "--profile", "nope"])
+        .env("BULKEDIT_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the profiles there are: acme, acme-identity, onprem-cr"),
+        "{err}"
+    );
+}
