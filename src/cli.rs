@@ -30,7 +30,14 @@ use crate::sandbox::{Faults, Sandbox, SandboxConfig};
     after_help = "Secrets come from the environment (BULKEDIT_TOKEN, BULKEDIT_APP_KEY, BULKEDIT_CLIENT_ID, \
                   BULKEDIT_CLIENT_SECRET, BULKEDIT_USERNAME, BULKEDIT_PASSWORD, BULKEDIT_API_KEY) or \
                   --token-file, never from the command line.\n\nExit codes: 0 all rows fine, 1 some rows \
-                  invalid/not-found/failed, 2 could not start, 3 stopped early, 130 interrupted."
+                  invalid/not-found/failed, 2 could not start, 3 stopped early, 130 interrupted.\n\n\
+                  Examples:\n  \
+                  bulkedit template --platform hub --xlsx\n  \
+                  bulkedit validate users.xlsx\n  \
+                  bulkedit apply users.xlsx --sandbox\n  \
+                  bulkedit apply users.xlsx --profile acme --dry-run\n\n\
+                  Each command's --help has its own examples; bulkedit completions SHELL and \
+                  bulkedit man set up shell completion and the manual page."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -84,6 +84,9 @@ fn the_man_page_is_roff_naming_every_command() {
 
 #[test]
 fn every_commands_help_ends_with_examples_of_itself() {
+    let top = stdout_of(&["--help"]);
+    let (_, examples) = top.split_once("Examples:").expect("top-level examples");
+    assert!(examples.contains("bulkedit apply "), "{top}");
     for c in subcommands() {
         for flag in ["--help", "-h"] {
             let help = stdout_of(&[&c, flag]);
