@@ -198,6 +198,9 @@ impl InputCli {
 struct ValidateCli {
     #[command(flatten)]
     input: InputCli,
+    /// Check every row as one whose user will be created: what creation needs is given.
+    #[arg(long)]
+    create: bool,
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +223,28 @@ struct ApplyCli {
     /// Skip rows the report already shows as updated or unchanged.
     #[arg(long)]
     resume: bool,
+    /// Create the user of a row when no such user exists (instead of reporting not-found).
+    #[arg(long)]
+    create: bool,
+    /// The file is the whole roster: deactivate every active user who is not in it.
+    #[arg(long)]
+    deactivate_missing: bool,
+    /// With --deactivate-missing: when more users than this would be deactivated, nothing is
+    /// sent at all.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "N",
+        requires = "deactivate_missing"
+    )]
+    max_deactivate: usize,
+    /// With --deactivate-missing: never deactivate a user whose e-mail, username or id matches
+    /// PATTERN (`*` matches anything, any case; repeatable).
+    #[arg(long, value_name = "PATTERN", requires = "deactivate_missing")]
+    keep: Vec<String>,
+    /// Do not ask before a real run.
+    #[arg(long)]
+    yes: bool,
     /// Workers sending at once (1 to 512).
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
@@ -460,6 +485,7 @@ pub fn main() -> i32 {
                 sheet: v.input.sheet.clone(),
                 report: v.input.report.clone(),
                 options: v.input.options(),
+                create: v.create,
             };
             exit_with(commands::validate::run(&args, &console))
         }
@@ -476,6 +502,11 @@ pub fn main() -> i32 {
                 sandbox: a.sandbox,
                 dry_run: a.dry_run,
                 resume: a.resume,
+                create: a.create,
+                deactivate_missing: a.deactivate_missing,
+                max_deactivate: a.max_deactivate,
+                keep: a.keep.clone(),
+                yes: a.yes,
                 concurrency: a.concurrency,
                 rate: a.rate,
                 retries: a.retries,

@@ -81,6 +81,24 @@ pub fn check_row_keeping(
     }
 }
 
+/// `--create`: a valid row must also give what creating its user needs (its edit's changes
+/// must be kept); otherwise it is invalid, naming what is missing.
+pub fn creatable(
+    platform: &dyn Platform,
+    result: Result<Edit, Vec<FieldError>>,
+) -> Result<Edit, Vec<FieldError>> {
+    let edit = result?;
+    let problems = platform.cannot_create(&edit);
+    if problems.is_empty() {
+        return Ok(edit);
+    }
+    Err(vec![FieldError::new(
+        None,
+        "to create this user (--create)",
+        problems.join("; "),
+    )])
+}
+
 /// Checks a chunk of rows on every core, keeping their order.
 pub fn check_chunk(
     platform: &dyn Platform,

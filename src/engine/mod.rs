@@ -18,18 +18,28 @@ pub enum Status {
     Updated,
     Unchanged,
     WouldUpdate,
+    /// `--create`: the user did not exist and was (would be) created.
+    Created,
+    WouldCreate,
+    /// `--deactivate-missing`: an active user missing from the roster.
+    Deactivated,
+    WouldDeactivate,
     NotFound,
     Failed,
     Skipped,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 12] = [
         Status::Valid,
         Status::Invalid,
         Status::Updated,
         Status::Unchanged,
         Status::WouldUpdate,
+        Status::Created,
+        Status::WouldCreate,
+        Status::Deactivated,
+        Status::WouldDeactivate,
         Status::NotFound,
         Status::Failed,
         Status::Skipped,
@@ -42,6 +52,10 @@ impl Status {
             Status::Updated => "updated",
             Status::Unchanged => "unchanged",
             Status::WouldUpdate => "would-update",
+            Status::Created => "created",
+            Status::WouldCreate => "would-create",
+            Status::Deactivated => "deactivated",
+            Status::WouldDeactivate => "would-deactivate",
             Status::NotFound => "not-found",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
@@ -62,12 +76,18 @@ impl Status {
 
     /// The row changed something on the server.
     pub fn is_write(self) -> bool {
-        matches!(self, Status::Updated)
+        matches!(
+            self,
+            Status::Updated | Status::Created | Status::Deactivated
+        )
     }
 
-    /// `--resume` does not send these again.
+    /// `--resume` does not send these again: a user created once is never created twice.
     pub fn is_done(self) -> bool {
-        matches!(self, Status::Updated | Status::Unchanged)
+        matches!(
+            self,
+            Status::Updated | Status::Unchanged | Status::Created | Status::Deactivated
+        )
     }
 }
 

@@ -82,6 +82,16 @@ impl UserCache {
         self.records.len()
     }
 
+    /// Every listed user, freshly parsed: the server's side of a roster comparison.
+    pub fn users(&self) -> impl Iterator<Item = Map<String, Value>> + '_ {
+        self.records
+            .iter()
+            .filter_map(|r| match serde_json::from_str(r) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => None,
+            })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

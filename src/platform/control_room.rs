@@ -11,8 +11,8 @@ use super::dictionary::{self, count, index, indices, Dictionary, Pick};
 use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Platform, Record, Session,
-    Template, UserKey,
+    endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Platform,
+    Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
@@ -36,13 +36,38 @@ const FIELDS: &[Field] = {
         Field::new("domain",      &[],          TEXT,                          InRecord("domain"),    Column(6, "", &[])),
         Field::new("disabled",    &[],          YesNo(TrueFalse),              InRecord("disabled"),  Column(8, "false", &["true", "false"])),
         Field::new("roles",       &[],          List { item: "role", max: MAX_TEXT }, InRecord("roles"), Column(7, "AAE_Basic; Bot Runner", &[])),
+        Field::new("password",    &[],          Password,                      WriteOnly,             Hidden),
     ]
 };
 
 const ID: usize = index(FIELDS, "id");
 const USERNAME: usize = index(FIELDS, "username");
 const ROLES: usize = index(FIELDS, "roles");
+const EMAIL: usize = index(FIELDS, "email");
+const DISABLED: usize = index(FIELDS, "disabled");
+const PASSWORD: usize = index(FIELDS, "password");
 const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
+const MASKED: [usize; count(FIELDS, Pick::Masked)] = indices(FIELDS, Pick::Masked);
+
+/// The Control Room's documented password rule: 8 to 15 of these characters.
+fn password_rule(p: &str) -> Result<(), String> {
+    let n = p.chars().count();
+    let odd: String = p
+        .chars()
+        .filter(|c| !(c.is_ascii_alphanumeric() || "@-_!#$%&.".contains(*c)))
+        .collect();
+    if !(8..=15).contains(&n) {
+        return Err(format!(
+            "a Control Room password has 8 to 15 characters, not {n}"
+        ));
+    }
+    if !odd.is_empty() {
+        return Err(
+            "a Control Room password holds only a-z A-Z 0-9 and @ - _ ! # $ % & .".to_string(),
+        );
+    }
+    Ok(())
+}
 
 pub struct ControlRoom;
 
@@ -53,6 +78,15 @@ impl Dictionary for ControlRoom {
     #[inline]
     fn key(&self, c: &mut Checker) -> Option<UserKey> {
         let record = c.record;
+        // The password's own rule, beside the generic password checks the table drives (a
+        // password kind has no hook of its own); never repeating the value.
+        if let Some(cell) = record.get(PASSWORD) {
+            let masked =
+                cell.value.trim() == "***" || cell.value.eq_ignore_ascii_case(super::CLEAR);
+            if let (false, Err(m)) = (masked, password_rule(cell.value)) {
+                c.fail(cell, m);
+            }
+        }
         match (record.get(ID), record.get(USERNAME)) {
             (Some(id), name) => {
                 // With an id, a username is a change to make.
@@ -137,12 +171,28 @@ impl Platform for ControlRoom {
         &KEYS
     }
 
+    fn masked_fields(&self) -> &'static [usize] {
+        &MASKED
+    }
+
+    /// Automation 360 documents that it e-mails a user who is edited, enabled or disabled.
+    fn caution(&self) -> Option<&'static str> {
+        Some(
+            "when its SMTP is on, the Control Room e-mails every user who is edited, enabled \
+             or disabled",
+        )
+    }
+
     fn validate(&self, record: &Record) -> Result<Edit, Vec<FieldError>> {
         dictionary::check(self, record)
     }
 
     fn template(&self) -> Template {
         dictionary::template(FIELDS)
+    }
+
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
     }
 
     fn default_rate(&self) -> f64 {
@@ -476,6 +526,36 @@ impl Vendor for ControlRoomSession {
         }
     }
 
+    /// A password is sent with the record: never read back, so a row that gives one is
+    /// always sent.
+    fn beside(
+        &self,
+        _current: &serde_json::Map<String, Value>,
+        edit: &Edit,
+    ) -> Vec<(&'static str, Value)> {
+        let password = FIELDS[PASSWORD].name;
+        edit.changes
+            .get(password)
+            .map(|p| (password, p.clone()))
+            .into_iter()
+            .collect()
+    }
+
+    fn describe(&self, change: &Change) -> String {
+        let record = super::rmw::describe_changes(
+            &change.before,
+            &change.after,
+            &super::rmw::record_keys(FIELDS),
+        );
+        // The password, never shown.
+        let beside = change.beside.iter().map(|(f, _)| format!("{f}: ***"));
+        std::iter::once(record)
+            .chain(beside)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The PUT replaces the whole user: the record as read, with the changes merged in and
     /// its `version` from that read.
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError> {
@@ -483,8 +563,46 @@ impl Vendor for ControlRoomSession {
             Method::PUT,
             endpoint(&self.base, &["v1", "usermanagement", "users", id]),
         )
-        .json(&change.record);
+        .json(&with_beside(change));
         self.http.send(&req, &self.auth)
+    }
+
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
+    }
+
+    fn create(&self, _edit: &Edit, change: &Change) -> Result<Reply, CallError> {
+        let req = Request::new(
+            Method::POST,
+            endpoint(&self.base, &["v1", "usermanagement", "users"]),
+        )
+        .json(&with_beside(change));
+        self.http.send(&req, &self.auth)
+    }
+
+    /// Success is a user in the answer, with an id, under the username sent: the answer
+    /// proves it, as a write's does.
+    fn created(&self, edit: &Edit, reply: &Reply) -> Answer {
+        match reply.status {
+            200 | 201 => {
+                let body = reply.json();
+                let user = body.as_ref();
+                let same = user
+                    .and_then(|b| b.get(FIELDS[USERNAME].name))
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| u.eq_ignore_ascii_case(edit.key.value.trim()));
+                let has_id = user
+                    .and_then(|b| b.get("id"))
+                    .is_some_and(|id| id.is_i64() || id.is_string());
+                if same && has_id {
+                    Answer::Accepted
+                } else {
+                    Answer::Refused(super::not_the_api(reply))
+                }
+            }
+            409 => Answer::Conflict(server_message(reply)),
+            _ => Answer::Refused(server_message(reply)),
+        }
     }
 
     fn interpret(&self, id: &str, reply: &Reply) -> Answer {
@@ -576,6 +694,75 @@ impl Vendor for ControlRoomSession {
             .collect();
         Some(items.join("; "))
     }
+
+    fn is_active(&self, user: &serde_json::Map<String, Value>) -> bool {
+        let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
+        !flag(FIELDS[DISABLED].name) && !flag("deleted")
+    }
+
+    fn deactivation(&self) -> Changes {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert(FIELDS[DISABLED].name, true);
+        changes
+    }
+
+    /// Its id and username, and its e-mail.
+    fn known_as(&self, user: &serde_json::Map<String, Value>) -> Vec<String> {
+        let id = user
+            .get("id")
+            .and_then(Value::as_i64)
+            .map(|i| i.to_string());
+        ["username", "email"]
+            .iter()
+            .filter_map(|k| user.get(*k).and_then(Value::as_str).map(str::to_string))
+            .chain(id)
+            .collect()
+    }
+
+    /// The username the run logs in with.
+    fn caller(&self) -> Option<String> {
+        let login = self.auth.login.as_ref()?;
+        login
+            .get("username")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+/// Creation needs a username (the Control Room chooses the id), an e-mail, a password
+/// and at least one role.
+fn creation_problems(edit: &Edit) -> Vec<String> {
+    let given = |field: usize| match edit.changes.get(FIELDS[field].name) {
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(_) => true,
+        None => false,
+    };
+    let mut problems = Vec::new();
+    if edit.key.field == FIELDS[ID].name {
+        problems.push(format!(
+            "a new user is named by {} (the Control Room chooses its id): leave {} empty",
+            FIELDS[USERNAME].name, FIELDS[ID].name
+        ));
+    }
+    for field in [EMAIL, PASSWORD, ROLES] {
+        if !given(field) {
+            problems.push(format!("{} is needed", FIELDS[field].name));
+        }
+    }
+    problems
+}
+
+/// The record with what is sent beside it (a password) in the same object.
+fn with_beside(change: &Change) -> Value {
+    let mut body = change.record.clone();
+    body.extend(
+        change
+            .beside
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone())),
+    );
+    Value::Object(body)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use super::rmw::{
     Total, Vendor,
 };
 use super::{
-    endpoint, read_json, server_message, Checker, Connect, Edit, Field, Layout, Platform, Record,
-    Session, Template, UserKey,
+    endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Layout,
+    Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
 use crate::error::Error;
@@ -59,6 +59,10 @@ const STATUSES: &[dictionary::Choice] = {
 };
 
 const EMAIL: usize = index(FIELDS, "user_email");
+const FIRST_NAME: usize = index(FIELDS, "user_first_name");
+const LAST_NAME: usize = index(FIELDS, "user_last_name");
+/// The role a new user gets when the row gives none, as Automation Hub's own `adduser` does.
+const STANDARD_USER: u32 = 8;
 const IS_ACTIVE: usize = index(FIELDS, "user_is_active");
 const INVITE_STATUS: usize = index(FIELDS, "user_invite_status");
 const ROLES: usize = index(FIELDS, "user_roles");
@@ -369,6 +373,10 @@ impl Platform for Hub {
         dictionary::template(FIELDS)
     }
 
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
+    }
+
     fn default_rate(&self) -> f64 {
         // No limit is published; stay polite.
         10.0
@@ -583,37 +591,46 @@ impl Vendor for HubSession {
     }
 
     fn write(&self, _email: &str, change: &Change) -> Result<Reply, CallError> {
-        // The whole record as compared, roles as the vendor's objects; null fields are left
-        // out, so the server keeps what it has.
-        let body: Map<String, Value> = change
-            .after
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let req = Request::new(Method::POST, endpoint(&self.base, &["edituser"]))
-            .json(&Value::Object(body));
-        self.http.send(&req, &self.auth)
+        self.post("edituser", change)
     }
 
     fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
-        // Success is the documented envelope, `{"statusCode": 201, …}`, with a 2xx in it: a
-        // 200 may still carry the vendor's own failing `statusCode`, and anything else (a
-        // web page, an empty body) is not the API's answer at all.
-        if !reply.is_success() {
-            return Answer::Refused(server_message(reply));
-        }
-        match reply
-            .json()
-            .as_ref()
-            .and_then(|b| b.get("statusCode"))
-            .and_then(Value::as_u64)
-        {
-            Some(200..=299) => Answer::Accepted,
-            Some(_) => Answer::Refused(server_message(reply)),
-            None => Answer::Refused(super::not_the_api(reply)),
-        }
+        envelope(reply)
     }
+
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
+    }
+
+    /// A new user is a Standard User unless the row gives roles.
+    fn new_record(&self) -> Map<String, Value> {
+        let mut record = Map::new();
+        record.insert(FIELDS[ROLES].name.into(), json!([[STANDARD_USER, 0]]));
+        record
+    }
+
+    fn create(&self, _edit: &Edit, change: &Change) -> Result<Reply, CallError> {
+        self.post("adduser", change)
+    }
+
+    fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
+        envelope(reply)
+    }
+
+    /// Pending users (1/1, 2/1) are active accounts too; inactive is `user_is_active` 0.
+    fn is_active(&self, user: &Map<String, Value>) -> bool {
+        user.get(FIELDS[IS_ACTIVE].name).and_then(Value::as_u64) != Some(0)
+    }
+
+    /// `user_is_active` 0 with invite status 1, as UiPath's page on inactivating users that
+    /// left the company sends.
+    fn deactivation(&self) -> Changes {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert(FIELDS[IS_ACTIVE].name, 0);
+        changes.insert(FIELDS[INVITE_STATUS].name, 1);
+        changes
+    }
+
     /// `GET /roles`: every role, custom ones included.
     fn names(&self) -> Result<Names, Outcome> {
         let req = Request::get(endpoint(&self.base, &["roles"]));
@@ -659,6 +676,70 @@ impl Vendor for HubSession {
             })
             .collect();
         Some(items.join("; "))
+    }
+}
+
+impl HubSession {
+    /// The whole record as compared, roles as the vendor's objects, to `edituser` or
+    /// `adduser`; null fields are left out, so the server keeps what it has.
+    fn post(&self, call: &str, change: &Change) -> Result<Reply, CallError> {
+        let body: Map<String, Value> = change
+            .after
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let req =
+            Request::new(Method::POST, endpoint(&self.base, &[call])).json(&Value::Object(body));
+        self.http.send(&req, &self.auth)
+    }
+}
+
+/// `adduser` needs the e-mail (the row's key), a first and a last name, and refuses
+/// invite status 3: a user becomes active by logging in.
+fn creation_problems(edit: &Edit) -> Vec<String> {
+    let given = |field: usize| {
+        edit.changes
+            .get(FIELDS[field].name)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty())
+    };
+    let mut problems: Vec<String> = [FIRST_NAME, LAST_NAME]
+        .into_iter()
+        .filter(|&f| !given(f))
+        .map(|f| format!("{} is needed", FIELDS[f].name))
+        .collect();
+    if edit
+        .changes
+        .get(FIELDS[INVITE_STATUS].name)
+        .and_then(Value::as_u64)
+        == Some(3)
+    {
+        problems.push(format!(
+            "{} 3 (active) cannot be given to a new user; leave it empty or give 1 (pending)",
+            FIELDS[INVITE_STATUS].name
+        ));
+    }
+    problems
+}
+
+/// What an answer to `edituser` or `adduser` says.
+fn envelope(reply: &Reply) -> Answer {
+    // Success is the documented envelope, `{"statusCode": 201, …}`, with a 2xx in it: a
+    // 200 may still carry the vendor's own failing `statusCode`, and anything else (a
+    // web page, an empty body) is not the API's answer at all.
+    if !reply.is_success() {
+        return Answer::Refused(server_message(reply));
+    }
+    match reply
+        .json()
+        .as_ref()
+        .and_then(|b| b.get("statusCode"))
+        .and_then(Value::as_u64)
+    {
+        Some(200..=299) => Answer::Accepted,
+        Some(_) => Answer::Refused(server_message(reply)),
+        None => Answer::Refused(super::not_the_api(reply)),
     }
 }
 

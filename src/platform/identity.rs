@@ -14,8 +14,8 @@ use super::rmw::{
 };
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, jwt_claims, read_json, server_message, Checker, Connect, Edit, Field, Plan, Platform,
-    Record, Session, Template, UserKey,
+    endpoint, jwt_claims, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep,
+    Plan, Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
@@ -47,6 +47,7 @@ const FIELDS: &[Field] = {
 
 const USER_ID: usize = index(FIELDS, "userId");
 const EMAIL: usize = index(FIELDS, "email");
+const IS_ACTIVE: usize = index(FIELDS, "isActive");
 const GROUPS_ADD: usize = index(FIELDS, "groupIDsToAdd");
 const GROUPS_REMOVE: usize = index(FIELDS, "groupIDsToRemove");
 const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
@@ -151,6 +152,10 @@ impl Platform for Identity {
 
     fn template(&self) -> Template {
         dictionary::template(FIELDS)
+    }
+
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        creation_problems(edit)
     }
 
     fn default_rate(&self) -> f64 {
@@ -536,16 +541,83 @@ impl Vendor for IdentitySession {
     }
 
     fn interpret(&self, _id: &str, reply: &Reply) -> Answer {
-        // Identity may answer 200 and still refuse: the body has the last word, and only
-        // `"succeeded": true` is a success.
-        let body = reply.json();
-        match body.as_ref().map(|b| &b["succeeded"]) {
-            Some(Value::Bool(true)) if reply.is_success() => Answer::Accepted,
-            Some(Value::Bool(false)) => Answer::Refused(rejection(reply)),
-            _ if reply.is_success() => Answer::Refused(super::not_the_api(reply)),
-            _ => Answer::Refused(rejection(reply)),
-        }
+        succeeded(reply)
     }
+
+    /// Beside what the row must give, the organization's partition.
+    fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+        let mut problems = creation_problems(edit);
+        if self.partition.is_none() {
+            problems.push(
+                "the organization's partition is needed: give --partition ID or \
+                 BULKEDIT_PARTITION (the token has no prt_id claim)"
+                    .into(),
+            );
+        }
+        problems
+    }
+
+    /// `CreateUserCommand`: the record's fields, an id this client chooses (a fresh UUID v4,
+    /// or the row's `userId`) so the run knows the user it made, the e-mail as user name,
+    /// the partition, the groups to add as `groupIDs`, and a password when the row gives one.
+    fn create(&self, edit: &Edit, change: &Change) -> Result<Reply, CallError> {
+        let id = if edit.key.field == FIELDS[USER_ID].name {
+            edit.key.value.trim().to_lowercase()
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        let mut body = Map::new();
+        body.insert("id".into(), json!(id));
+        for (k, v) in change.after.iter().filter(|(_, v)| !v.is_null()) {
+            body.insert(k.clone(), v.clone());
+        }
+        if let Some(email) = change.after.get(FIELDS[EMAIL].name).cloned() {
+            body.insert("userName".into(), email);
+        }
+        body.insert("partitionGlobalId".into(), json!(self.partition));
+        if let Some(groups) = edit.changes.get(FIELDS[GROUPS_ADD].name) {
+            body.insert("groupIDs".into(), groups.clone());
+        }
+        if let Some(password) = edit.changes.get(FIELDS[PASSWORD].name) {
+            body.insert(FIELDS[PASSWORD].name.into(), password.clone());
+        }
+        let req = Request::new(Method::POST, endpoint(&self.base, &["api", "User"]))
+            .json(&Value::Object(body));
+        self.http.send(&req, &self.auth)
+    }
+
+    fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
+        succeeded(reply)
+    }
+
+    fn is_active(&self, user: &Map<String, Value>) -> bool {
+        let active = FIELDS[IS_ACTIVE].name;
+        user.get(active).and_then(Value::as_bool) != Some(false)
+    }
+
+    fn deactivation(&self) -> Changes {
+        let mut changes = Changes::new(Keep::Changes);
+        changes.insert(FIELDS[IS_ACTIVE].name, false);
+        changes
+    }
+
+    /// Its id and e-mail, and its user name.
+    fn known_as(&self, user: &Map<String, Value>) -> Vec<String> {
+        ["id", "email", "userName"]
+            .iter()
+            .filter_map(|k| user.get(*k).and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    /// A user's access token names its user (`sub`, and often `email`); client credentials
+    /// and tokens without those claims name no user of the organization.
+    fn caller(&self) -> Option<String> {
+        let claims = jwt_claims(&self.auth.token.value())?;
+        ["email", "preferred_username", "sub"]
+            .iter()
+            .find_map(|c| claims.get(*c).and_then(Value::as_str).map(str::to_string))
+    }
+
     /// `GET /api/Group/{partitionGlobalId}`: a bare array of every group.
     fn names(&self) -> Result<Names, Outcome> {
         let url = endpoint(&self.base, &["api", "Group", self.partition()?]);
@@ -589,6 +661,42 @@ impl Vendor for IdentitySession {
         } else {
             None
         }
+    }
+}
+
+/// `POST /api/User` needs an e-mail (the user name is the e-mail); a row keyed by `userId`
+/// gives the new user that id, so it must be a GUID.
+fn creation_problems(edit: &Edit) -> Vec<String> {
+    let mut problems = Vec::new();
+    let by_id = edit.key.field == FIELDS[USER_ID].name;
+    if by_id && uuid::Uuid::try_parse(&edit.key.value).is_err() {
+        problems.push(format!(
+            "{} must be a GUID to be a new user's id (or leave it empty and name the user \
+             by email)",
+            FIELDS[USER_ID].name
+        ));
+    }
+    let has_email = !by_id
+        || edit
+            .changes
+            .get(FIELDS[EMAIL].name)
+            .and_then(Value::as_str)
+            .is_some_and(|e| !e.trim().is_empty());
+    if !has_email {
+        problems.push(format!("{} is needed", FIELDS[EMAIL].name));
+    }
+    problems
+}
+
+/// Identity may answer 200 and still refuse: the body has the last word, and only
+/// `"succeeded": true` is a success.
+fn succeeded(reply: &Reply) -> Answer {
+    let body = reply.json();
+    match body.as_ref().map(|b| &b["succeeded"]) {
+        Some(Value::Bool(true)) if reply.is_success() => Answer::Accepted,
+        Some(Value::Bool(false)) => Answer::Refused(rejection(reply)),
+        _ if reply.is_success() => Answer::Refused(super::not_the_api(reply)),
+        _ => Answer::Refused(rejection(reply)),
     }
 }
 

@@ -125,6 +125,56 @@ pub struct Plan {
     /// Of those, rows that name the user by something other than the platform's id
     /// (an e-mail or a username), which needs a look-up.
     pub lookups: usize,
+    /// `--create`: a row whose user does not exist creates it.
+    pub create: bool,
+    /// `--deactivate-missing`: every user is read up front, to compare with the roster.
+    pub deactivate_missing: bool,
+}
+
+/// The file as a roster, for `--deactivate-missing`: who it names, and who is never deactivated.
+#[derive(Debug, Default)]
+pub struct Roster {
+    /// [`UserKey::normalized`] of every key cell of every row, valid or not: a user a row
+    /// names in any way is never taken for missing.
+    pub named: std::collections::HashSet<String>,
+    /// `--keep` patterns (`*` matches anything), matched in any case against every name a
+    /// user is known by.
+    pub keep: Vec<String>,
+    /// The key fields the file has a column for, in order: a missing user's report line shows
+    /// the first of them the user has.
+    pub columns: Vec<&'static str>,
+}
+
+/// Active users on the server that the roster does not name.
+pub struct Missing {
+    /// Each with the edit that deactivates it (keyed by the user's id) and the key its report
+    /// line shows.
+    pub users: Vec<(Edit, Option<UserKey>)>,
+    /// Whether the account the run authenticates as is known (and so kept); when not, the
+    /// run says so.
+    pub caller_known: bool,
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters, in any case.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.to_lowercase(), text.to_lowercase());
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole text.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// A logged-in connection that carries out one row at a time; called from many workers at once.
@@ -148,6 +198,18 @@ pub trait Session: Send + Sync {
     fn export(&self) -> Option<&dyn rmw::Export> {
         None
     }
+    /// `--deactivate-missing`: the active users on the server the roster does not name, never
+    /// the kept ones or the account the run authenticates as. Needs every user read up front.
+    fn missing(&self, _roster: &Roster) -> Result<Missing, Error> {
+        Err(Error::usage("--deactivate-missing is not available here"))
+    }
+    /// Deactivates a user [`Session::missing`] found, through the same read-modify-write.
+    fn deactivate(&self, _edit: &Edit, _dry_run: bool) -> Outcome {
+        Outcome::with_error(
+            crate::engine::Status::Failed,
+            "--deactivate-missing is not available here",
+        )
+    }
 }
 
 pub trait Platform: Send + Sync {
@@ -167,10 +229,21 @@ pub trait Platform: Send + Sync {
         &[]
     }
     fn template(&self) -> Template;
+    /// What creating a row's user would lack or break (`--create`), as far as the row alone
+    /// tells: what `validate --create` checks offline, and `apply --create` again before it
+    /// creates a user.
+    fn cannot_create(&self, _edit: &Edit) -> Vec<String> {
+        Vec::new()
+    }
     /// A rate that is safe when the user gives none, in requests per second.
     fn default_rate(&self) -> f64;
     /// Authenticates and returns a session.
     fn connect(&self, settings: &Connect) -> Result<Box<dyn Session>, Error>;
+    /// What a person should know before a real run sends anything: what the platform itself
+    /// does when users change.
+    fn caution(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Options that change the field dictionary.
@@ -402,5 +475,28 @@ pub fn read_user(
             format!("reading the user: {}", server_message(&reply)),
         )
         .http(reply.status, reply.attempts)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn keep_patterns_match_whole_names_with_star_wildcards_in_any_case() {
+        assert!(wildcard_match("svc-*", "SVC-Robot01"));
+        assert!(wildcard_match(
+            "*@partner.example.com",
+            "a@Partner.example.com"
+        ));
+        assert!(wildcard_match("break*glass*", "break-the-glass-1"));
+        assert!(wildcard_match("*", "anyone"));
+        assert!(wildcard_match("admin", "ADMIN"));
+        // A pattern without `*` is the whole name, not a part of it.
+        assert!(!wildcard_match("admin", "sysadmin"));
+        assert!(!wildcard_match("svc-*", "my-svc-1"));
+        // The end must still fit after the middle parts took their share.
+        assert!(!wildcard_match("ab*b", "ab"));
+        assert!(!wildcard_match("a*c*c", "abc"));
     }
 }

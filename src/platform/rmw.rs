@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 
 use super::cache::UserCache;
 use super::dictionary::{Field, Place};
-use super::{Edit, Plan, Session, UserKey, MAX_CACHED_USERS};
+use super::{Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS};
 use crate::engine::{CallError, Outcome, Reply, Status};
 use crate::error::Error;
+use crate::rules;
 
 /// A user's record when there is one, the requests it took to find out, and the HTTP status
 /// of the last of them (what a `not-found` row reports).
@@ -116,7 +117,7 @@ pub trait Vendor: Send + Sync {
     fn describe(&self, change: &Change) -> String {
         describe_changes(&change.before, &change.after, &record_keys(Self::FIELDS))
     }
-    /// Sends the change. (`--create` will add its counterpart here: `fn create`.)
+    /// Sends the change.
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
     /// Reads the answer to a write.
     fn interpret(&self, id: &str, reply: &Reply) -> Answer;
@@ -137,6 +138,38 @@ pub trait Vendor: Send + Sync {
         _user: &Map<String, Value>,
         _names: &Names,
     ) -> Option<String> {
+        None
+    }
+    /// What creating the user a row names would lack or break (`--create`): each a short
+    /// reason naming the field, checked before anything is sent for the row.
+    fn cannot_create(&self, edit: &Edit) -> Vec<String>;
+    /// The record of a new user before the row's values go in: the vendor's defaults (hub's
+    /// Standard User role), so that a dry run shows what creation will set.
+    fn new_record(&self) -> Map<String, Value> {
+        Map::new()
+    }
+    /// Creates the user: `change.record` is the new record, `change.beside` what is sent
+    /// beside it (a password, groups).
+    fn create(&self, edit: &Edit, change: &Change) -> Result<Reply, CallError>;
+    /// Reads the answer to a create: only an answer that proves the user was made is one.
+    fn created(&self, edit: &Edit, reply: &Reply) -> Answer;
+
+    /// Whether a listed user is active: only active users are deactivated as missing.
+    fn is_active(&self, user: &Map<String, Value>) -> bool;
+    /// The changes that deactivate a user, merged into the record like any row's.
+    fn deactivation(&self) -> Changes;
+    /// Every name a user is known by, for `--keep` and for the account the run authenticates
+    /// as: its keys, and the vendor's other names for it (an e-mail, a user name).
+    fn known_as(&self, user: &Map<String, Value>) -> Vec<String> {
+        Self::FIELDS
+            .iter()
+            .filter(|f| f.names_user())
+            .filter_map(|f| user.get(f.record_key()?).and_then(key_text))
+            .collect()
+    }
+    /// A name of the account the run authenticates as, when the credentials tell it (a
+    /// Control Room login does; a bare token may not): never deactivated as missing.
+    fn caller(&self) -> Option<String> {
         None
     }
 }
@@ -162,6 +195,8 @@ pub struct ReadModifyWrite<V> {
     /// Which row claimed each user (by id), when rows name users through different keys
     /// and two of them may turn out to be one user.
     claims: OnceLock<Mutex<HashMap<String, Claim>>>,
+    /// `--create`: a row whose user does not exist creates it, set by [`Session::prepare`].
+    create: OnceLock<bool>,
 }
 
 /// The row that a user was first resolved for, and what became of the claim since.
@@ -187,7 +222,83 @@ impl<V: Vendor> ReadModifyWrite<V> {
             cache: OnceLock::new(),
             fresh_for,
             claims: OnceLock::new(),
+            create: OnceLock::new(),
         }
+    }
+
+    /// A row whose user does not exist, under `--create`: the user made from the row, or in a
+    /// dry run what would be made. `attempts` are the requests the look-up took.
+    fn create_user(&self, edit: &Edit, dry_run: bool, mut attempts: u32) -> Outcome {
+        let problems = self.vendor.cannot_create(edit);
+        if !problems.is_empty() {
+            let mut o = Outcome::with_error(
+                Status::Invalid,
+                format!("to create this user (--create): {}", problems.join("; ")),
+            );
+            o.attempts = attempts;
+            return o;
+        }
+        let change = match new_user(&self.vendor, edit) {
+            Ok(change) => change,
+            Err(m) => {
+                let mut o = Outcome::with_error(Status::Invalid, m);
+                o.attempts = attempts;
+                return o;
+            }
+        };
+        if dry_run {
+            let mut o = Outcome::with_error(Status::WouldCreate, self.vendor.describe(&change));
+            o.attempts = attempts;
+            return o;
+        }
+        let reply = match self.vendor.create(edit, &change) {
+            Ok(reply) => reply,
+            Err(CallError::Transport {
+                message,
+                attempts: n,
+                maybe_applied: true,
+            }) => return self.after_lost_create(edit, message, attempts + n),
+            Err(e) => return Outcome::from_call_error(e, attempts),
+        };
+        attempts += reply.attempts;
+        match self.vendor.created(edit, &reply) {
+            Answer::Accepted => Outcome::new(Status::Created).http(reply.status, attempts),
+            // A create tried again after its answer was lost is refused as a duplicate when
+            // the first one was made: the user as the server holds it now says.
+            Answer::Refused(reason) | Answer::Conflict(reason) if reply.after_lost_answer => {
+                let o = self.after_lost_create(edit, reason, attempts);
+                match o.status {
+                    Status::Created => o,
+                    _ => {
+                        let attempts = o.attempts;
+                        o.http(reply.status, attempts)
+                    }
+                }
+            }
+            Answer::Refused(reason) | Answer::Conflict(reason) => {
+                Outcome::with_error(Status::Failed, reason).http(reply.status, attempts)
+            }
+        }
+    }
+
+    /// A create whose answer was lost: `created` when the user now exists with the row's
+    /// values, else failed with `message`. Never created a second time.
+    fn after_lost_create(&self, edit: &Edit, message: String, mut attempts: u32) -> Outcome {
+        match self.vendor.find(&edit.key) {
+            Ok((now, n, status)) => {
+                attempts += n;
+                let in_place = now.is_some_and(|now| {
+                    merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
+                });
+                if in_place {
+                    return Outcome::new(Status::Created).http(status, attempts);
+                }
+            }
+            Err(o) => attempts += o.attempts,
+        }
+        let mut o = Outcome::with_error(Status::Failed, message);
+        o.attempts = attempts;
+        o
     }
 
     /// The user a key names, the requests it took, the status of the last, and when the copy
@@ -320,8 +431,9 @@ impl<V: Vendor> ReadModifyWrite<V> {
         match self.vendor.read(id) {
             Ok((now, n, status)) => {
                 attempts += n;
-                let in_place = now
-                    .is_some_and(|now| merge(&self.vendor, now, edit).is_ok_and(|c| c.is_empty()));
+                let in_place = now.is_some_and(|now| {
+                    merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
+                });
                 if in_place {
                     return Outcome::new(Status::Updated).http(status, attempts);
                 }
@@ -332,6 +444,14 @@ impl<V: Vendor> ReadModifyWrite<V> {
         o.attempts = attempts;
         o
     }
+}
+
+/// Whether a change is already made, as far as the server shows: after a lost answer, the
+/// record as the row wants it proves the one write or create was made, since a password is
+/// never read back and would otherwise always look unmade.
+fn in_place<V: Vendor>(change: &Change) -> bool {
+    let masked = |name: &str| V::FIELDS.iter().any(|f| f.name == name && f.is_masked());
+    change.before == change.after && change.beside.iter().all(|(name, _)| masked(name))
 }
 
 /// The error of a row naming the same user as `other` does through another key.
@@ -349,11 +469,22 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
     }
 
     fn prepare(&self, plan: &Plan) -> Result<(), Error> {
+        let _ = self.create.set(plan.create);
         // Only rows naming users through different keys can name one user twice unseen.
         if plan.lookups > 0 && plan.lookups < plan.rows {
             let _ = self.claims.set(Mutex::new(HashMap::new()));
         }
-        if !self.vendor.can_list(plan)? || plan.rows < 2 {
+        // The roster is compared with every user, so they are all read, whatever it costs.
+        let whole = plan.deactivate_missing;
+        if !self.vendor.can_list(plan)? {
+            if whole {
+                return Err(Error::usage(
+                    "--deactivate-missing needs the whole user list, which cannot be read here",
+                ));
+            }
+            return Ok(());
+        }
+        if plan.rows < 2 && !whole {
             return Ok(());
         }
         let fail = |o: Outcome| {
@@ -370,7 +501,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             Total::Users(users) => (users.div_ceil(V::PAGE).max(1), users),
         };
         // The whole list costs `pages` calls; one look-up per row costs `rows`.
-        if pages >= plan.rows || users > MAX_CACHED_USERS {
+        if (pages >= plan.rows || users > MAX_CACHED_USERS) && !whole {
             return Ok(());
         }
         let _ = self.cache.set(self.read_list(first).map_err(fail)?);
@@ -379,6 +510,79 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
 
     fn listed(&self) -> bool {
         self.cache.get().is_some()
+    }
+
+    fn missing(&self, roster: &Roster) -> Result<Missing, Error> {
+        let Some(cache) = self.cache.get() else {
+            return Err(Error::usage(
+                "--deactivate-missing needs the whole user list, which was not read",
+            ));
+        };
+        let caller = self.vendor.caller().map(|c| rules::normalize_key(&c));
+        let id_field = id_field(V::FIELDS);
+        let mut users = Vec::new();
+        for user in cache.users() {
+            if !self.vendor.is_active(&user) {
+                continue;
+            }
+            let named = V::FIELDS.iter().filter(|f| f.names_user()).any(|f| {
+                f.record_key()
+                    .and_then(|k| user.get(k))
+                    .and_then(key_text)
+                    .is_some_and(|value| {
+                        let key = UserKey {
+                            field: f.name,
+                            value,
+                        };
+                        roster.named.contains(&key.normalized())
+                    })
+            });
+            if named {
+                continue;
+            }
+            let names = self.vendor.known_as(&user);
+            let kept = names.iter().any(|n| {
+                roster.keep.iter().any(|p| super::wildcard_match(p, n))
+                    || caller.as_deref() == Some(rules::normalize_key(n).as_str())
+            });
+            if kept {
+                continue;
+            }
+            let (Some(field), Some(id)) = (id_field, user_id(V::FIELDS, &user)) else {
+                continue;
+            };
+            let shown = roster.columns.iter().find_map(|&name| {
+                let f = V::FIELDS.iter().find(|f| f.name == name)?;
+                let value = user.get(f.record_key()?).and_then(key_text)?;
+                Some(UserKey {
+                    field: f.name,
+                    value,
+                })
+            });
+            let edit = Edit {
+                key: UserKey {
+                    field: field.name,
+                    value: id,
+                },
+                changes: self.vendor.deactivation(),
+            };
+            users.push((edit, shown));
+        }
+        Ok(Missing {
+            users,
+            caller_known: caller.is_some(),
+        })
+    }
+
+    fn deactivate(&self, edit: &Edit, dry_run: bool) -> Outcome {
+        // No input row names this user: it claims under a row number no row has.
+        let mut o = self.apply(edit, u64::MAX, dry_run);
+        o.status = match o.status {
+            Status::Updated => Status::Deactivated,
+            Status::WouldUpdate => Status::WouldDeactivate,
+            other => other,
+        };
+        o
     }
 
     fn listed_user(&self, key: &UserKey) -> Option<String> {
@@ -391,8 +595,10 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
-        // `--create` will create the user here instead.
         let Some(mut record) = found else {
+            if self.create.get() == Some(&true) {
+                return self.create_user(edit, dry_run, attempts);
+            }
             return Outcome::with_error(Status::NotFound, self.vendor.not_found(&edit.key))
                 .http(looked_up, attempts);
         };
@@ -509,6 +715,36 @@ pub fn merge<V: Vendor>(
     })
 }
 
+/// A new user's record, made of the vendor's defaults, the row's key and its changes: what
+/// `--create` describes and sends. Every field is new, so `before` holds only nulls.
+pub fn new_user<V: Vendor>(vendor: &V, edit: &Edit) -> Result<Change, String> {
+    let mut record = vendor.new_record();
+    let key = V::FIELDS
+        .iter()
+        .find(|f| f.name == edit.key.field)
+        .and_then(Field::record_key);
+    if let Some(key) = key {
+        record.insert(key.to_string(), Value::String(edit.key.value.clone()));
+    }
+    for (name, value) in edit.changes.iter() {
+        let place = V::FIELDS.iter().find(|f| f.name == name).map(|f| f.place);
+        if let Some(Place::InRecord(key)) = place {
+            record.insert(key.to_string(), vendor.resolve(name, value)?);
+        }
+    }
+    vendor.settle(&mut record, edit);
+    let before = record_keys(V::FIELDS)
+        .into_iter()
+        .map(|k| (k.to_string(), Value::Null))
+        .collect();
+    Ok(Change {
+        before,
+        after: compared(vendor, &record),
+        beside: vendor.beside(&Map::new(), edit),
+        record,
+    })
+}
+
 /// The table's record fields of `record`, normalised.
 fn compared<V: Vendor>(vendor: &V, record: &Map<String, Value>) -> Map<String, Value> {
     record_keys(V::FIELDS)
@@ -534,11 +770,16 @@ pub fn record_keys(fields: &[Field]) -> Vec<&'static str> {
 /// What writes and re-reads name the user by: the platform's own id, or on a platform that
 /// has none (hub writes by e-mail) the first key a user can be found by.
 pub fn user_id(fields: &[Field], record: &Map<String, Value>) -> Option<String> {
-    let field = fields
+    let field = id_field(fields)?;
+    key_text(record.get(field.record_key()?)?)
+}
+
+/// The field writes and re-reads name a user by (see [`user_id`]).
+fn id_field(fields: &[Field]) -> Option<&Field> {
+    fields
         .iter()
         .find(|f| matches!(f.place, Place::UserId(_)))
-        .or_else(|| fields.iter().find(|f| f.names_user()))?;
-    key_text(record.get(field.record_key()?)?)
+        .or_else(|| fields.iter().find(|f| f.names_user()))
 }
 
 /// Every key a listed user can be found by, as the cache indexes it.
@@ -620,6 +861,8 @@ impl<V: Vendor> Export for ReadModifyWrite<V> {
         self.vendor.can_list(&Plan {
             rows: usize::MAX,
             lookups: 1,
+            create: false,
+            deactivate_missing: false,
         })
     }
 
@@ -731,6 +974,31 @@ mod tests {
                 s => Answer::Refused(format!("HTTP {s}")),
             }
         }
+
+        fn cannot_create(&self, edit: &Edit) -> Vec<String> {
+            match edit.changes.get("title") {
+                Some(_) => Vec::new(),
+                None => vec!["title is needed".into()],
+            }
+        }
+
+        fn create(&self, _edit: &Edit, change: &Change) -> Result<Reply, CallError> {
+            self.write("", change)
+        }
+
+        fn created(&self, _edit: &Edit, reply: &Reply) -> Answer {
+            self.interpret("", reply)
+        }
+
+        fn is_active(&self, user: &Map<String, Value>) -> bool {
+            user.get("title").and_then(Value::as_str) != Some("gone")
+        }
+
+        fn deactivation(&self) -> Changes {
+            let mut changes = Changes::new(Keep::Changes);
+            changes.insert("title", "gone");
+            changes
+        }
     }
 
     fn session(answers: &[u16]) -> ReadModifyWrite<Fake> {
@@ -815,6 +1083,7 @@ mod tests {
         let plan = |rows| Plan {
             rows,
             lookups: rows,
+            ..Plan::default()
         };
         s.prepare(&plan(2)).unwrap();
         assert!(
@@ -840,6 +1109,7 @@ mod tests {
         s.prepare(&Plan {
             rows: 2,
             lookups: 1,
+            ..Plan::default()
         })
         .unwrap();
         let by_id = UserKey {
@@ -885,6 +1155,7 @@ mod tests {
         s.prepare(&Plan {
             rows: 2,
             lookups: 2,
+            ..Plan::default()
         })
         .unwrap();
         assert!(s.claims.get().is_none());

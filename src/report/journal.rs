@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter, REPORT_COLUMNS};
+use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter, NO_ROW, REPORT_COLUMNS};
 use crate::engine::{Outcome, Status};
 use crate::read::Cells;
 use crate::rules::FieldError;
@@ -128,7 +128,10 @@ fn content_key<'a>(cells: impl Iterator<Item = &'a str>) -> u64 {
 
 /// The outcome a report line records; `field(i)` is the line's `i`th cell.
 fn outcome_of<'a>(field: impl Fn(usize) -> Option<&'a str>) -> Option<(u64, Outcome)> {
-    let line = field(0)?.trim().parse::<f64>().ok()? as u64;
+    let line = match field(0)?.trim() {
+        "" => NO_ROW,
+        row => row.parse::<f64>().ok()? as u64,
+    };
     let status = Status::parse(field(1)?.trim())?;
     let mut o = Outcome::with_error(status, field(2).unwrap_or_default());
     o.http_status = field(3)
@@ -173,13 +176,16 @@ pub fn read_earlier(
         if row.is_blank() {
             continue;
         }
-        if let Some((_, outcome)) = outcome_of(|i| row.cells.get(i)) {
+        if let Some((line, outcome)) = outcome_of(|i| row.cells.get(i)) {
             let width = columns.input_cols.len();
             let key = content_key(
                 (REPORT_COLUMNS.len()..REPORT_COLUMNS.len() + width)
                     .map(|i| row.cells.get(i).unwrap_or("")),
             );
-            if outcome.status.is_done() {
+            // Lines of no input row (users deactivated as missing from the roster) stand for
+            // no row to skip: a resumed run finds those users inactive and leaves them alone,
+            // and the lines themselves are kept (see `finalize`).
+            if outcome.status.is_done() && line < NO_ROW {
                 earlier.done.insert(key, outcome);
                 let cell = |c: usize| columns.output_col(c).and_then(|i| row.cells.get(i));
                 if let Some(user) = user_of(key_cols, cell) {
@@ -305,10 +311,18 @@ pub fn finalize(
             break;
         }
         let start = record.position().map_or(pos, |p| p.byte());
-        if start < from {
+        // An earlier run's lines of input rows are this run's again (carried or sent anew);
+        // its lines of no input row (users it deactivated as missing from the roster) are
+        // kept as they are, or a resumed run's report would lose them.
+        if start < from && record.get(0) != Some("") {
             continue;
         }
-        if let Some(line) = record.get(0).and_then(|s| s.parse::<u64>().ok()) {
+        // Lines of no input row keep their journal order, after every input row.
+        let line = match record.get(0) {
+            Some("") => Some(NO_ROW + seq),
+            other => other.and_then(|s| s.parse::<u64>().ok()),
+        };
+        if let Some(line) = line {
             index.push((line, seq, start));
             seq += 1;
         }
@@ -359,4 +373,46 @@ pub fn finalize(
         std::fs::remove_file(journal)?;
     }
     Ok(wrote_failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_runs_report_keeps_the_earlier_runs_deactivations_after_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join(".report.csv.journal");
+        let columns = Columns {
+            headers: vec!["username".into()],
+            input_cols: vec![0],
+            masked: Vec::new(),
+            defuse_input: false,
+        };
+        let earlier = "row,status,error,http_status,attempts,username\n\
+                       2,updated,,200,2,a\n\
+                       ,deactivated,,200,2,gone1\n";
+        let now = "2,unchanged,,,0,a\n\
+                   3,updated,,200,2,b\n\
+                   ,deactivated,,200,2,gone2\n";
+        std::fs::write(&journal, format!("{earlier}{now}")).unwrap();
+        let report = dir.path().join("report.csv");
+        finalize(
+            &journal,
+            earlier.len() as u64,
+            &report,
+            &columns,
+            &HashMap::new(),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&report).unwrap();
+        assert_eq!(
+            text,
+            "row,status,error,http_status,attempts,username\n\
+             2,unchanged,,,0,a\n\
+             3,updated,,200,2,b\n\
+             ,deactivated,,200,2,gone1\n\
+             ,deactivated,,200,2,gone2\n"
+        );
+    }
 }

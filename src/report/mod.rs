@@ -21,6 +21,11 @@ use crate::rules::{needs_defusing, FieldError};
 
 pub use crate::rules::REPORT_COLUMNS;
 
+/// Report lines that stand for no input row (the users `--deactivate-missing` found missing
+/// from the roster) are numbered from here, so that they sort after every input row; their
+/// `row` cell is empty.
+pub const NO_ROW: u64 = 1 << 62;
+
 /// One line of a report.
 pub struct ReportRow<'a> {
     pub line: u64,
@@ -79,7 +84,10 @@ impl Columns {
         defuse_input: bool,
         mut f: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<(), E> {
-        f(itoa::Buffer::new().format(row.line))?;
+        match row.line {
+            line if line >= NO_ROW => f("")?,
+            line => f(itoa::Buffer::new().format(line))?,
+        }
         outcome_cells(row.outcome, &mut f)?;
         for &c in &self.input_cols {
             let v = row.cells.get(c).unwrap_or("");

@@ -14,6 +14,7 @@ mod export;
 mod files;
 mod home;
 mod hostile;
+mod joiners;
 mod properties;
 mod races;
 mod read_corpus;

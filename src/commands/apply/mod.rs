@@ -7,6 +7,7 @@ pub(crate) mod prepare;
 mod progress;
 mod send;
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,16 @@ pub struct ApplyArgs {
     pub sandbox: bool,
     pub dry_run: bool,
     pub resume: bool,
+    /// Create the user of a row whose user does not exist.
+    pub create: bool,
+    /// The file is the roster: deactivate the active users not in it.
+    pub deactivate_missing: bool,
+    /// More deactivations than this stop the run before anything is sent.
+    pub max_deactivate: usize,
+    /// Patterns (`*` wildcards) of users never deactivated.
+    pub keep: Vec<String>,
+    /// Do not ask before a real run.
+    pub yes: bool,
     pub concurrency: usize,
     pub rate: Option<Rate>,
     pub retries: u32,
@@ -68,6 +79,11 @@ impl Default for ApplyArgs {
             sandbox: false,
             dry_run: false,
             resume: false,
+            create: false,
+            deactivate_missing: false,
+            max_deactivate: 10,
+            keep: Vec::new(),
+            yes: false,
             concurrency: 4,
             rate: None,
             retries: 5,
@@ -146,6 +162,7 @@ pub fn run(
     let stop = Stop::new(args.max_errors);
     let connected = prepare::connect(args, &survey, &target, interrupted)?;
     announce(args, console, &survey, &target, &connected);
+    confirm(args, console, &survey, &target, &connected)?;
 
     let report_path = &survey.report_path;
     if !args.resume {
@@ -159,7 +176,9 @@ pub fn run(
     }
     let mut journal = Journal::open(report_path, &survey.columns, &survey.earlier)
         .map_err(|e| Error::report(report_path, e))?;
-    let progress = Progress::new(console, survey.total_rows, args.verbose);
+    // The users missing from the roster are reported after the rows.
+    let lines = survey.total_rows + connected.missing.users.len() as u64;
+    let progress = Progress::new(console, lines, args.verbose);
     let run = Run {
         args,
         survey: &survey,
@@ -181,6 +200,31 @@ fn announce(
     target: &Target,
     connected: &Connected,
 ) {
+    if args.deactivate_missing {
+        let n = connected.missing.users.len();
+        console.info(&format!(
+            "{n} active user{} not in the roster {}",
+            if n == 1 { " is" } else { "s are" },
+            if args.dry_run {
+                "would be deactivated"
+            } else {
+                "will be deactivated"
+            }
+        ));
+        if !connected.missing.caller_known {
+            console.warn(
+                "the credentials do not say which user this run authenticates as: if it is a \
+                 user of this platform, protect it with --keep",
+            );
+        }
+        if args.dry_run && n > args.max_deactivate {
+            console.warn(&format!(
+                "a real run would stop before sending anything: {n} deactivations are more \
+                 than --max-deactivate {} allows",
+                args.max_deactivate
+            ));
+        }
+    }
     if connected.session.is_some() {
         console.info(&format!(
             "{} {} rows to {} at {} with {} workers{}",
@@ -196,6 +240,66 @@ fn announce(
             }
         ));
     }
+}
+
+/// Before a real run (not a dry run, not the sandbox): what the platform does when users
+/// change, and, when a person started it at a terminal, what the run is about to do and a yes
+/// before anything is sent. `--yes` skips the question; without a terminal there is none.
+fn confirm(
+    args: &ApplyArgs,
+    console: &Console,
+    survey: &Survey,
+    target: &Target,
+    connected: &Connected,
+) -> Result<(), Error> {
+    if args.dry_run || target._sandbox.is_some() || connected.session.is_none() {
+        return Ok(());
+    }
+    let caution = survey.platform.caution();
+    let asking = !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !asking {
+        if let Some(c) = caution {
+            console.warn(c);
+        }
+        return Ok(());
+    }
+    let url = &target.url;
+    let mut text = format!(
+        "About to change {} at {}{}:\n  {} in the file, each written only where it differs \
+         from the server",
+        survey.platform.name(),
+        url.host_str().unwrap_or(""),
+        url.path().trim_end_matches('/'),
+        users(survey.plan.rows as u64),
+    );
+    if args.create {
+        text.push_str(", creating those that do not exist");
+    }
+    if args.deactivate_missing {
+        text.push_str(&format!(
+            "\n  {} not in the file to deactivate",
+            users(connected.missing.users.len() as u64)
+        ));
+    }
+    if let Some(c) = caution {
+        text.push_str(&format!("\n  note: {c}"));
+    }
+    text.push_str("\nType yes to go on: ");
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.flush();
+    drop(stderr);
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim().to_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Error::usage("not confirmed: nothing was sent")),
+    }
+}
+
+/// `1 user`, `2 users`.
+fn users(n: u64) -> String {
+    format!("{n} user{}", if n == 1 { "" } else { "s" })
 }
 
 /// The final report in input order, the summary, and the exit code.

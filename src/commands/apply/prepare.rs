@@ -14,7 +14,7 @@ use crate::check::{self, Duplicates, Input, KeyCollector};
 use crate::engine::http::{printable, Hooks, LogSink};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
-use crate::platform::{Connect, Layout, Plan, Platform, Session, UserKey};
+use crate::platform::{Connect, Layout, Missing, Plan, Platform, Roster, Session, UserKey};
 use crate::report::guard::{self, ReportLock, RunRecord};
 use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
@@ -69,6 +69,8 @@ pub struct Connected {
     /// Rows that name one user through different keys (an id on one, that user's e-mail on
     /// another), found in the list read up front: each refused, naming the others.
     pub twins: HashMap<u64, FieldError>,
+    /// `--deactivate-missing`: the active users the roster does not name, sent after the rows.
+    pub missing: Missing,
 }
 
 /// Opens the input and checks its header; the rows are read later.
@@ -172,7 +174,11 @@ pub fn survey(
     };
     let key_field = input.platform.fields()[input.platform.key_fields()[0]].name;
     let mut keys = KeyCollector::default();
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        create: args.create,
+        deactivate_missing: args.deactivate_missing,
+        ..Plan::default()
+    };
     let mut total_rows = 0u64;
     // The rows are read here for their keys; the sending pass reads them again rather than
     // holding a million edits in memory.
@@ -258,7 +264,8 @@ pub fn connect(
     };
     let rate = settings.rate;
     let http = Arc::new(Http::new(settings, hooks).map_err(Error::Usage)?);
-    let session = if survey.plan.rows == 0 {
+    // A roster of no valid rows still has users missing from it.
+    let session = if survey.plan.rows == 0 && !args.deactivate_missing {
         Ok(None)
     } else {
         platform
@@ -279,12 +286,79 @@ pub fn connect(
         }
         _ => HashMap::new(),
     };
+    let missing = match &session {
+        Some(s) if args.deactivate_missing => {
+            let missing = s.missing(&roster(args, survey)?)?;
+            refuse_above_cap(args, &missing)?;
+            missing
+        }
+        _ => Missing {
+            users: Vec::new(),
+            caller_known: true,
+        },
+    };
     Ok(Connected {
         http,
         rate,
         session,
         twins,
+        missing,
     })
+}
+
+/// The file as a roster: every key cell of every row, valid or not (a row with a mistake
+/// still names a user who is not leaving), and the `--keep` patterns.
+fn roster(args: &ApplyArgs, survey: &Survey) -> Result<Roster, Error> {
+    let platform = survey.platform.as_ref();
+    let fields = platform.fields();
+    let key_cols: Vec<(&'static str, usize)> = platform
+        .key_fields()
+        .iter()
+        .filter_map(|&k| Some((fields[k].name, survey.layout.field_col[k]?)))
+        .collect();
+    let mut roster = Roster {
+        keep: args.keep.clone(),
+        columns: key_cols.iter().map(|(name, _)| *name).collect(),
+        ..Roster::default()
+    };
+    let rows = crate::read::open(&args.file, args.sheet.as_deref())?.rows;
+    for chunk in read_ahead(rows) {
+        let chunk = chunk?;
+        let checked = check::check_chunk(platform, &survey.layout, &chunk);
+        for (row, checked) in chunk.iter().zip(checked) {
+            // The key as checked (`5.0` is id 5), and every key cell as written.
+            if let Ok(edit) = checked {
+                roster.named.insert(edit.key.normalized());
+            }
+            for &(field, col) in &key_cols {
+                let value = row.cells.get(col).unwrap_or("").trim();
+                if !value.is_empty() {
+                    let key = UserKey {
+                        field,
+                        value: value.to_string(),
+                    };
+                    roster.named.insert(key.normalized());
+                }
+            }
+        }
+    }
+    Ok(roster)
+}
+
+/// More users missing from the roster than `--max-deactivate` allows: a file that is not the
+/// whole roster (a filtered export, a wrong sheet) would deactivate them all, so a real run
+/// stops before it sends anything. A dry run lists them, to be checked.
+fn refuse_above_cap(args: &ApplyArgs, missing: &Missing) -> Result<(), Error> {
+    let n = missing.users.len();
+    if args.dry_run || n <= args.max_deactivate {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "--deactivate-missing would deactivate {n} users, more than --max-deactivate {} \
+         allows: nothing was sent. Check that the file is the whole roster (a dry run lists \
+         who would go), then allow it with --max-deactivate {n}",
+        args.max_deactivate
+    )))
 }
 
 /// Every row whose key resolves, in the list read up front, to the same user as another

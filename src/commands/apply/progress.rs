@@ -42,7 +42,11 @@ impl<'c> Progress<'c> {
     pub fn tick(&self, summary: &Summary) {
         let ok = summary.count(Status::Updated)
             + summary.count(Status::Unchanged)
-            + summary.count(Status::WouldUpdate);
+            + summary.count(Status::WouldUpdate)
+            + summary.count(Status::Created)
+            + summary.count(Status::WouldCreate)
+            + summary.count(Status::Deactivated)
+            + summary.count(Status::WouldDeactivate);
         let bad = summary.count(Status::Failed)
             + summary.count(Status::NotFound)
             + summary.count(Status::Invalid);

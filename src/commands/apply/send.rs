@@ -25,11 +25,13 @@ use super::progress::Progress;
 use super::{stop_message, ApplyArgs};
 use crate::commands::read_ahead;
 
-/// A valid row on its way to a worker.
+/// A valid row on its way to a worker, or a user missing from the roster.
 struct Job {
     line: u64,
     cells: Cells,
     edit: Edit,
+    /// A user `--deactivate-missing` deactivates, not a row of the file.
+    leaver: bool,
 }
 
 /// A row's outcome on its way to the journal.
@@ -84,7 +86,11 @@ impl Run<'_> {
                 self.target.secrets.values().join(" ")
             );
         }
-        let mut outcome = session.apply(&job.edit, job.line, self.args.dry_run);
+        let mut outcome = if job.leaver {
+            session.deactivate(&job.edit, self.args.dry_run)
+        } else {
+            session.apply(&job.edit, job.line, self.args.dry_run)
+        };
         outcome.error = shown(&self.target.secrets.redact(&outcome.error));
         outcome
     }
@@ -185,7 +191,13 @@ fn dispatch(
             let (edit, outcome, errors) = verdict(result, duplicate, Status::Skipped);
             let done = match edit {
                 Ok(edit) if run.stop.is_running() => {
-                    if job_tx.send(Job { line, cells, edit }).is_err() {
+                    let job = Job {
+                        line,
+                        cells,
+                        edit,
+                        leaver: false,
+                    };
+                    if job_tx.send(job).is_err() {
                         return Ok(());
                     }
                     continue;
@@ -208,7 +220,49 @@ fn dispatch(
             }
         }
     }
+    dispatch_missing(run, job_tx, done_tx);
     Ok(())
+}
+
+/// The users missing from the roster, after every row of the file: each report line has no
+/// row number and shows the user's key in the file's key column.
+fn dispatch_missing(run: &Run, job_tx: &Sender<Job>, done_tx: &Sender<Done>) {
+    let survey = run.survey;
+    let (fields, layout) = (survey.platform.fields(), &survey.layout);
+    for (n, (edit, shown)) in run.connected.missing.users.iter().enumerate() {
+        if run.interrupted.load(Ordering::SeqCst) {
+            run.stop.stop(StopReason::Interrupted);
+        }
+        let mut cells = vec![String::new(); layout.headers.len()];
+        if let Some(key) = shown {
+            let field = fields.iter().position(|f| f.name == key.field);
+            if let Some(col) = field.and_then(|f| layout.field_col[f]) {
+                cells[col] = key.value.clone();
+            }
+        }
+        let line = report::NO_ROW + n as u64;
+        let cells = Cells::from(cells);
+        let sent = if run.stop.is_running() {
+            let job = Job {
+                line,
+                cells,
+                edit: edit.clone(),
+                leaver: true,
+            };
+            job_tx.send(job).is_ok()
+        } else {
+            let done = Done {
+                line,
+                cells,
+                outcome: run.skipped(run.stop.reason()),
+                errors: Vec::new(),
+            };
+            done_tx.send(done).is_ok()
+        };
+        if !sent {
+            return;
+        }
+    }
 }
 
 /// The journal writer: every outcome reaches the disk as it arrives (outcomes that arrive

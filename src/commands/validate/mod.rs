@@ -28,6 +28,8 @@ pub struct ValidateArgs {
     pub sheet: Option<String>,
     pub report: Option<PathBuf>,
     pub options: Options,
+    /// Every row must also give what creating its user needs.
+    pub create: bool,
 }
 
 /// A checked row, ready for the report.
@@ -44,12 +46,19 @@ struct Job<'a> {
     /// When the report is CSV: its lines are made ahead, on every core.
     lines: Option<CsvLines>,
     collect_keys: bool,
+    /// `--create`: rows are checked as if their users were new.
+    create: bool,
 }
 
 impl Job<'_> {
     #[inline]
     fn check(&self, row: &Row, duplicate: Option<FieldError>) -> Checked {
-        let result = check::check_row_keeping(self.platform, self.layout, row, Keep::VerdictOnly);
+        let result = if self.create {
+            let result = check::check_row_keeping(self.platform, self.layout, row, Keep::Changes);
+            check::creatable(self.platform, result)
+        } else {
+            check::check_row_keeping(self.platform, self.layout, row, Keep::VerdictOnly)
+        };
         let (_, outcome, errors) = check::verdict(result, duplicate, Status::Valid);
         // Every row's key, valid or not: an invalid row still marks the valid row that
         // shares its key.
@@ -91,6 +100,7 @@ fn pass(
     report_path: &Path,
     dups: &Duplicates,
     keys: Option<&mut KeyCollector>,
+    create: bool,
 ) -> Result<(ReportWriter, Summary), Error> {
     let cannot_write = |e: std::io::Error| Error::report(report_path, e);
     let writer = ReportWriter::create(report_path, input.columns()).map_err(cannot_write)?;
@@ -99,6 +109,7 @@ fn pass(
         layout: &input.layout,
         lines: writer.csv_lines(),
         collect_keys: keys.is_some(),
+        create,
     };
     let mut out = Out {
         writer,
@@ -163,8 +174,13 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
     }
     let cannot_write = |e: std::io::Error| Error::report(&report_path, e);
     let mut keys = KeyCollector::default();
-    let (mut writer, mut summary) =
-        pass(input, &report_path, &Duplicates::default(), Some(&mut keys))?;
+    let (mut writer, mut summary) = pass(
+        input,
+        &report_path,
+        &Duplicates::default(),
+        Some(&mut keys),
+        args.create,
+    )?;
     writer.rows_done().map_err(cannot_write)?;
     let dups = keys.duplicates(|wanted| {
         check::reread_keys(
@@ -179,7 +195,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
         // Rare: rows that looked valid name the same user. Write the report again with them
         // marked, rather than holding every row back in case one turns out to repeat.
         drop(writer);
-        (writer, summary) = pass(open()?, &report_path, &dups, None)?;
+        (writer, summary) = pass(open()?, &report_path, &dups, None, args.create)?;
     }
     let failures_path = writer.failures_path.clone();
     let wrote_failures = writer.finish().map_err(cannot_write)?;
