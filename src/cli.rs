@@ -7,14 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
     self, apply::ApplyArgs, export::ExportArgs, template::TemplateArgs, validate::ValidateArgs,
     Console,
 };
 use crate::engine::Rate;
+use crate::error::Error;
 use crate::platform::Options;
+use crate::profile::{self, Profile};
 use crate::sandbox::{Faults, Sandbox, SandboxConfig};
 
 #[derive(Parser, Debug)]
@@ -27,7 +30,14 @@ use crate::sandbox::{Faults, Sandbox, SandboxConfig};
     after_help = "Secrets come from the environment (BULKEDIT_TOKEN, BULKEDIT_APP_KEY, BULKEDIT_CLIENT_ID, \
                   BULKEDIT_CLIENT_SECRET, BULKEDIT_USERNAME, BULKEDIT_PASSWORD, BULKEDIT_API_KEY) or \
                   --token-file, never from the command line.\n\nExit codes: 0 all rows fine, 1 some rows \
-                  invalid/not-found/failed, 2 could not start, 3 stopped early, 130 interrupted."
+                  invalid/not-found/failed, 2 could not start, 3 stopped early, 130 interrupted.\n\n\
+                  Examples:\n  \
+                  bulkedit template --platform hub --xlsx\n  \
+                  bulkedit validate users.xlsx\n  \
+                  bulkedit apply users.xlsx --sandbox\n  \
+                  bulkedit apply users.xlsx --profile acme --dry-run\n\n\
+                  Each command's --help has its own examples; bulkedit completions SHELL and \
+                  bulkedit man set up shell completion and the manual page."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -37,25 +47,124 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Check every row offline and write a report; never touches the network.
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateCli),
     /// Send the rows to the platform (or rehearse with --dry-run or --sandbox).
+    #[command(after_help = APPLY_HELP)]
     Apply(ApplyCli),
     /// Write every user of the platform as a sheet in the columns apply reads: the start of
     /// a bulk edit, and a backup.
+    #[command(after_help = EXPORT_EXAMPLES)]
     Export(ExportCli),
     /// Write a header row and an example row to start a sheet from.
+    #[command(after_help = TEMPLATE_EXAMPLES)]
     Template(TemplateCli),
     /// Serve all three vendor APIs on one loopback address, for rehearsals and tests.
+    #[command(after_help = SANDBOX_EXAMPLES)]
     Sandbox(SandboxCli),
     /// Print the rows bulkedit reads from a file, as JSON lines: what Excel row each is, and its cells.
+    #[command(after_help = ROWS_EXAMPLES)]
     Rows(RowsCli),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsCli),
+    /// Print the manual page (roff) of bulkedit, or of one of its commands, on stdout.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(ManCli),
 }
+
+// The examples every `--help` ends with: real invocations an admin can paste, sandbox first so
+// that each one works on a machine with no account.
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  bulkedit validate users.xlsx                        check every row; report in users-report.csv
+  bulkedit validate users.csv --platform identity --report checked.xlsx
+  bulkedit validate users.xlsx --sheet \"To change\"     read a sheet other than the first";
+
+const APPLY_HELP: &str = "\
+Credentials (from the environment or --token-file, never from the command line):
+  hub           BULKEDIT_TOKEN={tenantId}/{token} (Open API token; BULKEDIT_APP_KEY when it has
+                one), or a cloud access token in BULKEDIT_TOKEN
+  identity      BULKEDIT_CLIENT_ID + BULKEDIT_CLIENT_SECRET (external application), or
+                BULKEDIT_TOKEN; --partition ID (or BULKEDIT_PARTITION) when the token has no prt_id
+  control-room  BULKEDIT_USERNAME + BULKEDIT_PASSWORD or BULKEDIT_API_KEY, or a JWT in
+                BULKEDIT_TOKEN
+  PowerShell:   $env:BULKEDIT_TOKEN = \"...\"      bash/zsh: export BULKEDIT_TOKEN=...
+
+Profiles (--profile NAME or BULKEDIT_PROFILE) come from config.toml in bulkedit's configuration
+directory (~/.config/bulkedit/ on Linux and macOS, %APPDATA%\\bulkedit\\ on Windows; BULKEDIT_CONFIG
+names another file). Flags given on the command line win. A profile never holds a secret:
+  [profile.acme]
+  platform = \"hub\"
+  url = \"https://cloud.uipath.com/acme/DefaultTenant/automationhub_\"
+  rate = \"5/s\"
+  token_env = \"ACME_HUB_TOKEN\"     # the variable holding the token (or token_file = \"PATH\")
+
+Examples:
+  bulkedit apply samples/hub-clean.csv --sandbox      rehearse on the built-in sandbox
+  bulkedit apply users.xlsx --url https://cr.example.com --dry-run    say what would change
+  bulkedit apply users.xlsx --profile acme --report applied.xlsx
+  bulkedit apply users.xlsx --profile acme --resume   finish a run stopped by Ctrl-C or a crash";
+
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  bulkedit export --platform hub --sandbox -o users.csv
+  bulkedit export --platform identity --url https://cloud.uipath.com/acme/identity_ -o users.xlsx
+  bulkedit export --profile acme -o backup.xlsx --force
+
+The credentials and profiles are apply's: see bulkedit apply --help.";
+
+const TEMPLATE_EXAMPLES: &str = "\
+Examples:
+  bulkedit template --platform hub > users.csv        header and one example row as CSV
+  bulkedit template --platform identity --xlsx         identity-template.xlsx with drop-down lists
+  bulkedit template --platform control-room --xlsx -o cr.xlsx --force";
+
+const SANDBOX_EXAMPLES: &str = "\
+Examples:
+  bulkedit sandbox                                    listen on 127.0.0.1:8080, 100 users each
+  bulkedit sandbox --listen 127.0.0.1:9000 --users 5000 --latency 20
+  bulkedit sandbox --fail-rate 0.05 --throttle-rate 0.02 --seed 7    rehearse with faults";
+
+const ROWS_EXAMPLES: &str = "\
+Examples:
+  bulkedit rows users.csv                             what bulkedit reads, one JSON line a row
+  bulkedit rows users.xlsx --sheet Sheet2";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  bulkedit completions bash > ~/.local/share/bash-completion/completions/bulkedit
+  bulkedit completions zsh > ~/.zfunc/_bulkedit       (with fpath+=~/.zfunc before compinit)
+  bulkedit completions fish > ~/.config/fish/completions/bulkedit.fish
+  bulkedit completions powershell >> $PROFILE          PowerShell: completes in every new session";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  bulkedit man > bulkedit.1 && man ./bulkedit.1
+  bulkedit man apply | man -l -                       the page of one command
+  sudo sh -c 'bulkedit man > /usr/local/share/man/man1/bulkedit.1'";
 
 #[derive(Args, Debug)]
 struct RowsCli {
+    /// The spreadsheet to read: any file validate and apply read.
     file: PathBuf,
+    /// The sheet to read (default: the first visible one).
     #[arg(long, value_name = "NAME")]
     sheet: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct CompletionsCli {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+struct ManCli {
+    /// A command whose own page to print (default: the page of bulkedit itself).
+    #[arg(value_name = "COMMAND")]
+    command: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -99,11 +208,15 @@ struct ApplyCli {
     #[command(flatten)]
     input: InputCli,
     /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
-    #[arg(long, value_name = "URL", required_unless_present = "sandbox")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["sandbox", "profile"])]
     url: Option<String>,
     /// Run against the built-in sandbox, started in-process on a loopback port.
     #[arg(long, conflicts_with = "url")]
     sandbox: bool,
+    /// Take platform, URL, rate and the other connection settings from this profile in the
+    /// configuration file (see below); flags given here win.
+    #[arg(long, value_name = "NAME", env = "BULKEDIT_PROFILE")]
+    profile: Option<String>,
     /// Read current records and say what would change; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -177,8 +290,10 @@ struct ApplyCli {
 
 #[derive(Args, Debug)]
 struct ExportCli {
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
-    platform: String,
+    /// hub, identity or control-room (or the profile's platform).
+    #[arg(long, required_unless_present = "profile",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
+    platform: Option<String>,
     /// Where to write it: CSV, or a workbook with drop-down lists for a name ending in .xlsx
     /// (default: CSV on stdout).
     #[arg(short, long, value_name = "FILE")]
@@ -187,11 +302,15 @@ struct ExportCli {
     #[arg(long)]
     force: bool,
     /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
-    #[arg(long, value_name = "URL", required_unless_present = "sandbox")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["sandbox", "profile"])]
     url: Option<String>,
     /// Export the built-in sandbox's users, started in-process on a loopback port.
     #[arg(long, conflicts_with = "url")]
     sandbox: bool,
+    /// Take platform, URL, rate and the other connection settings from this profile in the
+    /// configuration file (see bulkedit apply --help); flags given here win.
+    #[arg(long, value_name = "NAME", env = "BULKEDIT_PROFILE")]
+    profile: Option<String>,
     /// Pages of users read at once (1 to 512).
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
@@ -233,6 +352,7 @@ struct ExportCli {
 
 #[derive(Args, Debug)]
 struct TemplateCli {
+    /// hub, identity or control-room: whose field table to write.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
     platform: String,
     /// Write a workbook with drop-down lists.
@@ -248,6 +368,7 @@ struct TemplateCli {
 
 #[derive(Args, Debug)]
 struct SandboxCli {
+    /// The address to listen on (a loopback address keeps it on this machine).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
     /// Seeded users per platform.
@@ -280,6 +401,7 @@ struct SandboxCli {
     /// Fraction of calls answered only after --slow-ms.
     #[arg(long, default_value_t = 0.0, value_name = "F")]
     slow_rate: f64,
+    /// Milliseconds a --slow-rate answer takes.
     #[arg(long, default_value_t = 35_000, value_name = "MS")]
     slow_ms: u64,
     /// Enforce Identity's published limits: 160 PUT and 300 GET per 5 minutes.
@@ -340,13 +462,20 @@ fn on_ctrl_c() {
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
     crate::crash::install_hook();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // The matches as well as the values: a profile fills only what was not typed, and only the
+    // matches tell a typed `--concurrency 4` from the default.
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let typed = |id: &str| typed(sub, id);
     match cli.command {
         Command::Validate(v) => {
             let console = Console::new(false);
@@ -363,7 +492,7 @@ pub fn main() -> i32 {
         Command::Apply(a) => {
             on_ctrl_c();
             let console = Console::new(a.quiet);
-            let args = ApplyArgs {
+            let mut args = ApplyArgs {
                 file: a.input.file.clone(),
                 platform: a.input.platform.clone(),
                 sheet: a.input.sheet.clone(),
@@ -383,6 +512,7 @@ pub fn main() -> i32 {
                 retries: a.retries,
                 max_errors: a.max_errors,
                 token_file: a.token_file.clone(),
+                token_env: None,
                 partition: a.partition.clone(),
                 allow_http: a.allow_http,
                 ca_cert: a.ca_cert.clone(),
@@ -390,13 +520,17 @@ pub fn main() -> i32 {
                 timeout: a.timeout,
                 max_pause: a.max_pause,
             };
+            if let Err(e) = with_profile(a.profile.as_deref(), |p| p.fill_apply(&mut args, &typed))
+            {
+                return exit_with(Err(e));
+            }
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
         }
         Command::Export(x) => {
             on_ctrl_c();
             let console = Console::new(x.quiet);
-            let args = ExportArgs {
-                platform: x.platform,
+            let mut args = ExportArgs {
+                platform: x.platform.unwrap_or_default(),
                 output: x.output,
                 force: x.force,
                 url: x.url,
@@ -405,6 +539,7 @@ pub fn main() -> i32 {
                 rate: x.rate,
                 retries: x.retries,
                 token_file: x.token_file,
+                token_env: None,
                 partition: x.partition,
                 allow_http: x.allow_http,
                 ca_cert: x.ca_cert,
@@ -413,6 +548,10 @@ pub fn main() -> i32 {
                 timeout: x.timeout,
                 max_pause: x.max_pause,
             };
+            if let Err(e) = with_profile(x.profile.as_deref(), |p| p.fill_export(&mut args, &typed))
+            {
+                return exit_with(Err(e));
+            }
             exit_with(commands::export::run(&args, &console, &INTERRUPTED))
         }
         Command::Template(t) => {
@@ -430,6 +569,21 @@ pub fn main() -> i32 {
                 Ok(None) => 0,
                 Err(e) => exit_with(Err(e)),
             }
+        }
+        Command::Completions(c) => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(c.shell, &mut Cli::command(), "bulkedit", &mut out);
+            0
+        }
+        Command::Man(m) => {
+            let page = man_page(m.command.as_deref());
+            exit_with(page.and_then(|page| {
+                std::io::stdout()
+                    .lock()
+                    .write_all(&page)
+                    .map_err(|e| Error::usage(format!("cannot write the page: {e}")))
+                    .map(|()| 0)
+            }))
         }
         Command::Rows(r) => {
             exit_with(commands::print_rows(&r.file, r.sheet.as_deref()).map(|()| 0))
@@ -453,6 +607,46 @@ pub fn main() -> i32 {
             0
         }
     }
+}
+
+/// Whether the user typed this flag, rather than clap filling in its default.
+fn typed(matches: Option<&ArgMatches>, id: &str) -> bool {
+    matches.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine)
+}
+
+/// Loads the named profile (from `--profile` or `BULKEDIT_PROFILE`) and lets `fill` merge it.
+fn with_profile(name: Option<&str>, fill: impl FnOnce(&Profile)) -> Result<(), Error> {
+    if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        fill(&profile::load(name)?);
+    }
+    Ok(())
+}
+
+/// The manual page of bulkedit, or of one command (`bulkedit-apply(1)`), as roff, made from
+/// the same definitions as `--help` so the two never disagree.
+pub fn man_page(command: Option<&str>) -> Result<Vec<u8>, Error> {
+    let mut cli = Cli::command();
+    cli.build();
+    let cmd = match command {
+        None => cli,
+        Some(name) => {
+            let sub = cli.find_subcommand(name).cloned().ok_or_else(|| {
+                let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                Error::usage(format!(
+                    "no command '{name}' (there are: {})",
+                    names.join(", ")
+                ))
+            })?;
+            sub.display_name(format!("bulkedit-{name}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .source(concat!("bulkedit ", env!("CARGO_PKG_VERSION")))
+        .render(&mut page)
+        .map_err(|e| Error::usage(format!("cannot render the page: {e}")))?;
+    Ok(page)
 }
 
 /// A number of seconds above zero and at most a day, as `--timeout` and `--max-pause` take.

@@ -47,6 +47,15 @@ pub enum Error {
     /// The server answered, but not with what the run needs to start (a list it cannot read).
     #[error("{message}")]
     Server { url: String, message: String },
+    /// The configuration file (profiles) cannot be used: named with the line and key, so it
+    /// can be fixed in a text editor. The message never repeats a value (it may be a secret).
+    #[error("{}", ConfigAt { path, line: *line, key: key.as_deref(), message })]
+    Config {
+        path: PathBuf,
+        line: Option<u64>,
+        key: Option<String>,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -138,6 +147,17 @@ impl Error {
                 what,
                 message: redact(&message),
             },
+            Error::Config {
+                path,
+                line,
+                key,
+                message,
+            } => Error::Config {
+                path,
+                line,
+                key,
+                message: redact(&message),
+            },
         }
     }
 }
@@ -157,6 +177,27 @@ impl fmt::Display for Located<'_> {
             (Some(r), Some(c)) => write!(f, "row {r}, column '{c}': ")?,
             (Some(r), None) => write!(f, "row {r}: ")?,
             (None, Some(c)) => write!(f, "column '{c}': ")?,
+            (None, None) => {}
+        }
+        f.write_str(self.message)
+    }
+}
+
+/// `config.toml: line 3, key 'token': message`, each part only when known.
+struct ConfigAt<'a> {
+    path: &'a Path,
+    line: Option<u64>,
+    key: Option<&'a str>,
+    message: &'a str,
+}
+
+impl fmt::Display for ConfigAt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.path.display())?;
+        match (self.line, self.key) {
+            (Some(l), Some(k)) => write!(f, "line {l}, key '{k}': ")?,
+            (Some(l), None) => write!(f, "line {l}: ")?,
+            (None, Some(k)) => write!(f, "key '{k}': ")?,
             (None, None) => {}
         }
         f.write_str(self.message)

@@ -12,6 +12,7 @@ pub mod crash;
 pub mod engine;
 pub mod error;
 pub mod platform;
+pub mod profile;
 pub mod read;
 pub mod report;
 pub mod rules;

@@ -37,11 +37,20 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Secrets {
-    /// Reads `BULKEDIT_*` variables; `--token-file` takes the place of `BULKEDIT_TOKEN`.
-    pub fn from_env(token_file: Option<&Path>) -> Result<Self, Error> {
-        let token = match token_file {
-            Some(path) => Some(read_token_file(path)?),
-            None => env("BULKEDIT_TOKEN"),
+    /// Reads `BULKEDIT_*` variables; `--token-file`, or a profile's `token_env` (the name of
+    /// the variable holding this tenant's token), takes the place of `BULKEDIT_TOKEN`.
+    pub fn from_env(token_file: Option<&Path>, token_env: Option<&str>) -> Result<Self, Error> {
+        let token = match (token_file, token_env) {
+            (Some(path), _) => Some(read_token_file(path)?),
+            // A profile naming a variable that is not set is an error, not a quiet fall back
+            // to BULKEDIT_TOKEN, which may hold another tenant's token.
+            (None, Some(name)) => Some(env(name).ok_or_else(|| {
+                Error::Credentials(format!(
+                    "the profile takes the token from the environment variable {name}, \
+                     which is not set (or empty)"
+                ))
+            })?),
+            (None, None) => env("BULKEDIT_TOKEN"),
         };
         Ok(Secrets {
             token,

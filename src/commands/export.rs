@@ -38,6 +38,8 @@ pub struct ExportArgs {
     pub rate: Option<Rate>,
     pub retries: u32,
     pub token_file: Option<PathBuf>,
+    /// A profile's `token_env`, as `apply` takes it.
+    pub token_env: Option<String>,
     pub partition: Option<String>,
     pub allow_http: bool,
     pub ca_cert: Option<PathBuf>,
@@ -60,6 +62,7 @@ impl Default for ExportArgs {
             rate: None,
             retries: apply.retries,
             token_file: None,
+            token_env: None,
             partition: None,
             allow_http: false,
             ca_cert: None,
@@ -82,6 +85,7 @@ impl ExportArgs {
             rate: self.rate,
             retries: self.retries,
             token_file: self.token_file.clone(),
+            token_env: self.token_env.clone(),
             partition: self.partition.clone(),
             allow_http: self.allow_http,
             ca_cert: self.ca_cert.clone(),
@@ -102,6 +106,12 @@ pub fn run(
     let started = Instant::now();
     if args.concurrency == 0 {
         return Err(Error::usage("--concurrency must be at least 1"));
+    }
+    if args.platform.is_empty() {
+        return Err(Error::usage(format!(
+            "give --platform ({}), or a --profile that sets platform",
+            platform::NAMES.join(", ")
+        )));
     }
     let platform = platform::by_name(&args.platform, &Options::default()).ok_or_else(|| {
         Error::usage(format!(

@@ -12,6 +12,7 @@ mod apply;
 mod columns;
 mod export;
 mod files;
+mod home;
 mod hostile;
 mod joiners;
 mod properties;

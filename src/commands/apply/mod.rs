@@ -56,6 +56,8 @@ pub struct ApplyArgs {
     /// Stop after this many failed or not-found rows; 0 never stops.
     pub max_errors: u64,
     pub token_file: Option<PathBuf>,
+    /// A profile's `token_env`: the variable that holds the token instead of BULKEDIT_TOKEN.
+    pub token_env: Option<String>,
     pub partition: Option<String>,
     pub allow_http: bool,
     pub ca_cert: Option<PathBuf>,
@@ -87,6 +89,7 @@ impl Default for ApplyArgs {
             retries: 5,
             max_errors: 100,
             token_file: None,
+            token_env: None,
             partition: None,
             allow_http: false,
             ca_cert: None,

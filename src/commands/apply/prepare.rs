@@ -92,7 +92,7 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
 
 /// The URL and credentials: the built-in sandbox's, or the user's.
 pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Result<Target, Error> {
-    let mut secrets = Secrets::from_env(args.token_file.as_deref())?;
+    let mut secrets = Secrets::from_env(args.token_file.as_deref(), args.token_env.as_deref())?;
     if let Some(w) = args.token_file.as_deref().and_then(token_file_warning) {
         console.warn(&w);
     }
