@@ -643,7 +643,12 @@ mod tests {
             changes,
         };
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
-        assert_eq!(s.describe(&change), "disabled: false -> true");
+        let said: Vec<_> = s
+            .describe(&change)
+            .into_iter()
+            .map(|c| (c.field, c.before, c.after))
+            .collect();
+        assert_eq!(said, [("disabled".into(), "false".into(), "true".into())]);
         assert_eq!(change.record["version"], 3);
         assert_eq!(change.before["roles"], json!([2, 4]));
     }

@@ -131,10 +131,12 @@ fn outcome_of<'a>(field: impl Fn(usize) -> Option<&'a str>) -> Option<(u64, Outc
     let line = field(0)?.trim().parse::<f64>().ok()? as u64;
     let status = Status::parse(field(1)?.trim())?;
     let mut o = Outcome::with_error(status, field(2).unwrap_or_default());
-    o.http_status = field(3)
+    // Text that is not a list of changes (a hand-edited cell) is dropped rather than guessed.
+    o.changes = super::parse_changes(field(3).unwrap_or_default()).unwrap_or_default();
+    o.http_status = field(4)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .map(|n| n as u16);
-    o.attempts = field(4)
+    o.attempts = field(5)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .map_or(0, |n| n as u32);
     Some((line, o))
@@ -338,7 +340,7 @@ pub fn finalize(
         };
         let mut by_column = vec![""; width];
         for (i, &c) in columns.input_cols.iter().enumerate() {
-            if let Some(v) = record.get(5 + i) {
+            if let Some(v) = record.get(REPORT_COLUMNS.len() + i) {
                 by_column[c] = v;
             }
         }

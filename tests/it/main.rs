@@ -13,6 +13,7 @@ mod columns;
 mod export;
 mod files;
 mod hostile;
+mod plans;
 mod properties;
 mod races;
 mod read_corpus;
