@@ -160,6 +160,21 @@ pub fn read_earlier(
     }
     let sheet = crate::read::open(&source, None).map_err(|e| format!("--resume: {e}"))?;
     let expected = columns.header_row();
+    let without_changes = |h: &[String]| -> Vec<String> {
+        h.iter()
+            .filter(|c| c.as_str() != "changes")
+            .cloned()
+            .collect()
+    };
+    if sheet.headers != expected && without_changes(&sheet.headers) == without_changes(&expected) {
+        // Its outcomes would be read into the wrong columns; what it records stays as it is.
+        return Err(format!(
+            "--resume: the report {} has other columns than this input would give: an earlier \
+             bulkedit wrote it, before reports had a changes column; choose another --report \
+             and leave this one as the record of that run",
+            source.display()
+        ));
+    }
     if sheet.headers != expected {
         return Err(format!(
             "--resume: the report {} has other columns than this input would give; \

@@ -283,7 +283,10 @@ fn resuming_into_a_report_without_the_changes_column_is_refused_and_keeps_it() {
     let out = apply(&sb, "control-room", &sheet, &report, &CR_ENV, &["--resume"]);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("other columns"), "{err}");
+    assert!(
+        err.contains("other columns") && err.contains("before reports had a changes column"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&report).unwrap(), old);
     assert_eq!(sb.state(), state);
 }
