@@ -215,7 +215,14 @@ pub fn normalize_header(value: &str) -> String {
 /// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
 /// Here, below both, because the reader and the header mapping recognise them as well as the
 /// report writing them.
-pub const REPORT_COLUMNS: [&str; 5] = ["row", "status", "error", "http_status", "attempts"];
+pub const REPORT_COLUMNS: [&str; 6] = [
+    "row",
+    "status",
+    "error",
+    "changes",
+    "http_status",
+    "attempts",
+];
 
 /// Whether a header row is a bulkedit report's: it starts `row`, `status`, `error` (compared
 /// as headers are). Only such a file has its report columns dropped and its defusing undone.

@@ -97,11 +97,27 @@ impl fmt::Display for Status {
     }
 }
 
+/// One field a row changed (or would change), as cells of an input sheet: `field` is the field
+/// table's name (the column `template` writes), `before` and `after` the values in the form
+/// `apply` reads them back (an empty `before` was empty on the server). The report's `changes`
+/// column shows these; the undo file and a plan's drift check read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: String,
+    pub after: String,
+    /// A value never shown or put back (a password): only that it changes.
+    pub hidden: bool,
+}
+
 /// One row's result, as the report shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub status: Status,
+    /// What went wrong, and only that.
     pub error: String,
+    /// What the row changes (or would), field by field.
+    pub changes: Vec<FieldChange>,
     pub http_status: Option<u16>,
     /// HTTP requests sent for this row, reads and retries included.
     pub attempts: u32,
@@ -114,6 +130,7 @@ impl Outcome {
         Outcome {
             status,
             error: String::new(),
+            changes: Vec::new(),
             http_status: None,
             attempts: 0,
             stops_run: None,

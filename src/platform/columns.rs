@@ -89,11 +89,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
                 .collect()
         })
         .collect();
-    let report: Vec<String> = REPORT_COLUMNS
-        .iter()
-        .chain(&["changes"])
-        .map(|c| normalize_header(c))
-        .collect();
+    let report: Vec<String> = REPORT_COLUMNS.iter().map(|c| normalize_header(c)).collect();
     // A report's own columns lead it; whatever follows is the user's, `Status` included.
     let report_cols = if crate::rules::is_report_header(headers) {
         headers

@@ -15,7 +15,7 @@ use super::{
     Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
+use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
@@ -541,19 +541,16 @@ impl Vendor for ControlRoomSession {
             .collect()
     }
 
-    fn describe(&self, change: &Change) -> String {
-        let record = super::rmw::describe_changes(
-            &change.before,
-            &change.after,
-            &super::rmw::record_keys(FIELDS),
-        );
-        // The password, never shown.
-        let beside = change.beside.iter().map(|(f, _)| format!("{f}: ***"));
-        std::iter::once(record)
-            .chain(beside)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ")
+    fn describe(&self, change: &Change) -> Vec<FieldChange> {
+        let mut changes = super::rmw::field_changes(self, change);
+        // The password: only that it changes, never its value.
+        changes.extend(change.beside.iter().map(|(field, _)| FieldChange {
+            field: field.to_string(),
+            before: String::new(),
+            after: String::new(),
+            hidden: true,
+        }));
+        changes
     }
 
     /// The PUT replaces the whole user: the record as read, with the changes merged in and
@@ -830,7 +827,12 @@ mod tests {
             changes,
         };
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
-        assert_eq!(s.describe(&change), "disabled: false -> true");
+        let said: Vec<_> = s
+            .describe(&change)
+            .into_iter()
+            .map(|c| (c.field, c.before, c.after))
+            .collect();
+        assert_eq!(said, [("disabled".into(), "false".into(), "true".into())]);
         assert_eq!(change.record["version"], 3);
         assert_eq!(change.before["roles"], json!([2, 4]));
     }

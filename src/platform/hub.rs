@@ -8,10 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
-use super::rmw::{
-    describe_changes, record_keys, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite,
-    Total, Vendor,
-};
+use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::{
     endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Layout,
     Platform, Record, Session, Template, UserKey,
@@ -218,22 +215,6 @@ impl Hub {
 /// the vendor's `{"role_id", "category_id"}` objects only when a request is made.
 fn roles_json(roles: &[(u32, u32)]) -> Value {
     Value::Array(roles.iter().map(|(r, c)| json!([r, c])).collect())
-}
-
-/// Roles as a person writes them: `8, 6:2`.
-fn roles_text(roles: &Value) -> String {
-    roles
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| match r["category_id"].as_u64().unwrap_or(0) {
-                    0 => r["role_id"].to_string(),
-                    c => format!("{}:{c}", r["role_id"]),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 /// Roles as a sorted set, so that order never makes a change.
@@ -578,18 +559,6 @@ impl Vendor for HubSession {
         }
     }
 
-    fn describe(&self, change: &Change) -> String {
-        // Roles as a person writes them: `8, 6:2`.
-        let show = |m: &Map<String, Value>| {
-            let mut m = m.clone();
-            let roles = FIELDS[ROLES].name;
-            m.insert(roles.into(), Value::String(roles_text(&m[roles])));
-            m
-        };
-        let keys = record_keys(FIELDS);
-        describe_changes(&show(&change.before), &show(&change.after), &keys)
-    }
-
     fn write(&self, _email: &str, change: &Change) -> Result<Reply, CallError> {
         self.post("edituser", change)
     }
@@ -827,10 +796,20 @@ mod tests {
         };
         let s = session();
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        let said: Vec<_> = s
+            .describe(&change)
+            .into_iter()
+            .map(|c| (c.field, c.before, c.after))
+            .collect();
+        let c = |f: &str, b: &str, a: &str| (f.to_string(), b.to_string(), a.to_string());
         assert_eq!(
-            s.describe(&change),
-            "user_location: 'X' -> 'Y'; user_job_title: 'J' -> 'K'; user_is_active: (empty) -> 1; \
-             user_roles: '8' -> '4, 5:3, 8'"
+            said,
+            [
+                c("user_location", "X", "Y"),
+                c("user_job_title", "J", "K"),
+                c("user_is_active", "", "1"),
+                c("user_roles", "8", "4; 5:3; 8"),
+            ]
         );
         // Roles are sent as the vendor's objects, sorted.
         assert_eq!(

@@ -9,8 +9,7 @@ use serde_json::{json, Map, Value};
 use super::cache::{search_exact, take_list};
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
 use super::rmw::{
-    describe_changes, record_keys, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite,
-    Total, Vendor,
+    field_changes, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor,
 };
 use super::token::{RenewingToken, Token};
 use super::{
@@ -18,7 +17,7 @@ use super::{
     Plan, Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
+use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
@@ -488,28 +487,25 @@ impl Vendor for IdentitySession {
             .collect()
     }
 
-    fn describe(&self, change: &Change) -> String {
-        let record = describe_changes(&change.before, &change.after, &record_keys(FIELDS));
-        let beside = change.beside.iter().map(|(field, value)| {
-            let label = match *field {
-                f if f == FIELDS[GROUPS_ADD].name => "add to groups",
-                f if f == FIELDS[GROUPS_REMOVE].name => "remove from groups",
-                // The password, never shown.
-                f => return format!("{f}: ***"),
-            };
+    /// The record's fields, then the group moves that change something and a password,
+    /// which is never shown.
+    fn describe(&self, change: &Change) -> Vec<FieldChange> {
+        let mut changes = field_changes(self, change);
+        changes.extend(change.beside.iter().map(|(field, value)| {
             let groups: Vec<&str> = value
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
-            format!("{label}: {}", groups.join(", "))
-        });
-        std::iter::once(record)
-            .chain(beside)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ")
+            FieldChange {
+                field: field.to_string(),
+                before: String::new(),
+                after: groups.join("; "),
+                hidden: *field == FIELDS[PASSWORD].name,
+            }
+        }));
+        changes
     }
 
     /// Text fields are re-sent with every change, as UiPath's own PowerShell module does, so
@@ -785,10 +781,21 @@ mod tests {
         };
         let s = session();
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
+        let said: Vec<_> = s
+            .describe(&change)
+            .into_iter()
+            .map(|c| (c.field, c.before, c.after, c.hidden))
+            .collect();
+        let c = |f: &str, b: &str, a: &str, h| (f.to_string(), b.to_string(), a.to_string(), h);
         assert_eq!(
-            s.describe(&change),
-            "surname: (empty) -> 'Lee'; isActive: true -> false; add to groups: g2; \
-             remove from groups: g1; password: ***"
+            said,
+            [
+                c("surname", "", "Lee", false),
+                c("isActive", "true", "false", false),
+                c("groupIDsToAdd", "", "g2", false),
+                c("groupIDsToRemove", "", "g1", false),
+                c("password", "", "", true),
+            ]
         );
         // Nothing but a group already joined: nothing to send.
         let mut changes = Changes::new(Keep::Changes);

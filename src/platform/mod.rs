@@ -20,7 +20,6 @@ use crate::error::Error;
 use crate::rules::{self, FieldError};
 pub use columns::{ColumnUse, Layout};
 pub use dictionary::{Cell, Checker, Field, Kind, Place, Record, Sent, Shown, CLEAR};
-pub use rmw::describe_changes;
 
 /// Which user a row is about: the field that names them and its value as written.
 #[derive(Debug, Clone, PartialEq, Eq)]

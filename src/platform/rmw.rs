@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::cache::UserCache;
 use super::dictionary::{Field, Place};
 use super::{Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS};
-use crate::engine::{CallError, Outcome, Reply, Status};
+use crate::engine::{CallError, FieldChange, Outcome, Reply, Status};
 use crate::error::Error;
 use crate::rules;
 
@@ -49,6 +49,8 @@ pub struct Change {
     pub after: Map<String, Value>,
     /// The whole record as read, with the row's changes merged in.
     pub record: Map<String, Value>,
+    /// The whole record as read: what the report's `changes` and an undo file put back.
+    pub read: Map<String, Value>,
     /// Changes sent beside the record rather than in it (identity's group moves, a password).
     pub beside: Vec<(&'static str, Value)>,
 }
@@ -113,9 +115,12 @@ pub trait Vendor: Send + Sync {
     fn beside(&self, _current: &Map<String, Value>, _edit: &Edit) -> Vec<(&'static str, Value)> {
         Vec::new()
     }
-    /// What `--dry-run` says would change: `field: old -> new; …`.
-    fn describe(&self, change: &Change) -> String {
-        describe_changes(&change.before, &change.after, &record_keys(Self::FIELDS))
+    /// What a row changes (or would), field by field, as cells `apply` reads back.
+    fn describe(&self, change: &Change) -> Vec<FieldChange>
+    where
+        Self: Sized,
+    {
+        field_changes(self, change)
     }
     /// Sends the change.
     fn write(&self, id: &str, change: &Change) -> Result<Reply, CallError>;
@@ -247,7 +252,8 @@ impl<V: Vendor> ReadModifyWrite<V> {
             }
         };
         if dry_run {
-            let mut o = Outcome::with_error(Status::WouldCreate, self.vendor.describe(&change));
+            let mut o = Outcome::new(Status::WouldCreate);
+            o.changes = self.vendor.describe(&change);
             o.attempts = attempts;
             return o;
         }
@@ -262,7 +268,11 @@ impl<V: Vendor> ReadModifyWrite<V> {
         };
         attempts += reply.attempts;
         match self.vendor.created(edit, &reply) {
-            Answer::Accepted => Outcome::new(Status::Created).http(reply.status, attempts),
+            Answer::Accepted => {
+                let mut o = Outcome::new(Status::Created).http(reply.status, attempts);
+                o.changes = self.vendor.describe(&change);
+                o
+            }
             // A create tried again after its answer was lost is refused as a duplicate when
             // the first one was made: the user as the server holds it now says.
             Answer::Refused(reason) | Answer::Conflict(reason) if reply.after_lost_answer => {
@@ -631,7 +641,8 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 return o;
             }
             if dry_run {
-                let mut o = Outcome::with_error(Status::WouldUpdate, self.vendor.describe(&change));
+                let mut o = Outcome::new(Status::WouldUpdate);
+                o.changes = self.vendor.describe(&change);
                 o.attempts = attempts;
                 return o;
             }
@@ -660,7 +671,9 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             wrote = true;
             let reason = match self.vendor.interpret(&id, &reply) {
                 Answer::Accepted => {
-                    return Outcome::new(Status::Updated).http(reply.status, attempts)
+                    let mut o = Outcome::new(Status::Updated).http(reply.status, attempts);
+                    o.changes = self.vendor.describe(&change);
+                    return o;
                 }
                 // One write more after reading the user again on a conflict.
                 Answer::Conflict(_) if conflicts == 0 => {
@@ -698,6 +711,7 @@ pub fn merge<V: Vendor>(
     edit: &Edit,
 ) -> Result<Change, String> {
     vendor.understood(&record)?;
+    let read = record.clone();
     let before = compared(vendor, &record);
     let beside = vendor.beside(&record, edit);
     for (name, value) in edit.changes.iter() {
@@ -711,6 +725,7 @@ pub fn merge<V: Vendor>(
         before,
         after: compared(vendor, &record),
         record,
+        read,
         beside,
     })
 }
@@ -741,6 +756,7 @@ pub fn new_user<V: Vendor>(vendor: &V, edit: &Edit) -> Result<Change, String> {
         before,
         after: compared(vendor, &record),
         beside: vendor.beside(&Map::new(), edit),
+        read: Map::new(),
         record,
     })
 }
@@ -803,29 +819,40 @@ fn key_text(v: &Value) -> Option<String> {
     }
 }
 
-/// `field: old -> new` for every changed field, for `--dry-run`.
-pub fn describe_changes(
-    current: &Map<String, Value>,
-    desired: &Map<String, Value>,
-    keys: &[&str],
-) -> String {
-    let show = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => "(empty)".to_string(),
-        Some(Value::String(s)) if s.is_empty() => "(empty)".to_string(),
-        Some(Value::String(s)) => format!("'{s}'"),
-        Some(other) => other.to_string(),
+/// Every record field `change` changes, by the field table's name, with its values as read
+/// and as written in the form `apply` reads them back (as `export` writes them).
+pub fn field_changes<V: Vendor>(vendor: &V, change: &Change) -> Vec<FieldChange> {
+    let no_names = Names::new();
+    let cell = |field: &Field, record: &Map<String, Value>| {
+        vendor
+            .exported(field, record, &no_names)
+            .unwrap_or_else(|| cell_text(field.record_key().and_then(|k| record.get(k))))
     };
-    keys.iter()
-        .filter(|k| current.get(**k) != desired.get(**k))
-        .map(|k| {
-            format!(
-                "{k}: {} -> {}",
-                show(current.get(*k)),
-                show(desired.get(*k))
-            )
+    V::FIELDS
+        .iter()
+        .filter_map(|field| match field.place {
+            Place::InRecord(key) if change.before.get(key) != change.after.get(key) => {
+                Some(FieldChange {
+                    field: field.name.to_string(),
+                    before: cell(field, &change.read),
+                    after: cell(field, &change.record),
+                    hidden: false,
+                })
+            }
+            _ => None,
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect()
+}
+
+/// A record's value as a cell: text as it is, yes/no and numbers as JSON writes them; lists
+/// are the vendor's (see [`Vendor::exported`]).
+fn cell_text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// Names for ids (id, name), as the platform lists them: its roles or groups.
@@ -890,13 +917,8 @@ impl<V: Vendor> Export for ReadModifyWrite<V> {
             if let Some(text) = self.vendor.exported(field, user, names) {
                 return text;
             }
-            match field.record_key().and_then(|k| user.get(k)) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Number(n)) => n.to_string(),
-                // Passwords and group moves are never read back; lists are the vendor's.
-                _ => String::new(),
-            }
+            // Passwords and group moves are never read back; lists are the vendor's.
+            cell_text(field.record_key().and_then(|k| user.get(k)))
         };
         Some(columns.iter().map(cell).collect())
     }
@@ -1040,11 +1062,19 @@ mod tests {
     fn a_dry_run_says_what_would_change_and_writes_nothing() {
         let s = session(&[]);
         let o = s.apply(&edit("u1", "b"), 2, true);
-        assert_eq!(
-            (o.status, o.error.as_str()),
-            (Status::WouldUpdate, "title: 'a' -> 'b'")
-        );
+        assert_eq!((o.status, o.error.as_str()), (Status::WouldUpdate, ""));
+        let title = FieldChange {
+            field: "title".into(),
+            before: "a".into(),
+            after: "b".into(),
+            hidden: false,
+        };
+        assert_eq!(o.changes, std::slice::from_ref(&title));
         assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 0);
+        // A real run's updated row says the same.
+        let s = session(&[200]);
+        let o = s.apply(&edit("u1", "b"), 2, false);
+        assert_eq!((o.status, o.changes), (Status::Updated, vec![title]));
     }
 
     #[test]

@@ -134,10 +134,12 @@ fn outcome_of<'a>(field: impl Fn(usize) -> Option<&'a str>) -> Option<(u64, Outc
     };
     let status = Status::parse(field(1)?.trim())?;
     let mut o = Outcome::with_error(status, field(2).unwrap_or_default());
-    o.http_status = field(3)
+    // Text that is not a list of changes (a hand-edited cell) is dropped rather than guessed.
+    o.changes = super::parse_changes(field(3).unwrap_or_default()).unwrap_or_default();
+    o.http_status = field(4)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .map(|n| n as u16);
-    o.attempts = field(4)
+    o.attempts = field(5)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .map_or(0, |n| n as u32);
     Some((line, o))
@@ -161,6 +163,21 @@ pub fn read_earlier(
     }
     let sheet = crate::read::open(&source, None).map_err(|e| format!("--resume: {e}"))?;
     let expected = columns.header_row();
+    let without_changes = |h: &[String]| -> Vec<String> {
+        h.iter()
+            .filter(|c| c.as_str() != "changes")
+            .cloned()
+            .collect()
+    };
+    if sheet.headers != expected && without_changes(&sheet.headers) == without_changes(&expected) {
+        // Its outcomes would be read into the wrong columns; what it records stays as it is.
+        return Err(format!(
+            "--resume: the report {} has other columns than this input would give: an earlier \
+             bulkedit wrote it, before reports had a changes column; choose another --report \
+             and leave this one as the record of that run",
+            source.display()
+        ));
+    }
     if sheet.headers != expected {
         return Err(format!(
             "--resume: the report {} has other columns than this input would give; \
@@ -352,7 +369,7 @@ pub fn finalize(
         };
         let mut by_column = vec![""; width];
         for (i, &c) in columns.input_cols.iter().enumerate() {
-            if let Some(v) = record.get(5 + i) {
+            if let Some(v) = record.get(REPORT_COLUMNS.len() + i) {
                 by_column[c] = v;
             }
         }
@@ -389,12 +406,12 @@ mod tests {
             masked: Vec::new(),
             defuse_input: false,
         };
-        let earlier = "row,status,error,http_status,attempts,username\n\
-                       2,updated,,200,2,a\n\
-                       ,deactivated,,200,2,gone1\n";
-        let now = "2,unchanged,,,0,a\n\
-                   3,updated,,200,2,b\n\
-                   ,deactivated,,200,2,gone2\n";
+        let earlier = "row,status,error,changes,http_status,attempts,username\n\
+                       2,updated,,,200,2,a\n\
+                       ,deactivated,,,200,2,gone1\n";
+        let now = "2,unchanged,,,,0,a\n\
+                   3,updated,,,200,2,b\n\
+                   ,deactivated,,,200,2,gone2\n";
         std::fs::write(&journal, format!("{earlier}{now}")).unwrap();
         let report = dir.path().join("report.csv");
         finalize(
@@ -408,11 +425,11 @@ mod tests {
         let text = std::fs::read_to_string(&report).unwrap();
         assert_eq!(
             text,
-            "row,status,error,http_status,attempts,username\n\
-             2,unchanged,,,0,a\n\
-             3,updated,,200,2,b\n\
-             ,deactivated,,200,2,gone1\n\
-             ,deactivated,,200,2,gone2\n"
+            "row,status,error,changes,http_status,attempts,username\n\
+             2,unchanged,,,,0,a\n\
+             3,updated,,,200,2,b\n\
+             ,deactivated,,,200,2,gone1\n\
+             ,deactivated,,,200,2,gone2\n"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! The per-row report and its failures file: `row, status, error, http_status, attempts`, then
+//! The per-row report and its failures file: `row, status, error, changes, http_status,
+//! attempts`, then
 //! the input's own columns under the input's own headers, one line per input row. A report is
 //! written to a temporary file and renamed into place, so nobody ever opens half a report.
 //!
@@ -15,7 +16,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::engine::Outcome;
+use crate::engine::{FieldChange, Outcome};
 use crate::read::Cells;
 use crate::rules::{needs_defusing, FieldError};
 
@@ -58,7 +59,7 @@ impl Columns {
             .collect()
     }
 
-    /// Hands each of a row's report cells to `f`, in order: the five report columns, then the
+    /// Hands each of a row's report cells to `f`, in order: the report's own columns, then the
     /// input's, masked and defused. The one place that decides what a report cell holds.
     pub fn each_cell<E>(
         &self,
@@ -104,7 +105,7 @@ impl Columns {
 
     /// The report's cells for a row, as owned strings.
     pub fn cells(&self, row: &ReportRow) -> Vec<String> {
-        let mut out = Vec::with_capacity(5 + self.input_cols.len());
+        let mut out = Vec::with_capacity(REPORT_COLUMNS.len() + self.input_cols.len());
         let _ = self.each_cell(row, |s| {
             out.push(s.to_string());
             Ok::<(), std::convert::Infallible>(())
@@ -147,7 +148,7 @@ impl Columns {
         self.input_cols
             .iter()
             .position(|&c| c == col)
-            .map(|i| i + 5)
+            .map(|i| i + REPORT_COLUMNS.len())
     }
 }
 
@@ -265,7 +266,7 @@ fn csv_fields(
     }
 }
 
-/// The report's cells after the row number: status, error, http_status, attempts.
+/// The report's cells after the row number: status, error, changes, http_status, attempts.
 fn outcome_cells<E>(o: &Outcome, mut f: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
     let mut num = itoa::Buffer::new();
     f(o.status.as_str())?;
@@ -274,11 +275,133 @@ fn outcome_cells<E>(o: &Outcome, mut f: impl FnMut(&str) -> Result<(), E>) -> Re
     } else {
         f(&o.error)?;
     }
+    if o.changes.is_empty() {
+        f("")?;
+    } else {
+        // A field name never starts a formula: the text starts with one.
+        f(&render_changes(&o.changes))?;
+    }
     match o.http_status {
         Some(s) => f(num.format(s))?,
         None => f("")?,
     }
     f(num.format(o.attempts))
+}
+
+/// Between two fields in the `changes` column.
+const CHANGE_SEPARATOR: &str = "; ";
+/// Between a field's value before and after.
+const ARROW: &str = " → ";
+/// What a value that changes but is never shown (a password) reads as.
+const NOT_SHOWN: &str = "changed (not shown)";
+
+/// The `changes` column: `Field: before → after`, fields separated by `; `. A value is
+/// `(empty)` when empty, bare when it is a whole number or `true`/`false`, and otherwise
+/// quoted in `'`, a `'` inside it doubled: so no value can be mistaken for a separator,
+/// and [`parse_changes`] reads the column back exactly.
+pub fn render_changes(changes: &[FieldChange]) -> String {
+    let mut out = String::new();
+    for (i, c) in changes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(CHANGE_SEPARATOR);
+        }
+        out.push_str(&c.field);
+        out.push_str(": ");
+        if c.hidden {
+            out.push_str(NOT_SHOWN);
+            continue;
+        }
+        push_change_value(&mut out, &c.before);
+        out.push_str(ARROW);
+        push_change_value(&mut out, &c.after);
+    }
+    out
+}
+
+fn push_change_value(out: &mut String, value: &str) {
+    let bare = value == "true"
+        || value == "false"
+        || (!value.is_empty()
+            && value
+                .strip_prefix('-')
+                .unwrap_or(value)
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+            && value != "-");
+    if value.is_empty() {
+        out.push_str("(empty)");
+    } else if bare {
+        out.push_str(value);
+    } else {
+        out.push('\'');
+        out.push_str(&value.replace('\'', "''"));
+        out.push('\'');
+    }
+}
+
+/// Reads a `changes` cell as [`render_changes`] writes it; `None` when it is not one.
+pub fn parse_changes(text: &str) -> Option<Vec<FieldChange>> {
+    let mut rest = text;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let colon = rest.find(": ")?;
+        let field = rest[..colon].to_string();
+        rest = &rest[colon + 2..];
+        if let Some(after) = rest.strip_prefix(NOT_SHOWN) {
+            out.push(FieldChange {
+                field,
+                before: String::new(),
+                after: String::new(),
+                hidden: true,
+            });
+            rest = after;
+        } else {
+            let (before, after_before) = parse_change_value(rest)?;
+            let after_arrow = after_before.strip_prefix(ARROW)?;
+            let (after, tail) = parse_change_value(after_arrow)?;
+            out.push(FieldChange {
+                field,
+                before,
+                after,
+                hidden: false,
+            });
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            rest = rest.strip_prefix(CHANGE_SEPARATOR)?;
+        }
+    }
+    Some(out)
+}
+
+/// One value and what follows it.
+fn parse_change_value(text: &str) -> Option<(String, &str)> {
+    if let Some(rest) = text.strip_prefix("(empty)") {
+        return Some((String::new(), rest));
+    }
+    if let Some(quoted) = text.strip_prefix('\'') {
+        let mut value = String::new();
+        let mut chars = quoted.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if let Some((_, '\'')) = chars.peek() {
+                    chars.next();
+                    value.push('\'');
+                } else {
+                    return Some((value, &quoted[i + 1..]));
+                }
+            } else {
+                value.push(c);
+            }
+        }
+        return None;
+    }
+    let end = [text.find(ARROW), text.find(CHANGE_SEPARATOR)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(text.len());
+    Some((text[..end].to_string(), &text[end..]))
 }
 
 /// Appends one CSV field, quoted only when it holds a comma, a quote or a line break (as the
@@ -700,6 +823,36 @@ mod tests {
         }
         assert_eq!(defuse("HTTP 400: bad"), "HTTP 400: bad");
         assert_eq!(defuse(""), "");
+    }
+
+    #[test]
+    fn changes_read_back_exactly_whatever_the_values_hold() {
+        let change = |field: &str, before: &str, after: &str| FieldChange {
+            field: field.into(),
+            before: before.into(),
+            after: after.into(),
+            hidden: false,
+        };
+        let changes = vec![
+            change("name", "O'Brien", "a; b → c"),
+            change("isActive", "true", "false"),
+            change("roles", "", "2; 4"),
+            change("id", "-3", "(empty)"),
+            FieldChange {
+                hidden: true,
+                ..change("password", "", "")
+            },
+        ];
+        let text = render_changes(&changes);
+        assert_eq!(
+            text,
+            "name: 'O''Brien' → 'a; b → c'; isActive: true → false; roles: (empty) → '2; 4'; \
+             id: -3 → '(empty)'; password: changed (not shown)"
+        );
+        assert_eq!(parse_changes(&text), Some(changes));
+        assert_eq!(parse_changes(""), Some(vec![]));
+        assert_eq!(parse_changes("name: 'unclosed → 'x'"), None);
+        assert_eq!(parse_changes("not a change"), None);
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl XlsxSink {
             let c = c as u16;
             let text = cut(text);
             // Row numbers, HTTP statuses and attempts are numbers in Excel too.
-            let numeric = matches!(c, 0 | 3 | 4) && !text.is_empty();
+            let numeric = matches!(c, 0 | 4 | 5) && !text.is_empty();
             match (marked.iter().any(|(m, _)| *m == c), numeric) {
                 (true, _) => sheet
                     .write_string_with_format(r, c, text, &self.broken)

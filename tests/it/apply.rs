@@ -664,12 +664,18 @@ fn dry_run_reads_but_writes_nothing_and_says_what_would_change() {
     assert_eq!(run.row("2")["status"], "would-update");
     assert_eq!(
         run.row("2")["error"],
-        "user_first_name: 'First00001' -> 'Ana'; user_last_name: 'Last00001' -> 'Silva'; user_location: 'Brooklyn' -> 'Lisbon'; \
-         user_department: 'Finance' -> 'Accounts Payable'; user_job_title: 'Analyst' -> 'Finance Analyst'"
+        "",
+        "error holds only what went wrong"
     );
     assert_eq!(
-        run.row("4")["error"].split("; ").last().unwrap(),
-        "user_roles: '8' -> '4, 5:3, 8'"
+        run.row("2")["changes"],
+        "user_first_name: 'First00001' → 'Ana'; user_last_name: 'Last00001' → 'Silva'; user_location: 'Brooklyn' → 'Lisbon'; \
+         user_department: 'Finance' → 'Accounts Payable'; user_job_title: 'Analyst' → 'Finance Analyst'"
+    );
+    assert!(
+        run.row("4")["changes"].ends_with("; user_roles: 8 → '4; 5:3; 8'"),
+        "{}",
+        run.row("4")["changes"]
     );
     assert_eq!(run.row("9")["status"], "unchanged");
     let run = apply(
@@ -681,8 +687,8 @@ fn dry_run_reads_but_writes_nothing_and_says_what_would_change() {
         &["--dry-run"],
     );
     assert_eq!(
-        run.row("2")["error"],
-        "firstName: 'First00001' -> 'Ana'; lastName: 'Last00001' -> 'Silva'; description: (empty) -> 'Finance bot runner'; roles: [2] -> [2,4]"
+        run.row("2")["changes"],
+        "firstName: 'First00001' → 'Ana'; lastName: 'Last00001' → 'Silva'; description: (empty) → 'Finance bot runner'; roles: 2 → '2; 4'"
     );
     assert_eq!(seen(&sb, "PUT", "/usermanagement/users/"), 0);
 }

@@ -42,6 +42,7 @@ fn a_users_own_status_error_and_row_columns_are_kept_in_files_that_are_not_repor
             "row",
             "status",
             "error",
+            "changes",
             "http_status",
             "attempts",
             "Email",

@@ -211,15 +211,20 @@ fn a_dry_run_says_who_would_be_created_and_sends_nothing() {
             ("5", "invalid"),
         ])
     );
-    let said = &run.row("3")["error"];
+    let said = &run.row("3")["changes"];
     assert!(
-        said.contains("user_first_name: (empty) -> 'Nia'") && said.contains("user_roles"),
+        said.contains("user_first_name: (empty) → 'Nia'") && said.contains("user_roles"),
         "{said}"
     );
     assert!(
-        run.row("4")["error"].contains("user_roles: (empty) -> '8'"),
+        run.row("4")["changes"].contains("user_roles: (empty) → 8"),
         "the default role shows: {:?}",
         run.row("4")
+    );
+    assert_eq!(
+        run.row("3")["error"],
+        "",
+        "error holds only what went wrong"
     );
     assert_eq!(seen_at(&sb, "POST", "/adduser"), 0);
     assert_eq!(seen_at(&sb, "POST", "/edituser"), 0);

@@ -203,8 +203,8 @@ fn a_report_written_with_every_status_reads_back_as_written() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let rows = common::rows_of(&report);
-    assert_eq!(rows[1]["cells"][6], "=HYPERLINK(\"x\")");
-    assert_eq!(rows[2]["cells"][6], "multi\nline");
+    assert_eq!(rows[1]["cells"][7], "=HYPERLINK(\"x\")");
+    assert_eq!(rows[2]["cells"][7], "multi\nline");
     assert_eq!(
         rows[2]["row"], 3,
         "a quoted line break does not shift the report's rows either"

@@ -84,6 +84,7 @@ fn hub_mistakes_are_each_reported_with_what_would_be_right() {
             "row",
             "status",
             "error",
+            "changes",
             "http_status",
             "attempts",
             "Email",
@@ -608,7 +609,7 @@ fn the_xlsx_report_marks_each_broken_cell_with_its_reason() {
     let rows = rows_of(&report);
     assert_eq!(rows[0]["header"][0], "row");
     assert_eq!(rows[3]["cells"][1], "invalid");
-    assert_eq!(rows[3]["cells"][5], "user00013@example.com");
+    assert_eq!(rows[3]["cells"][6], "user00013@example.com");
     // The reasons are attached to the cells as notes.
     let notes = xlsx_part(&report, "xl/comments1.xml");
     assert!(
@@ -616,7 +617,7 @@ fn the_xlsx_report_marks_each_broken_cell_with_its_reason() {
         "{notes}"
     );
     assert!(
-        notes.contains(r#"ref="K4""#),
+        notes.contains(r#"ref="L4""#),
         "the Is Active cell of row 4 carries the note: {notes}"
     );
 }
