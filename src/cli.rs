@@ -12,7 +12,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use crate::commands::{
     self, apply::ApplyArgs, export::ExportArgs, template::TemplateArgs, validate::ValidateArgs,
-    Console,
+    Connection, Console,
 };
 use crate::engine::Rate;
 use crate::error::Error;
@@ -207,16 +207,6 @@ struct ValidateCli {
 struct ApplyCli {
     #[command(flatten)]
     input: InputCli,
-    /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
-    #[arg(long, value_name = "URL", required_unless_present_any = ["sandbox", "profile"])]
-    url: Option<String>,
-    /// Run against the built-in sandbox, started in-process on a loopback port.
-    #[arg(long, conflicts_with = "url")]
-    sandbox: bool,
-    /// Take platform, URL, rate and the other connection settings from this profile in the
-    /// configuration file (see below); flags given here win.
-    #[arg(long, value_name = "NAME", env = "BULKEDIT_PROFILE")]
-    profile: Option<String>,
     /// Read current records and say what would change; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -245,7 +235,50 @@ struct ApplyCli {
     /// Do not ask before a real run.
     #[arg(long)]
     yes: bool,
-    /// Workers sending at once (1 to 512).
+    /// Stop after this many failed or not-found rows (0: never).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    max_errors: u64,
+    #[command(flatten)]
+    connection: ConnectionCli,
+    /// Only warnings, errors and the summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportCli {
+    /// hub, identity or control-room (or the profile's platform).
+    #[arg(long, required_unless_present = "profile",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
+    platform: Option<String>,
+    /// Where to write it: CSV, or a workbook with drop-down lists for a name ending in .xlsx
+    /// (default: CSV on stdout).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write over FILE if it exists (without it, an existing file is never replaced).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    connection: ConnectionCli,
+    /// Only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// How `apply` and `export` reach a server; a profile may fill any of these.
+#[derive(Args, Debug)]
+struct ConnectionCli {
+    /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
+    #[arg(long, value_name = "URL", required_unless_present_any = ["sandbox", "profile"])]
+    url: Option<String>,
+    /// Run against the built-in sandbox, started in-process on a loopback port.
+    #[arg(long, conflicts_with = "url")]
+    sandbox: bool,
+    /// Take platform, URL, rate and the other connection settings from this profile in the
+    /// configuration file (see bulkedit apply --help); flags given here win.
+    #[arg(long, value_name = "NAME", env = "BULKEDIT_PROFILE")]
+    profile: Option<String>,
+    /// Requests in flight at once: rows for apply, pages of users for export (1 to 512).
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
@@ -257,9 +290,6 @@ struct ApplyCli {
     #[arg(long, default_value_t = 5, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=100))]
     retries: u32,
-    /// Stop after this many failed or not-found rows (0: never).
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    max_errors: u64,
     /// Read the token from this file instead of BULKEDIT_TOKEN.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -283,71 +313,26 @@ struct ApplyCli {
     /// Log one line per request (secrets redacted).
     #[arg(short, long)]
     verbose: bool,
-    /// Only warnings, errors and the summary.
-    #[arg(short, long)]
-    quiet: bool,
 }
 
-#[derive(Args, Debug)]
-struct ExportCli {
-    /// hub, identity or control-room (or the profile's platform).
-    #[arg(long, required_unless_present = "profile",
-          value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
-    platform: Option<String>,
-    /// Where to write it: CSV, or a workbook with drop-down lists for a name ending in .xlsx
-    /// (default: CSV on stdout).
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Write over FILE if it exists (without it, an existing file is never replaced).
-    #[arg(long)]
-    force: bool,
-    /// The service root (see README); everything before /api/v1/openapi, /api/User or /v1.
-    #[arg(long, value_name = "URL", required_unless_present_any = ["sandbox", "profile"])]
-    url: Option<String>,
-    /// Export the built-in sandbox's users, started in-process on a loopback port.
-    #[arg(long, conflicts_with = "url")]
-    sandbox: bool,
-    /// Take platform, URL, rate and the other connection settings from this profile in the
-    /// configuration file (see bulkedit apply --help); flags given here win.
-    #[arg(long, value_name = "NAME", env = "BULKEDIT_PROFILE")]
-    profile: Option<String>,
-    /// Pages of users read at once (1 to 512).
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
-    concurrency: usize,
-    /// Requests shared by all workers: 10/s, 600/min, 1000/h or unlimited (default: hub 10/s,
-    /// identity 30/min, control-room 5/s).
-    #[arg(long, value_name = "R")]
-    rate: Option<Rate>,
-    /// Further tries for 408, 429, 502, 503, 504 and dropped connections (0 to 100).
-    #[arg(long, default_value_t = 5, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=100))]
-    retries: u32,
-    /// Read the token from this file instead of BULKEDIT_TOKEN.
-    #[arg(long, value_name = "PATH")]
-    token_file: Option<PathBuf>,
-    /// Identity: the organization's partition id, when the token has no prt_id claim
-    /// (or BULKEDIT_PARTITION).
-    #[arg(long, value_name = "ID")]
-    partition: Option<String>,
-    /// Allow http:// to hosts other than loopback (an 11.x Control Room without TLS).
-    #[arg(long)]
-    allow_http: bool,
-    /// Trust this CA certificate (PEM) beside the system's.
-    #[arg(long, value_name = "PEM")]
-    ca_cert: Option<PathBuf>,
-    /// Seconds to wait for an answer before counting the request as failed (up to a day).
-    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = seconds)]
-    timeout: Duration,
-    /// The longest pause a server's Retry-After may ask for; a longer one stops the export.
-    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = seconds)]
-    max_pause: Duration,
-    /// Log one line per request (secrets redacted).
-    #[arg(short, long)]
-    verbose: bool,
-    /// Only warnings and errors.
-    #[arg(short, long)]
-    quiet: bool,
+impl ConnectionCli {
+    fn connection(&self) -> Connection {
+        Connection {
+            url: self.url.clone(),
+            sandbox: self.sandbox,
+            concurrency: self.concurrency,
+            rate: self.rate,
+            retries: self.retries,
+            token_file: self.token_file.clone(),
+            token_env: None,
+            partition: self.partition.clone(),
+            allow_http: self.allow_http,
+            ca_cert: self.ca_cert.clone(),
+            verbose: self.verbose,
+            timeout: self.timeout,
+            max_pause: self.max_pause,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -498,8 +483,6 @@ pub fn main() -> i32 {
                 sheet: a.input.sheet.clone(),
                 report: a.input.report.clone(),
                 options: a.input.options(),
-                url: a.url.clone(),
-                sandbox: a.sandbox,
                 dry_run: a.dry_run,
                 resume: a.resume,
                 create: a.create,
@@ -507,21 +490,12 @@ pub fn main() -> i32 {
                 max_deactivate: a.max_deactivate,
                 keep: a.keep.clone(),
                 yes: a.yes,
-                concurrency: a.concurrency,
-                rate: a.rate,
-                retries: a.retries,
                 max_errors: a.max_errors,
-                token_file: a.token_file.clone(),
-                token_env: None,
-                partition: a.partition.clone(),
-                allow_http: a.allow_http,
-                ca_cert: a.ca_cert.clone(),
-                verbose: a.verbose,
-                timeout: a.timeout,
-                max_pause: a.max_pause,
+                connection: a.connection.connection(),
             };
-            if let Err(e) = with_profile(a.profile.as_deref(), |p| p.fill_apply(&mut args, &typed))
-            {
+            if let Err(e) = with_profile(a.connection.profile.as_deref(), |p| {
+                p.fill(&mut args.platform, &mut args.connection, &typed)
+            }) {
                 return exit_with(Err(e));
             }
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
@@ -533,23 +507,14 @@ pub fn main() -> i32 {
                 platform: x.platform.unwrap_or_default(),
                 output: x.output,
                 force: x.force,
-                url: x.url,
-                sandbox: x.sandbox,
-                concurrency: x.concurrency,
-                rate: x.rate,
-                retries: x.retries,
-                token_file: x.token_file,
-                token_env: None,
-                partition: x.partition,
-                allow_http: x.allow_http,
-                ca_cert: x.ca_cert,
-                verbose: x.verbose,
                 quiet: x.quiet,
-                timeout: x.timeout,
-                max_pause: x.max_pause,
+                connection: x.connection.connection(),
             };
-            if let Err(e) = with_profile(x.profile.as_deref(), |p| p.fill_export(&mut args, &typed))
-            {
+            if let Err(e) = with_profile(x.connection.profile.as_deref(), |p| {
+                let mut platform = Some(args.platform.clone()).filter(|p| !p.is_empty());
+                p.fill(&mut platform, &mut args.connection, &typed);
+                args.platform = platform.unwrap_or_default();
+            }) {
                 return exit_with(Err(e));
             }
             exit_with(commands::export::run(&args, &console, &INTERRUPTED))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
-use crate::commands::{apply::ApplyArgs, export::ExportArgs};
+use crate::commands::Connection;
 use crate::engine::Rate;
 use crate::error::Error;
 
@@ -220,57 +220,35 @@ fn profile(
 }
 
 impl Profile {
-    /// Fills what the command line left unsaid in `apply`'s settings. `given(flag)` says
-    /// whether a flag with a default (`concurrency`, `allow-http`) was typed. With `--sandbox`
-    /// the profile's URL and credential source are left out: a rehearsal never takes a real
-    /// tenant's token to the sandbox.
-    pub fn fill_apply(&self, args: &mut ApplyArgs, given: &dyn Fn(&str) -> bool) {
-        fill(&mut args.platform, &self.platform);
-        fill(&mut args.rate, &self.rate);
+    /// Fills what the command line left unsaid in `apply`'s or `export`'s settings.
+    /// `given(flag)` says whether a flag with a default (`concurrency`, `allow-http`) was
+    /// typed. With `--sandbox` the profile's URL and credential source are left out: a
+    /// rehearsal never takes a real tenant's token to the sandbox.
+    pub fn fill(
+        &self,
+        platform: &mut Option<String>,
+        c: &mut Connection,
+        given: &dyn Fn(&str) -> bool,
+    ) {
+        fill(platform, &self.platform);
+        fill(&mut c.rate, &self.rate);
         if let (Some(n), false) = (self.concurrency, given("concurrency")) {
-            args.concurrency = n;
+            c.concurrency = n;
         }
-        if args.sandbox {
+        if c.sandbox {
             return;
         }
-        fill(&mut args.url, &self.url);
-        fill(&mut args.partition, &self.partition);
-        fill(&mut args.ca_cert, &self.ca_cert);
+        fill(&mut c.url, &self.url);
+        fill(&mut c.partition, &self.partition);
+        fill(&mut c.ca_cert, &self.ca_cert);
         if !given("allow_http") {
-            args.allow_http |= self.allow_http.unwrap_or(false);
+            c.allow_http |= self.allow_http.unwrap_or(false);
         }
         // --token-file on the command line wins over either of the profile's sources.
-        if args.token_file.is_none() {
-            args.token_file = self.token_file.clone();
-            args.token_env = self.token_env.clone();
+        if c.token_file.is_none() {
+            c.token_file = self.token_file.clone();
+            c.token_env = self.token_env.clone();
         }
-    }
-
-    /// The same for `export`, whose settings are `apply`'s connection settings.
-    pub fn fill_export(&self, args: &mut ExportArgs, given: &dyn Fn(&str) -> bool) {
-        let mut a = ApplyArgs {
-            platform: Some(args.platform.clone()).filter(|p| !p.is_empty()),
-            url: args.url.clone(),
-            sandbox: args.sandbox,
-            concurrency: args.concurrency,
-            rate: args.rate,
-            token_file: args.token_file.clone(),
-            token_env: args.token_env.clone(),
-            partition: args.partition.clone(),
-            allow_http: args.allow_http,
-            ca_cert: args.ca_cert.clone(),
-            ..ApplyArgs::default()
-        };
-        self.fill_apply(&mut a, given);
-        args.platform = a.platform.unwrap_or_default();
-        args.url = a.url;
-        args.concurrency = a.concurrency;
-        args.rate = a.rate;
-        args.token_file = a.token_file;
-        args.token_env = a.token_env;
-        args.partition = a.partition;
-        args.allow_http = a.allow_http;
-        args.ca_cert = a.ca_cert;
     }
 }
 

@@ -8,13 +8,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
 use super::apply::{prepare, ApplyArgs};
 use super::template::write_workbook;
-use super::Console;
+use super::{Connection, Console};
 use crate::check;
 use crate::engine::http::{printable, Hooks, LogSink};
 use crate::engine::{Http, HttpSettings, Outcome, Rate};
@@ -25,53 +25,15 @@ use crate::read::{Cells, Row};
 use crate::report::{self, AtomicFile};
 use crate::rules;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ExportArgs {
     pub platform: String,
     /// CSV, or a workbook for `.xlsx`; CSV on stdout when absent.
     pub output: Option<PathBuf>,
     /// Write over an existing output file.
     pub force: bool,
-    pub url: Option<String>,
-    pub sandbox: bool,
-    pub concurrency: usize,
-    pub rate: Option<Rate>,
-    pub retries: u32,
-    pub token_file: Option<PathBuf>,
-    /// A profile's `token_env`, as `apply` takes it.
-    pub token_env: Option<String>,
-    pub partition: Option<String>,
-    pub allow_http: bool,
-    pub ca_cert: Option<PathBuf>,
-    pub verbose: bool,
     pub quiet: bool,
-    pub timeout: Duration,
-    pub max_pause: Duration,
-}
-
-impl Default for ExportArgs {
-    fn default() -> Self {
-        let apply = ApplyArgs::default();
-        ExportArgs {
-            platform: String::new(),
-            output: None,
-            force: false,
-            url: None,
-            sandbox: false,
-            concurrency: apply.concurrency,
-            rate: None,
-            retries: apply.retries,
-            token_file: None,
-            token_env: None,
-            partition: None,
-            allow_http: false,
-            ca_cert: None,
-            verbose: false,
-            quiet: false,
-            timeout: apply.timeout,
-            max_pause: apply.max_pause,
-        }
-    }
+    pub connection: Connection,
 }
 
 impl ExportArgs {
@@ -79,19 +41,7 @@ impl ExportArgs {
     fn as_apply(&self) -> ApplyArgs {
         ApplyArgs {
             platform: Some(self.platform.clone()),
-            url: self.url.clone(),
-            sandbox: self.sandbox,
-            concurrency: self.concurrency,
-            rate: self.rate,
-            retries: self.retries,
-            token_file: self.token_file.clone(),
-            token_env: self.token_env.clone(),
-            partition: self.partition.clone(),
-            allow_http: self.allow_http,
-            ca_cert: self.ca_cert.clone(),
-            verbose: self.verbose,
-            timeout: self.timeout,
-            max_pause: self.max_pause,
+            connection: self.connection.clone(),
             ..ApplyArgs::default()
         }
     }
@@ -104,7 +54,7 @@ pub fn run(
     interrupted: &Arc<AtomicBool>,
 ) -> Result<i32, Error> {
     let started = Instant::now();
-    if args.concurrency == 0 {
+    if args.connection.concurrency == 0 {
         return Err(Error::usage("--concurrency must be at least 1"));
     }
     if args.platform.is_empty() {
@@ -142,7 +92,11 @@ pub fn run(
         .connect(&Connect {
             url: &target.url,
             secrets,
-            partition: args.partition.as_deref().or(secrets.partition.as_deref()),
+            partition: args
+                .connection
+                .partition
+                .as_deref()
+                .or(secrets.partition.as_deref()),
             http: Arc::clone(&http),
         })
         .map_err(redact)?;
@@ -234,7 +188,7 @@ fn http_client(
     let to_stderr = |line: &str| {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     };
-    let log: Option<LogSink> = args.verbose.then(|| {
+    let log: Option<LogSink> = args.connection.verbose.then(|| {
         let secrets = secrets.clone();
         Arc::new(move |line: &str| to_stderr(&format!("bulkedit: {}", secrets.redact(line)))) as _
     });
@@ -244,7 +198,7 @@ fn http_client(
             to_stderr(&format!("bulkedit: warning: {}", secrets.redact(line)));
         })
     };
-    let ca_cert = match &args.ca_cert {
+    let ca_cert = match &args.connection.ca_cert {
         Some(p) => Some(
             std::fs::read(p)
                 .map_err(|e| Error::usage(format!("--ca-cert {}: {e}", p.display())))?,
@@ -252,12 +206,15 @@ fn http_client(
         None => None,
     };
     let settings = HttpSettings {
-        rate: args.rate.unwrap_or_else(|| Rate::per_second(default_rate)),
-        retries: args.retries,
-        timeout: args.timeout,
+        rate: args
+            .connection
+            .rate
+            .unwrap_or_else(|| Rate::per_second(default_rate)),
+        retries: args.connection.retries,
+        timeout: args.connection.timeout,
         ca_cert,
-        concurrency: args.concurrency,
-        max_pause: args.max_pause,
+        concurrency: args.connection.concurrency,
+        max_pause: args.connection.max_pause,
         ..HttpSettings::default()
     };
     let hooks = Hooks {
@@ -313,7 +270,7 @@ fn read_all(
         interrupted.load(Ordering::SeqCst)
             || failed.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     };
-    let workers = args.concurrency.min(pages.saturating_sub(1));
+    let workers = args.connection.concurrency.min(pages.saturating_sub(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -546,16 +503,17 @@ struct Pages {
 
 impl Pages {
     fn new(console: &Console, args: &ExportArgs) -> Self {
-        let bar = (!console.quiet && !args.verbose && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} pages of users  {per_sec}  ETA {eta}",
-                )
-                .expect("the template is valid"),
-            );
-            bar
-        });
+        let bar = (!console.quiet && !args.connection.verbose && std::io::stderr().is_terminal())
+            .then(|| {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} pages of users  {per_sec}  ETA {eta}",
+                    )
+                    .expect("the template is valid"),
+                );
+                bar
+            });
         console.set_bar(bar.clone());
         Pages { bar }
     }

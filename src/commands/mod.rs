@@ -6,10 +6,56 @@ pub mod template;
 pub mod validate;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::engine::Rate;
 
 use crate::error::Error;
 use crate::read::{self, Row};
+
+/// How `apply` and `export` reach a server: one set of settings, so both connect the same way
+/// and a profile fills both alike.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub url: Option<String>,
+    pub sandbox: bool,
+    /// Requests in flight at once: rows for `apply`, pages for `export`.
+    pub concurrency: usize,
+    pub rate: Option<Rate>,
+    pub retries: u32,
+    pub token_file: Option<PathBuf>,
+    /// A profile's `token_env`: the variable that holds the token instead of BULKEDIT_TOKEN.
+    pub token_env: Option<String>,
+    pub partition: Option<String>,
+    pub allow_http: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub verbose: bool,
+    pub timeout: Duration,
+    /// The longest `Retry-After` waited out; a longer one stops the run.
+    pub max_pause: Duration,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            url: None,
+            sandbox: false,
+            concurrency: 4,
+            rate: None,
+            retries: 5,
+            token_file: None,
+            token_env: None,
+            partition: None,
+            allow_http: false,
+            ca_cert: None,
+            verbose: false,
+            timeout: Duration::from_secs(30),
+            max_pause: Duration::from_secs(300),
+        }
+    }
+}
 
 /// Where messages for a person go: stderr, quiet or not, around a progress bar if one shows.
 pub struct Console {

@@ -12,19 +12,18 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use url::Url;
 
 use crate::engine::pool::{Stop, StopReason};
-use crate::engine::Rate;
 use crate::error::Error;
 use crate::platform::Options;
 use crate::report::guard;
 use crate::report::journal::{self, Journal};
 use crate::report::{self};
 
-use super::Console;
+use super::{Connection, Console};
 use prepare::{Connected, Survey, Target};
 use progress::Progress;
 use send::{Run, Sent};
@@ -36,8 +35,6 @@ pub struct ApplyArgs {
     pub sheet: Option<String>,
     pub report: Option<PathBuf>,
     pub options: Options,
-    pub url: Option<String>,
-    pub sandbox: bool,
     pub dry_run: bool,
     pub resume: bool,
     /// Create the user of a row whose user does not exist.
@@ -50,21 +47,9 @@ pub struct ApplyArgs {
     pub keep: Vec<String>,
     /// Do not ask before a real run.
     pub yes: bool,
-    pub concurrency: usize,
-    pub rate: Option<Rate>,
-    pub retries: u32,
     /// Stop after this many failed or not-found rows; 0 never stops.
     pub max_errors: u64,
-    pub token_file: Option<PathBuf>,
-    /// A profile's `token_env`: the variable that holds the token instead of BULKEDIT_TOKEN.
-    pub token_env: Option<String>,
-    pub partition: Option<String>,
-    pub allow_http: bool,
-    pub ca_cert: Option<PathBuf>,
-    pub verbose: bool,
-    pub timeout: Duration,
-    /// The longest `Retry-After` waited out; a longer one stops the run.
-    pub max_pause: Duration,
+    pub connection: Connection,
 }
 
 impl Default for ApplyArgs {
@@ -75,8 +60,6 @@ impl Default for ApplyArgs {
             sheet: None,
             report: None,
             options: Options::default(),
-            url: None,
-            sandbox: false,
             dry_run: false,
             resume: false,
             create: false,
@@ -84,18 +67,8 @@ impl Default for ApplyArgs {
             max_deactivate: 10,
             keep: Vec::new(),
             yes: false,
-            concurrency: 4,
-            rate: None,
-            retries: 5,
             max_errors: 100,
-            token_file: None,
-            token_env: None,
-            partition: None,
-            allow_http: false,
-            ca_cert: None,
-            verbose: false,
-            timeout: Duration::from_secs(30),
-            max_pause: Duration::from_secs(300),
+            connection: Connection::default(),
         }
     }
 }
@@ -178,7 +151,7 @@ pub fn run(
         .map_err(|e| Error::report(report_path, e))?;
     // The users missing from the roster are reported after the rows.
     let lines = survey.total_rows + connected.missing.users.len() as u64;
-    let progress = Progress::new(console, lines, args.verbose);
+    let progress = Progress::new(console, lines, args.connection.verbose);
     let run = Run {
         args,
         survey: &survey,
@@ -232,7 +205,7 @@ fn announce(
             survey.plan.rows,
             target.url,
             connected.rate,
-            args.concurrency,
+            args.connection.concurrency,
             if args.dry_run {
                 " (dry run: nothing is written)"
             } else {

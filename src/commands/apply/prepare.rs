@@ -75,7 +75,7 @@ pub struct Connected {
 
 /// Opens the input and checks its header; the rows are read later.
 pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
-    if args.concurrency == 0 {
+    if args.connection.concurrency == 0 {
         return Err(Error::usage("--concurrency must be at least 1"));
     }
     let input = check::open_input(
@@ -92,12 +92,20 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
 
 /// The URL and credentials: the built-in sandbox's, or the user's.
 pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Result<Target, Error> {
-    let mut secrets = Secrets::from_env(args.token_file.as_deref(), args.token_env.as_deref())?;
-    if let Some(w) = args.token_file.as_deref().and_then(token_file_warning) {
+    let mut secrets = Secrets::from_env(
+        args.connection.token_file.as_deref(),
+        args.connection.token_env.as_deref(),
+    )?;
+    if let Some(w) = args
+        .connection
+        .token_file
+        .as_deref()
+        .and_then(token_file_warning)
+    {
         console.warn(&w);
     }
-    let sandbox = if args.sandbox {
-        if args.url.is_some() {
+    let sandbox = if args.connection.sandbox {
+        if args.connection.url.is_some() {
             return Err(Error::usage("give --url or --sandbox, not both"));
         }
         let sb = Sandbox::start(SandboxConfig::default())
@@ -110,16 +118,16 @@ pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Resul
         None
     };
     crate::crash::hold_secrets(&secrets);
-    let url = match (&sandbox, &args.url) {
+    let url = match (&sandbox, &args.connection.url) {
         (Some(sb), _) => sb.url_for(platform_name),
-        (None, Some(raw)) => check_url(raw, args.allow_http)?,
+        (None, Some(raw)) => check_url(raw, args.connection.allow_http)?,
         (None, None) => {
             return Err(Error::usage(
                 "give --url URL (the service root) or --sandbox",
             ))
         }
     };
-    let ca_cert = match &args.ca_cert {
+    let ca_cert = match &args.connection.ca_cert {
         Some(p) => Some(
             std::fs::read(p)
                 .map_err(|e| Error::usage(format!("--ca-cert {}: {e}", p.display())))?,
@@ -236,7 +244,7 @@ pub fn connect(
     let platform = survey.platform.as_ref();
     let secrets = &target.secrets;
     // With -v there is no progress bar (see `Progress::new`), so lines go straight to stderr.
-    let log: Option<LogSink> = args.verbose.then(|| {
+    let log: Option<LogSink> = args.connection.verbose.then(|| {
         let secrets = secrets.clone();
         Arc::new(move |line: &str| to_stderr(&format!("bulkedit: {}", secrets.redact(line)))) as _
     });
@@ -253,13 +261,14 @@ pub fn connect(
     };
     let settings = HttpSettings {
         rate: args
+            .connection
             .rate
             .unwrap_or_else(|| Rate::per_second(platform.default_rate())),
-        retries: args.retries,
-        timeout: args.timeout,
+        retries: args.connection.retries,
+        timeout: args.connection.timeout,
         ca_cert: target.ca_cert.clone(),
-        concurrency: args.concurrency,
-        max_pause: args.max_pause,
+        concurrency: args.connection.concurrency,
+        max_pause: args.connection.max_pause,
         ..HttpSettings::default()
     };
     let rate = settings.rate;
@@ -272,7 +281,11 @@ pub fn connect(
             .connect(&Connect {
                 url: &target.url,
                 secrets,
-                partition: args.partition.as_deref().or(secrets.partition.as_deref()),
+                partition: args
+                    .connection
+                    .partition
+                    .as_deref()
+                    .or(secrets.partition.as_deref()),
                 http: Arc::clone(&http),
             })
             .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))

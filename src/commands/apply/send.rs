@@ -101,8 +101,8 @@ pub fn send(run: &Run, journal: &mut Journal, progress: &Progress) -> Result<Sen
     let args = run.args;
     // The first pass consumed the rows; platform and layout are kept, only the rows are read again.
     let rows = read::open(&args.file, args.sheet.as_deref())?.rows;
-    let (job_tx, job_rx) = bounded::<Job>(args.concurrency * 4);
-    let (done_tx, done_rx) = bounded::<Done>(args.concurrency * 64);
+    let (job_tx, job_rx) = bounded::<Job>(args.connection.concurrency * 4);
+    let (done_tx, done_rx) = bounded::<Done>(args.connection.concurrency * 64);
     let panic_row = test_panic_row();
     let carry_out = |job: &Job| run.carry_out(job, panic_row);
     let skipped = |why| run.skipped(why);
@@ -120,7 +120,14 @@ pub fn send(run: &Run, journal: &mut Journal, progress: &Progress) -> Result<Sen
     let keep_errors = report::is_xlsx(&run.survey.report_path);
     let journal_path = journal.path.clone();
     std::thread::scope(|scope| -> Result<Sent, Error> {
-        pool::start(scope, args.concurrency, &job_rx, &done_tx, run.stop, &work);
+        pool::start(
+            scope,
+            args.connection.concurrency,
+            &job_rx,
+            &done_tx,
+            run.stop,
+            &work,
+        );
         drop(job_rx);
         let writer = scope.spawn(move || write_journal(done_rx, journal, progress, keep_errors));
         let mut resumed = ResumeCounts::default();
