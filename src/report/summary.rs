@@ -103,7 +103,11 @@ impl Summary {
                 .filter(|s| self.count(**s) > 0)
                 .map(|s| format!("{} {}", self.count(*s), s))
                 .collect();
-            out.push_str(&format!("{total} rows: {}\n", parts.join(", ")));
+            out.push_str(&format!(
+                "{}: {}\n",
+                counted(total, "row"),
+                parts.join(", ")
+            ));
         }
         let top = self.top_errors(5);
         if !top.is_empty() {
@@ -141,5 +145,14 @@ fn format_rate(r: f64) -> String {
         format!("{r:.0}")
     } else {
         format!("{r:.1}")
+    }
+}
+
+/// `1 row`, `2 rows`: a count and its noun, as a person would write them.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -421,6 +421,21 @@ fn a_header_with_no_data_rows_succeeds_with_nothing_to_do() {
 }
 
 #[test]
+fn one_row_is_counted_as_one_row_not_one_rows() {
+    let dir = tempdir();
+    let f = write(
+        dir.path(),
+        "one.csv",
+        "user_email,user_department\nuser00001@example.com,Sales\n",
+    );
+    let out = validate(&f, &dir.path().join("r.csv"), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let said = stderr_of(&out);
+    assert!(said.contains("1 row: 1 valid"), "{said}");
+    assert!(!said.contains("1 rows"), "{said}");
+}
+
+#[test]
 fn files_that_cannot_start_exit_2_naming_the_file_and_leave_no_report() {
     let dir = tempdir();
     let cases: Vec<(std::path::PathBuf, &str)> = vec![

@@ -200,12 +200,12 @@ fn announce(
     }
     if connected.session.is_some() {
         console.info(&format!(
-            "{} {} rows to {} at {} with {} workers{}",
+            "{} {} to {} at {} with {}{}",
             if args.dry_run { "checking" } else { "sending" },
-            survey.plan.rows,
+            report::summary::counted(survey.plan.rows as u64, "row"),
             target.url,
             connected.rate,
-            args.connection.concurrency,
+            report::summary::counted(args.connection.concurrency as u64, "worker"),
             if args.dry_run {
                 " (dry run: nothing is written)"
             } else {
