@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::engine::{Outcome, Status};
 use crate::error::Error;
+use crate::platform::dictionary::Shown;
 use crate::platform::{Edit, Keep, Layout, Platform, Record};
 use crate::read::{self, Row};
 use crate::rules::FieldError;
@@ -70,6 +71,19 @@ pub fn check_row_keeping(
     }
     let record = Record { row, layout, keep };
     match platform.validate(&record) {
+        Ok(edit) if errors.is_empty() && is_the_example(platform, layout, row, &edit) => {
+            let col = layout.field_col[platform
+                .fields()
+                .iter()
+                .position(|f| f.name == edit.key.field)
+                .unwrap_or(0)];
+            Err(vec![FieldError::new(
+                col,
+                edit.key.field,
+                "this is the template's example row, left in: replace it with a real user's \
+                 values or delete it",
+            )])
+        }
         Ok(edit) if errors.is_empty() => Ok(edit),
         Ok(_) => Err(errors),
         Err(mut field_errors) => {
@@ -155,4 +169,31 @@ pub fn verdict(
             (Err(()), outcome, errors)
         }
     }
+}
+
+/// Whether a row is still the template's example: its key and every other cell of a template
+/// column as `template` wrote them. Left in by mistake, it would change whoever the example
+/// names; the key is compared first, so an ordinary row costs one comparison.
+fn is_the_example(platform: &dyn Platform, layout: &Layout, row: &Row, edit: &Edit) -> bool {
+    let fields = platform.fields();
+    let key_example = fields
+        .iter()
+        .find(|f| f.name == edit.key.field)
+        .and_then(|f| match f.shown {
+            Shown::Column(_, example, _) => Some(example),
+            Shown::Hidden => None,
+        });
+    match key_example {
+        Some(example) if !example.is_empty() && edit.key.value.trim() == example => {}
+        _ => return false,
+    }
+    fields
+        .iter()
+        .zip(&layout.field_col)
+        .all(|(f, col)| match (f.shown, col) {
+            (Shown::Column(_, example, _), Some(col)) => {
+                row.cells.get(*col).map_or("", str::trim) == example
+            }
+            _ => true,
+        })
 }

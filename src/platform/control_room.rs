@@ -27,8 +27,8 @@ const FIELDS: &[Field] = {
     const TEXT: dictionary::Kind = Text(MAX_TEXT);
     &[
         // name            aliases       kind                           in the record          template: column, example, drop-down
-        Field::new("id",          &["User Id"], Key(&Id),                      UserId("id"),          Column(0, "1", &[])),
-        Field::new("username",    &["Login", "User Name"], Key(&TEXT),                    InRecord("username"),  Column(1, "", &[])),
+        Field::new("id",          &["User Id"], Key(&Id),                      UserId("id"),          Column(0, "", &[])),
+        Field::new("username",    &["Login", "User Name"], Key(&TEXT),                    InRecord("username"),  Column(1, "example.user", &[])),
         Field::new("email",       &["Mail", "Email Address"], Email,                         InRecord("email"),     Column(2, "user00001@example.com", &[])),
         Field::new("firstName",   &["First Name", "Given Name"], TEXT,                          InRecord("firstName"), Column(3, "First00001", &[])),
         Field::new("lastName",    &["Last Name", "Surname", "Family Name"], TEXT,                          InRecord("lastName"),  Column(4, "Last00001", &[])),
@@ -780,7 +780,11 @@ mod tests {
             t.headers[5..],
             ["description", "domain", "roles", "disabled"]
         );
-        assert_eq!(t.example[..3], ["1", "", "user00001@example.com"]);
+        // No id: on a real Control Room, id 1 is usually the installation's admin.
+        assert_eq!(
+            t.example[..3],
+            ["", "example.user", "user00001@example.com"]
+        );
         assert_eq!(
             t.example[3..],
             [

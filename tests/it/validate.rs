@@ -645,9 +645,23 @@ fn xlsx_part(path: &std::path::Path, part: &str) -> String {
     s
 }
 
+/// A template's example row is there to show the form: left in, it is refused by `validate`
+/// and `apply` alike (it would edit whoever it names), and nothing else in it is wrong.
 #[test]
-fn templates_validate_and_the_workbook_offers_drop_downs() {
+fn a_templates_example_row_left_in_is_refused_and_the_workbook_offers_drop_downs() {
     let dir = tempdir();
+    let example_only = |out: &std::process::Output, report: &std::path::Path, what: &str| {
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr_of(out));
+        let rows = read_report(report);
+        assert_eq!(rows.len(), 1, "{what}");
+        assert_eq!(rows[0]["status"], "invalid", "{what}");
+        assert!(
+            rows[0]["error"].contains("the template's example row")
+                && !rows[0]["error"].contains(';'),
+            "{what}: only the example is wrong: {}",
+            rows[0]["error"]
+        );
+    };
     for p in ["hub", "identity", "control-room"] {
         let csv = dir.path().join(format!("{p}.csv"));
         bulkedit()
@@ -655,16 +669,28 @@ fn templates_validate_and_the_workbook_offers_drop_downs() {
             .arg(&csv)
             .assert()
             .success();
-        let out = validate(&csv, &dir.path().join("r.csv"), &[]);
-        assert_eq!(out.status.code(), Some(0), "{p}: {}", stderr_of(&out));
+        let report = dir.path().join(format!("{p}-r.csv"));
+        example_only(&validate(&csv, &report, &[]), &report, p);
+        let applied = dir.path().join(format!("{p}-applied.csv"));
+        let out = bulkedit()
+            .args(["apply", "--sandbox", "--yes", "--report"])
+            .arg(&applied)
+            .arg(&csv)
+            .output()
+            .unwrap();
+        example_only(&out, &applied, &format!("{p} apply"));
         let xlsx = dir.path().join(format!("{p}.xlsx"));
         bulkedit()
             .args(["template", "--platform", p, "--xlsx", "-o"])
             .arg(&xlsx)
             .assert()
             .success();
-        let out = validate(&xlsx, &dir.path().join("r.csv"), &[]);
-        assert_eq!(out.status.code(), Some(0), "{p} xlsx: {}", stderr_of(&out));
+        let report = dir.path().join(format!("{p}-x.csv"));
+        example_only(
+            &validate(&xlsx, &report, &[]),
+            &report,
+            &format!("{p} xlsx"),
+        );
         let sheet = xlsx_part(&xlsx, "xl/worksheets/sheet1.xml");
         assert!(
             sheet.contains("<dataValidation type=\"list\""),
