@@ -171,9 +171,9 @@ pub fn verdict(
     }
 }
 
-/// Whether a row is still the template's example: its key and every other cell of a template
-/// column as `template` wrote them. Left in by mistake, it would change whoever the example
-/// names; the key is compared first, so an ordinary row costs one comparison.
+/// Whether a row is still the template's example: a sheet with every template column, and the
+/// row's key and every other cell as `template` wrote them. Left in by mistake, it would change
+/// whoever the example names; the key is compared first, so an ordinary row costs one comparison.
 fn is_the_example(platform: &dyn Platform, layout: &Layout, row: &Row, edit: &Edit) -> bool {
     let fields = platform.fields();
     let key_example = fields
@@ -194,6 +194,8 @@ fn is_the_example(platform: &dyn Platform, layout: &Layout, row: &Row, edit: &Ed
             (Shown::Column(_, example, _), Some(col)) => {
                 row.cells.get(*col).map_or("", str::trim) == example
             }
-            _ => true,
+            // A sheet without every template column is the user's own, whatever it holds.
+            (Shown::Column(..), None) => false,
+            (Shown::Hidden, _) => true,
         })
 }
