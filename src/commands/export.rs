@@ -157,7 +157,7 @@ pub fn run(
             None
         }
         Some(path) => {
-            write_file(path, &template, &listed.rows, csv)?;
+            write_file(path, &template, &listed.rows, csv, "export")?;
             Some(path.as_path())
         }
     };
@@ -469,11 +469,14 @@ fn write_csv(
 }
 
 /// The whole file or none of it: written beside its place and renamed over it when complete.
-fn write_file(
+/// A sheet in `template`'s columns, as CSV (with a BOM, for Excel) or a workbook; `what` names
+/// the file in an error. The undo file of `apply` is written through it too.
+pub(crate) fn write_file(
     path: &Path,
     template: &platform::Template,
     rows: &[Vec<String>],
     csv: bool,
+    what: &'static str,
 ) -> Result<(), Error> {
     let file = AtomicFile::new(path);
     let written = if csv {
@@ -491,7 +494,7 @@ fn write_file(
         Ok(()) => Ok(()),
         Err(e) => {
             file.abandon();
-            Err(Error::output(path, "export", e))
+            Err(Error::output(path, what, e))
         }
     }
 }

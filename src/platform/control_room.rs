@@ -159,6 +159,10 @@ impl Dictionary for ControlRoom {
 }
 
 impl Platform for ControlRoom {
+    fn deactivation(&self) -> Changes {
+        deactivation()
+    }
+
     fn name(&self) -> &'static str {
         "control-room"
     }
@@ -698,9 +702,7 @@ impl Vendor for ControlRoomSession {
     }
 
     fn deactivation(&self) -> Changes {
-        let mut changes = Changes::new(Keep::Changes);
-        changes.insert(FIELDS[DISABLED].name, true);
-        changes
+        deactivation()
     }
 
     /// Its id and username, and its e-mail.
@@ -760,6 +762,13 @@ fn with_beside(change: &Change) -> Value {
             .map(|(k, v)| (k.to_string(), v.clone())),
     );
     Value::Object(body)
+}
+
+/// `disabled: true`.
+fn deactivation() -> Changes {
+    let mut changes = Changes::new(Keep::Changes);
+    changes.insert(FIELDS[DISABLED].name, true);
+    changes
 }
 
 #[cfg(test)]

@@ -322,6 +322,10 @@ fn invite_status(c: &mut Checker) {
 }
 
 impl Platform for Hub {
+    fn deactivation(&self) -> Changes {
+        deactivation()
+    }
+
     fn name(&self) -> &'static str {
         "hub"
     }
@@ -591,13 +595,8 @@ impl Vendor for HubSession {
         user.get(FIELDS[IS_ACTIVE].name).and_then(Value::as_u64) != Some(0)
     }
 
-    /// `user_is_active` 0 with invite status 1, as UiPath's page on inactivating users that
-    /// left the company sends.
     fn deactivation(&self) -> Changes {
-        let mut changes = Changes::new(Keep::Changes);
-        changes.insert(FIELDS[IS_ACTIVE].name, 0);
-        changes.insert(FIELDS[INVITE_STATUS].name, 1);
-        changes
+        deactivation()
     }
 
     /// `GET /roles`: every role, custom ones included.
@@ -710,6 +709,15 @@ fn envelope(reply: &Reply) -> Answer {
         Some(_) => Answer::Refused(server_message(reply)),
         None => Answer::Refused(super::not_the_api(reply)),
     }
+}
+
+/// `user_is_active` 0 with invite status 1, as UiPath's page on inactivating users that
+/// left the company sends.
+fn deactivation() -> Changes {
+    let mut changes = Changes::new(Keep::Changes);
+    changes.insert(FIELDS[IS_ACTIVE].name, 0);
+    changes.insert(FIELDS[INVITE_STATUS].name, 1);
+    changes
 }
 
 #[cfg(test)]

@@ -129,6 +129,32 @@ impl Dictionary for Identity {
 }
 
 impl Platform for Identity {
+    fn deactivation(&self) -> Changes {
+        deactivation()
+    }
+
+    /// Groups are moved, not listed: the groups a run added are removed again, and those it
+    /// removed are added again.
+    fn undo(&self, status: Status, changes: &[FieldChange]) -> super::undo::Undo {
+        let turned: Vec<FieldChange> = changes
+            .iter()
+            .map(|c| {
+                let opposite = match c.field.as_str() {
+                    f if f == FIELDS[GROUPS_ADD].name => FIELDS[GROUPS_REMOVE].name,
+                    f if f == FIELDS[GROUPS_REMOVE].name => FIELDS[GROUPS_ADD].name,
+                    _ => return c.clone(),
+                };
+                FieldChange {
+                    field: opposite.to_string(),
+                    before: c.after.clone(),
+                    after: String::new(),
+                    hidden: false,
+                }
+            })
+            .collect();
+        super::undo::undo(FIELDS, &deactivation(), status, &turned)
+    }
+
     fn name(&self) -> &'static str {
         "identity"
     }
@@ -592,9 +618,7 @@ impl Vendor for IdentitySession {
     }
 
     fn deactivation(&self) -> Changes {
-        let mut changes = Changes::new(Keep::Changes);
-        changes.insert(FIELDS[IS_ACTIVE].name, false);
-        changes
+        deactivation()
     }
 
     /// Its id and e-mail, and its user name.
@@ -694,6 +718,13 @@ fn succeeded(reply: &Reply) -> Answer {
         _ if reply.is_success() => Answer::Refused(super::not_the_api(reply)),
         _ => Answer::Refused(rejection(reply)),
     }
+}
+
+/// `isActive: false`.
+fn deactivation() -> Changes {
+    let mut changes = Changes::new(Keep::Changes);
+    changes.insert(FIELDS[IS_ACTIVE].name, false);
+    changes
 }
 
 #[cfg(test)]

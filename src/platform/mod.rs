@@ -10,12 +10,13 @@ pub mod hub;
 pub mod identity;
 pub mod rmw;
 pub mod token;
+pub mod undo;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::engine::{Http, Outcome};
+use crate::engine::{FieldChange, Http, Outcome, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError};
 pub use columns::{ColumnUse, Layout};
@@ -242,6 +243,13 @@ pub trait Platform: Send + Sync {
     /// does when users change.
     fn caution(&self) -> Option<&'static str> {
         None
+    }
+    /// What deactivating a user sets: `--deactivate-missing` sends it, and the undo file of a
+    /// run puts it on the users the run created.
+    fn deactivation(&self) -> Changes;
+    /// The cells of an input sheet that put back what one report line changed.
+    fn undo(&self, status: Status, changes: &[FieldChange]) -> undo::Undo {
+        undo::undo(self.fields(), &self.deactivation(), status, changes)
     }
 }
 

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{failures_path, journal::journal_path};
+use super::{failures_path, journal::journal_path, undo_path};
 use crate::engine::Status;
 use crate::error::Error;
 
-/// Refuses a report, failures file or journal that is the input itself: the run would
+/// Refuses a report, failures file, undo file or journal that is the input itself: the run would
 /// destroy what it reads (a failures file fed back in with `--report` naming its own report).
 pub fn refuse_input_as_output(input: &Path, report: &Path) -> Result<(), Error> {
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
@@ -21,6 +21,7 @@ pub fn refuse_input_as_output(input: &Path, report: &Path) -> Result<(), Error> 
     let outputs = [
         ("report", report.to_path_buf()),
         ("failures file", failures_path(report)),
+        ("undo file", undo_path(report)),
         ("journal", journal_path(report)),
     ];
     for (what, path) in outputs {
@@ -138,7 +139,7 @@ fn beside(report: &Path, suffix: &str) -> PathBuf {
     report.with_file_name(format!(".{name}.{suffix}"))
 }
 
-/// Moves an earlier report that records writes to a server (and its failures file) aside
+/// Moves an earlier report that records writes to a server (and its failures and undo files) aside
 /// under a timestamped name, rather than letting a new run replace it; says where it went.
 pub fn keep_earlier(report: &Path) -> Result<Option<PathBuf>, Error> {
     if !records_writes(report) {
@@ -150,9 +151,12 @@ pub fn keep_earlier(report: &Path) -> Result<Option<PathBuf>, Error> {
     let kept = stamped(report, &stamp.to_string());
     std::fs::rename(report, &kept)
         .map_err(|e| Error::report(report, format!("cannot keep the earlier report aside: {e}")))?;
-    let failures = failures_path(report);
-    if failures.exists() {
-        let _ = std::fs::rename(&failures, failures_path(&kept));
+    // Its failures and its undo file go with it: the undo puts back what that run did.
+    for named in [failures_path, undo_path] {
+        let file = named(report);
+        if file.exists() {
+            let _ = std::fs::rename(&file, named(&kept));
+        }
     }
     Ok(Some(kept))
 }

@@ -307,13 +307,15 @@ fn broken() -> io::Error {
 /// Rewrites the journal as the final report (and failures file) in input order, from the lines
 /// this run wrote (those from byte `from` on); a later line for the same row wins.
 /// `field_errors` holds the broken cells of invalid rows by row number, to mark them in a
-/// workbook. Returns whether a failures file was written.
+/// workbook. Each final line is also handed to `each` (the undo file is built from them).
+/// Returns whether a failures file was written.
 pub fn finalize(
     journal: &Path,
     from: u64,
     report: &Path,
     columns: &Columns,
     field_errors: &HashMap<u64, Vec<FieldError>>,
+    mut each: impl FnMut(&Outcome, &Cells),
 ) -> io::Result<bool> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -384,6 +386,7 @@ pub fn finalize(
             cells: &cells,
             field_errors: errors,
         })?;
+        each(&outcome, &cells);
     }
     let wrote_failures = writer.finish()?;
     if journal != report {
@@ -420,6 +423,7 @@ mod tests {
             &report,
             &columns,
             &HashMap::new(),
+            |_, _| {},
         )
         .unwrap();
         let text = std::fs::read_to_string(&report).unwrap();

@@ -457,12 +457,21 @@ pub fn default_path(input: &Path) -> PathBuf {
 
 /// `out/report.csv` → `out/report-failures.csv`.
 pub fn failures_path(report: &Path) -> PathBuf {
+    beside(report, "failures")
+}
+
+/// Where a run's undo file goes: `out/report.csv` → `out/report-undo.csv`.
+pub fn undo_path(report: &Path) -> PathBuf {
+    beside(report, "undo")
+}
+
+fn beside(report: &Path, what: &str) -> PathBuf {
     let stem = report
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("report");
     let ext = report.extension().and_then(|s| s.to_str()).unwrap_or("csv");
-    report.with_file_name(format!("{stem}-failures.{ext}"))
+    report.with_file_name(format!("{stem}-{what}.{ext}"))
 }
 
 pub fn is_xlsx(path: &Path) -> bool {

@@ -26,5 +26,6 @@ mod scale;
 mod secrets;
 mod transport;
 mod trust;
+mod undo;
 mod validate;
 mod wire;

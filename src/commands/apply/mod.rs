@@ -6,6 +6,7 @@
 pub(crate) mod prepare;
 mod progress;
 mod send;
+mod undo;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ use super::{Connection, Console};
 use prepare::{Connected, Survey, Target};
 use progress::Progress;
 use send::{Run, Sent};
+use undo::UndoFile;
 
 #[derive(Debug, Clone)]
 pub struct ApplyArgs {
@@ -162,7 +164,9 @@ pub fn run(
     };
     let sent = send::send(&run, &mut journal, &progress)?;
     progress.finish();
-    finish(console, &survey, &connected, &stop, journal, sent, started)
+    finish(
+        args, console, &survey, &connected, &stop, journal, sent, started,
+    )
 }
 
 /// Says what the run is about to do, or why it stops before the first row.
@@ -176,8 +180,8 @@ fn announce(
     if args.deactivate_missing {
         let n = connected.missing.users.len();
         console.info(&format!(
-            "{n} active user{} not in the roster {}",
-            if n == 1 { " is" } else { "s are" },
+            "{} not in the roster {}",
+            report::summary::counted(n as u64, "active user"),
             if args.dry_run {
                 "would be deactivated"
             } else {
@@ -275,8 +279,10 @@ fn users(n: u64) -> String {
     format!("{n} user{}", if n == 1 { "" } else { "s" })
 }
 
-/// The final report in input order, the summary, and the exit code.
+/// The final report in input order, the undo file, the summary, and the exit code.
+#[allow(clippy::too_many_arguments)]
 fn finish(
+    args: &ApplyArgs,
     console: &Console,
     survey: &Survey,
     connected: &Connected,
@@ -291,14 +297,31 @@ fn finish(
         .close()
         .map_err(|e| Error::report(&journal_path, e))?;
     let report_path = &survey.report_path;
+    let mut undo = UndoFile::new(survey.platform.as_ref(), &survey.layout);
     let wrote_failures = journal::finalize(
         &journal_path,
         from,
         report_path,
         &survey.columns,
         &sent.field_errors,
+        |outcome, cells| {
+            if !args.dry_run {
+                undo.add(outcome, cells);
+            }
+        },
     )
     .map_err(|e| Error::report(report_path, e))?;
+    let undo_path = report::undo_path(report_path);
+    // The report is whole by now: an undo file that cannot be written is said, not fatal.
+    let undone = match undo.write(&undo_path, report::is_xlsx(report_path)) {
+        Ok(written) => written,
+        Err(e) => {
+            console.warn(&format!(
+                "{e}: the run's changes are in the report's changes column"
+            ));
+            None
+        }
+    };
     let resumed = sent.resumed;
     if resumed.carried + resumed.sent_again > 0 {
         console.info(&format!(
@@ -309,12 +332,16 @@ fn finish(
     }
     let summary = sent.summary;
     let failures = report::failures_path(report_path);
-    console.summary(&summary.render(
+    let mut text = summary.render(
         started.elapsed(),
         Some(connected.http.requests_sent()),
         report_path,
         wrote_failures.then_some(failures.as_path()),
-    ));
+    );
+    if let Some(written) = &undone {
+        text.push_str(&undo::describe(written, &undo_path));
+    }
+    console.summary(&text);
     Ok(match stop.reason() {
         StopReason::Interrupted => 130,
         why @ (StopReason::MaxErrors | StopReason::Auth | StopReason::ServerPause) => {

@@ -1,0 +1,301 @@
+//! The way back: every run that changes users writes an undo file beside its report, and
+//! applying it puts the server back as the run found it, field for field, roles and groups
+//! included; users the run created are deactivated and users it deactivated are active again.
+//! Through the real binary against a real sandbox on loopback.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+use bulkedit::sandbox::{Sandbox, SandboxConfig};
+use serde_json::Value;
+
+struct Case {
+    platform: &'static str,
+    /// The sandbox state's name for the platform, and the field that tells users apart.
+    state: &'static str,
+    id: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    /// Edits a person would make: a text field changed, one emptied or filled, roles or
+    /// groups changed, a user deactivated, user 5 left out of the roster, a new user.
+    sheet: &'static str,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        platform: "hub",
+        state: "hub",
+        id: "user_email",
+        env: &[("BULKEDIT_TOKEN", "sandbox-tenant/sandbox-token")],
+        sheet: "user_email,user_first_name,user_last_name,user_department,user_roles,Status\n\
+                user00001@example.com,,,Treasury,,\n\
+                user00002@example.com,,,,Program Manager; Standard User,\n\
+                user00003@example.com,,,,,Inactive\n\
+                user00004@example.com,,,#clear,,\n\
+                user00006@example.com,,,,,\n\
+                new.one@example.com,New,One,,,\n",
+    },
+    Case {
+        platform: "identity",
+        state: "identity",
+        id: "id",
+        env: &[
+            ("BULKEDIT_CLIENT_ID", "sandbox-client"),
+            ("BULKEDIT_CLIENT_SECRET", "sandbox-secret"),
+        ],
+        sheet: "userId,email,name,surname,displayName,isActive,bypassBasicAuthRestriction,groupIDsToAdd,groupIDsToRemove\n\
+                00000000-0000-4000-8000-000000000001,,,,,,true,,\n\
+                00000000-0000-4000-8000-000000000002,,Ana,,Ana Two,,,,\n\
+                00000000-0000-4000-8000-000000000003,,,,,,,10000000-0000-4000-8000-000000000003,10000000-0000-4000-8000-000000000001\n\
+                00000000-0000-4000-8000-000000000004,,,,,false,,,\n\
+                00000000-0000-4000-8000-000000000006,,,,,,,,\n\
+                ,new.one@example.com,New,One,,,,,\n",
+    },
+    Case {
+        platform: "control-room",
+        state: "control_room",
+        id: "id",
+        env: &[
+            ("BULKEDIT_USERNAME", "sandbox"),
+            ("BULKEDIT_PASSWORD", "sandbox-password"),
+        ],
+        sheet: "id,username,email,firstName,lastName,description,domain,roles,disabled,password\n\
+                1,,,,,Finance bot runner,,,,\n\
+                2,,,Ana,,,corp,,,\n\
+                3,,,,,,,AAE_Basic; Bot Runner,,\n\
+                4,,,,,,,,true,\n\
+                6,,,,,,,,,\n\
+                ,new.one,new.one@example.com,New,One,,,AAE_Basic,,Fine_Pass-01\n",
+    },
+];
+
+/// Users 1 to 6 only: the roster sheets name the others by leaving them out.
+fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        users: 6,
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+fn apply(
+    sb: &Sandbox,
+    case: &Case,
+    file: &Path,
+    report: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    bulkedit()
+        .arg("apply")
+        .arg(file)
+        .args(["--platform", case.platform, "--url"])
+        .arg(sb.url_for(case.platform).as_str())
+        .args(["--rate", "unlimited", "--yes", "--report"])
+        .arg(report)
+        .args(extra)
+        .envs(case.env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// A platform's users by their id, without what the server alone manages (versions, times)
+/// and with a text the server held as null read as empty, as a sheet cell reads it.
+fn users(sb: &Sandbox, case: &Case) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = sb.state()[case.state]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            let map = u.as_object_mut().unwrap();
+            for managed in ["version", "updatedOn", "updatedBy", "lastModificationTime"] {
+                map.remove(managed);
+            }
+            for v in map.values_mut() {
+                if v.is_null() {
+                    *v = Value::String(String::new());
+                }
+            }
+            (u[case.id].to_string(), u)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn is_active(case: &Case, u: &Value) -> bool {
+    match case.platform {
+        "hub" => u["user_is_active"] == 1,
+        "identity" => u["isActive"] == true,
+        _ => u["disabled"] == false,
+    }
+}
+
+/// Runs `case`'s edits with --create and --deactivate-missing, then its undo file; the
+/// server must be as before, but for the created user, who stays and is inactive.
+fn round_trip(case: &Case, report_name: &str) {
+    let sb = sandbox();
+    let dir = tempdir();
+    let before = users(&sb, case);
+    let sheet = write(dir.path(), "edit.csv", case.sheet);
+    let report = dir.path().join(report_name);
+    let extra = ["--create", "--deactivate-missing", "--keep", "sandbox"];
+    let out = apply(&sb, case, &sheet, &report, &extra);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{}: {err}", case.platform);
+    let undo = bulkedit::report::undo_path(&report);
+    assert!(undo.exists(), "{}: {err}", case.platform);
+    assert!(
+        err.contains(&format!("undo: {} (6 users;", undo.display())),
+        "the summary names it: {err}"
+    );
+    let changed = users(&sb, case);
+    assert_ne!(changed, before, "{}: the edits were made", case.platform);
+
+    let undo_report = dir.path().join(format!("undo-{report_name}"));
+    let out = apply(&sb, case, &undo, &undo_report, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{}: {err}", case.platform);
+    let after = users(&sb, case);
+    let (created, kept): (Vec<_>, Vec<_>) = after
+        .into_iter()
+        .partition(|(id, _)| !before.iter().any(|(b, _)| b == id));
+    assert_eq!(created.len(), 1, "{}: {created:?}", case.platform);
+    assert!(
+        !is_active(case, &created[0].1),
+        "{}: the created user is deactivated: {created:?}",
+        case.platform
+    );
+    for ((id, b), (_, a)) in before.iter().zip(&kept) {
+        assert_eq!(a, b, "{}: user {id} is back as it was", case.platform);
+    }
+    assert_eq!(kept.len(), before.len());
+}
+
+#[test]
+fn hub_undo_puts_back_every_field_roles_and_activity() {
+    round_trip(&CASES[0], "report.csv");
+}
+
+#[test]
+fn identity_undo_puts_back_every_field_and_moves_groups_back() {
+    round_trip(&CASES[1], "report.csv");
+}
+
+#[test]
+fn control_room_undo_puts_back_every_field_roles_and_empties_what_was_empty() {
+    round_trip(&CASES[2], "report.csv");
+}
+
+#[test]
+fn a_workbook_report_gets_a_workbook_undo_file_that_applies_as_well() {
+    round_trip(&CASES[1], "report.xlsx");
+}
+
+#[test]
+fn a_dry_run_or_a_run_that_changes_nothing_writes_no_undo_file() {
+    let case = &CASES[0];
+    let sb = sandbox();
+    let dir = tempdir();
+    let sheet = write(dir.path(), "edit.csv", case.sheet);
+    let report = dir.path().join("report.csv");
+    let out = apply(&sb, case, &sheet, &report, &["--dry-run", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!bulkedit::report::undo_path(&report).exists());
+    assert!(!stderr_of(&out).contains("undo:"));
+    let same = write(
+        dir.path(),
+        "same.csv",
+        "user_email,user_department\nuser00001@example.com,Finance\n",
+    );
+    let out = apply(&sb, case, &same, &report, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(read_report(&report)[0]["status"], "unchanged");
+    assert!(!bulkedit::report::undo_path(&report).exists());
+}
+
+#[test]
+fn a_second_run_on_the_same_report_keeps_the_first_runs_undo_file_beside_its_report() {
+    let case = &CASES[0];
+    let sb = sandbox();
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let first = write(
+        dir.path(),
+        "first.csv",
+        "user_email,user_department\nuser00001@example.com,Treasury\n",
+    );
+    assert_eq!(
+        apply(&sb, case, &first, &report, &[]).status.code(),
+        Some(0)
+    );
+    let second = write(
+        dir.path(),
+        "second.csv",
+        "user_email,user_department\nuser00002@example.com,Audit\n",
+    );
+    let out = apply(&sb, case, &second, &report, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let mut undo_files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-undo.csv"))
+        .collect();
+    undo_files.sort();
+    assert_eq!(undo_files.len(), 2, "{undo_files:?}");
+    let kept = undo_files
+        .iter()
+        .find(|p| **p != bulkedit::report::undo_path(&report))
+        .unwrap();
+    let kept_text = std::fs::read_to_string(kept).unwrap();
+    assert!(
+        kept_text.contains("user00001@example.com,Finance"),
+        "{kept_text}"
+    );
+    let text = std::fs::read_to_string(bulkedit::report::undo_path(&report)).unwrap();
+    assert!(text.contains("user00002@example.com,HR"), "{text}");
+    assert!(!text.contains("user00001"), "{text}");
+}
+
+#[test]
+fn a_password_cannot_be_put_back_and_the_summary_says_so() {
+    let case = &CASES[2];
+    let sb = sandbox();
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "pw.csv",
+        "id,description,password\n2,Night shift,Fine_Pass-02\n",
+    );
+    let report = dir.path().join("report.csv");
+    let out = apply(&sb, case, &sheet, &report, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("cannot put back: password on 1 user"), "{err}");
+    let undo = std::fs::read_to_string(bulkedit::report::undo_path(&report)).unwrap();
+    assert_eq!(
+        undo.trim_start_matches('\u{feff}'),
+        "id,description\n2,#clear\n"
+    );
+}
+
+#[test]
+fn the_undo_file_cannot_be_the_input_of_a_run_whose_report_it_belongs_to() {
+    let case = &CASES[0];
+    let sb = sandbox();
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let first = write(
+        dir.path(),
+        "first.csv",
+        "user_email,user_department\nuser00001@example.com,Treasury\n",
+    );
+    assert_eq!(
+        apply(&sb, case, &first, &report, &[]).status.code(),
+        Some(0)
+    );
+    let undo = bulkedit::report::undo_path(&report);
+    let out = apply(&sb, case, &undo, &report, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("undo file would be written to"));
+    assert!(undo.exists(), "the undo file is still there");
+}
