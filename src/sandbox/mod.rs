@@ -408,10 +408,23 @@ fn reset_response() -> Response {
         .expect("a valid response")
 }
 
+/// Each call runs to its end whether or not its client is still there: a real server makes
+/// the change of a request whose client was killed mid-call, and a test of `--resume` must
+/// meet that, not a change silently dropped with the connection.
 async fn handle(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
     req: Request<Body>,
 ) -> Response {
+    match tokio::spawn(serve(app, req)).await {
+        Ok(response) => response,
+        Err(e) => respond(Answer::json(
+            500,
+            json!({"message": format!("sandbox: {e}")}),
+        )),
+    }
+}
+
+async fn serve(app: Arc<App>, req: Request<Body>) -> Response {
     // Latency counts from the request's arrival, not from when its body was read.
     let arrived = Instant::now();
     let (parts, body) = req.into_parts();
