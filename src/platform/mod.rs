@@ -178,6 +178,10 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 /// A logged-in connection that carries out one row at a time; called from many workers at once.
+/// Told of a write about to be sent: the status it would give the row and what it changes.
+/// An error stops the write before it leaves (the run could not keep its note of it).
+pub type BeforeWrite<'a> = &'a dyn Fn(Status, &[FieldChange]) -> Result<(), String>;
+
 pub trait Session: Send + Sync {
     /// Called once before the rows: read every user with the paged list when that takes fewer
     /// calls than reading `rows` users one by one.
@@ -192,8 +196,9 @@ pub trait Session: Send + Sync {
         None
     }
     /// Reads the current record, merges the edit of the input's row `row`, writes it unless
-    /// nothing changes (or `dry_run`), and says what happened.
-    fn apply(&self, edit: &Edit, row: u64, dry_run: bool) -> Outcome;
+    /// nothing changes (or `dry_run`), and says what happened. `before_write` hears of each
+    /// write just before it is sent; when it cannot take note, nothing is sent.
+    fn apply(&self, edit: &Edit, row: u64, dry_run: bool, before_write: BeforeWrite) -> Outcome;
     /// What `export` reads every user through, when this session can.
     fn export(&self) -> Option<&dyn rmw::Export> {
         None
@@ -204,7 +209,7 @@ pub trait Session: Send + Sync {
         Err(Error::usage("--deactivate-missing is not available here"))
     }
     /// Deactivates a user [`Session::missing`] found, through the same read-modify-write.
-    fn deactivate(&self, _edit: &Edit, _dry_run: bool) -> Outcome {
+    fn deactivate(&self, _edit: &Edit, _dry_run: bool, _before_write: BeforeWrite) -> Outcome {
         Outcome::with_error(
             crate::engine::Status::Failed,
             "--deactivate-missing is not available here",

@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 
 use super::cache::UserCache;
 use super::dictionary::{Field, Place};
-use super::{Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS};
+use super::{
+    BeforeWrite, Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS,
+};
 use crate::engine::{CallError, FieldChange, Outcome, Reply, Status};
 use crate::error::Error;
 use crate::rules;
@@ -233,7 +235,13 @@ impl<V: Vendor> ReadModifyWrite<V> {
 
     /// A row whose user does not exist, under `--create`: the user made from the row, or in a
     /// dry run what would be made. `attempts` are the requests the look-up took.
-    fn create_user(&self, edit: &Edit, dry_run: bool, mut attempts: u32) -> Outcome {
+    fn create_user(
+        &self,
+        edit: &Edit,
+        dry_run: bool,
+        mut attempts: u32,
+        before_write: BeforeWrite,
+    ) -> Outcome {
         let problems = self.vendor.cannot_create(edit);
         if !problems.is_empty() {
             let mut o = Outcome::with_error(
@@ -256,6 +264,9 @@ impl<V: Vendor> ReadModifyWrite<V> {
             o.changes = self.vendor.describe(&change);
             o.attempts = attempts;
             return o;
+        }
+        if let Err(m) = before_write(Status::Created, &self.vendor.describe(&change)) {
+            return Outcome::with_error(Status::Failed, m).http(200, attempts);
         }
         let reply = match self.vendor.create(edit, &change) {
             Ok(reply) => reply,
@@ -584,9 +595,13 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         })
     }
 
-    fn deactivate(&self, edit: &Edit, dry_run: bool) -> Outcome {
+    fn deactivate(&self, edit: &Edit, dry_run: bool, before_write: BeforeWrite) -> Outcome {
+        let as_deactivation = |status, changes: &[FieldChange]| match status {
+            Status::Updated => before_write(Status::Deactivated, changes),
+            other => before_write(other, changes),
+        };
         // No input row names this user: it claims under a row number no row has.
-        let mut o = self.apply(edit, u64::MAX, dry_run);
+        let mut o = self.apply(edit, u64::MAX, dry_run, &as_deactivation);
         o.status = match o.status {
             Status::Updated => Status::Deactivated,
             Status::WouldUpdate => Status::WouldDeactivate,
@@ -600,14 +615,14 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         user_id(V::FIELDS, &user)
     }
 
-    fn apply(&self, edit: &Edit, row: u64, dry_run: bool) -> Outcome {
+    fn apply(&self, edit: &Edit, row: u64, dry_run: bool, before_write: BeforeWrite) -> Outcome {
         let ((found, mut attempts, looked_up), read_at) = match self.find(&edit.key) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
         let Some(mut record) = found else {
             if self.create.get() == Some(&true) {
-                return self.create_user(edit, dry_run, attempts);
+                return self.create_user(edit, dry_run, attempts, before_write);
             }
             return Outcome::with_error(Status::NotFound, self.vendor.not_found(&edit.key))
                 .http(looked_up, attempts);
@@ -658,6 +673,10 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 o.attempts = attempts;
                 return o;
             }
+            let described = self.vendor.describe(&change);
+            if let Err(m) = before_write(Status::Updated, &described) {
+                return Outcome::with_error(Status::Failed, m).http(200, attempts);
+            }
             let reply = match self.vendor.write(&id, &change) {
                 Ok(reply) => reply,
                 Err(CallError::Transport {
@@ -672,7 +691,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             let reason = match self.vendor.interpret(&id, &reply) {
                 Answer::Accepted => {
                     let mut o = Outcome::new(Status::Updated).http(reply.status, attempts);
-                    o.changes = self.vendor.describe(&change);
+                    o.changes = described;
                     return o;
                 }
                 // One write more after reading the user again on a conflict.
@@ -1050,7 +1069,7 @@ mod tests {
     #[test]
     fn a_row_that_changes_nothing_is_not_written() {
         let s = session(&[]);
-        let o = s.apply(&edit("u1", "a"), 2, false);
+        let o = s.apply(&edit("u1", "a"), 2, false, &|_, _| Ok(()));
         assert_eq!(
             (o.status, o.attempts, o.http_status),
             (Status::Unchanged, 1, None)
@@ -1061,7 +1080,7 @@ mod tests {
     #[test]
     fn a_dry_run_says_what_would_change_and_writes_nothing() {
         let s = session(&[]);
-        let o = s.apply(&edit("u1", "b"), 2, true);
+        let o = s.apply(&edit("u1", "b"), 2, true, &|_, _| Ok(()));
         assert_eq!((o.status, o.error.as_str()), (Status::WouldUpdate, ""));
         let title = FieldChange {
             field: "title".into(),
@@ -1073,13 +1092,13 @@ mod tests {
         assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 0);
         // A real run's updated row says the same.
         let s = session(&[200]);
-        let o = s.apply(&edit("u1", "b"), 2, false);
+        let o = s.apply(&edit("u1", "b"), 2, false, &|_, _| Ok(()));
         assert_eq!((o.status, o.changes), (Status::Updated, vec![title]));
     }
 
     #[test]
     fn an_unknown_user_is_not_found() {
-        let o = session(&[]).apply(&edit("nobody", "b"), 2, false);
+        let o = session(&[]).apply(&edit("nobody", "b"), 2, false, &|_, _| Ok(()));
         assert_eq!(
             (o.status, o.error.as_str()),
             (Status::NotFound, "no such user")
@@ -1090,20 +1109,20 @@ mod tests {
     #[test]
     fn a_conflict_is_read_again_and_written_once_more() {
         let s = session(&[409, 200]);
-        let o = s.apply(&edit("u2", "b"), 2, false);
+        let o = s.apply(&edit("u2", "b"), 2, false, &|_, _| Ok(()));
         // A find, a write, a read, a write.
         assert_eq!(
             (o.status, o.attempts, o.http_status),
             (Status::Updated, 4, Some(200))
         );
         let s = session(&[409, 409]);
-        let o = s.apply(&edit("u2", "b"), 2, false);
+        let o = s.apply(&edit("u2", "b"), 2, false, &|_, _| Ok(()));
         assert_eq!(
             (o.status, o.error.as_str()),
             (Status::Failed, "HTTP 409: stale")
         );
         assert_eq!(s.vendor.writes.load(Ordering::Relaxed), 2);
-        let o = session(&[500]).apply(&edit("u2", "b"), 2, false);
+        let o = session(&[500]).apply(&edit("u2", "b"), 2, false, &|_, _| Ok(()));
         assert_eq!((o.status, o.error.as_str()), (Status::Failed, "HTTP 500"));
     }
 
@@ -1123,7 +1142,7 @@ mod tests {
         s.prepare(&plan(3)).unwrap();
         assert_eq!(s.cache.get().map(UserCache::len), Some(3));
         // Every key of the table finds the user, ids written as numbers included.
-        let o = s.apply(&edit("U3", "a"), 2, false);
+        let o = s.apply(&edit("U3", "a"), 2, false, &|_, _| Ok(()));
         assert_eq!((o.status, o.attempts), (Status::Unchanged, 0));
         let by_id = UserKey {
             field: "id",
@@ -1189,7 +1208,7 @@ mod tests {
         })
         .unwrap();
         assert!(s.claims.get().is_none());
-        let o = s.apply(&edit("u1", "b"), 2, false);
+        let o = s.apply(&edit("u1", "b"), 2, false, &|_, _| Ok(()));
         assert_eq!(o.status, Status::Updated);
     }
 }

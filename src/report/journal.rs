@@ -8,6 +8,12 @@
 //! are skipped, and a row edited since is sent again. Every row of the current file gets a
 //! line in the resumed run (a finished one carries its earlier outcome over), so the final
 //! report holds each current row once and nothing of rows no longer in the file.
+//!
+//! A write whose answer a killed run never saw may still have been made. So before each write
+//! is sent, the line it would make true goes to a note beside the journal ([`Sending`]); a
+//! resumed run that finds such a row's user already as the row wants it reports what the
+//! earlier attempt did (`updated`, `created`, `deactivated`) rather than `unchanged`, and so
+//! the undo file puts it back too.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -48,6 +54,57 @@ pub fn journal_path(report: &Path) -> PathBuf {
     }
 }
 
+/// Where the notes of writes about to be sent live: `.users-report.csv.sending`.
+pub fn sending_path(report: &Path) -> PathBuf {
+    let name = report
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("report");
+    report.with_file_name(format!(".{name}.sending"))
+}
+
+/// The note of each write about to be sent: the report line it would make true, appended
+/// with one write from whichever worker sends it, so that a run killed with writes on the
+/// wire leaves the lines they would have made.
+pub struct Sending {
+    file: File,
+    columns: Columns,
+    pub path: PathBuf,
+}
+
+impl Sending {
+    /// Opens the notes of `report`: kept and appended to when resuming, else begun anew.
+    pub fn open(report: &Path, columns: &Columns, resuming: bool) -> io::Result<Self> {
+        let path = sending_path(report);
+        let file = if resuming {
+            OpenOptions::new().create(true).append(true).open(&path)?
+        } else {
+            let mut f = File::create(&path)?;
+            f.flush()?;
+            OpenOptions::new().append(true).open(&path)?
+        };
+        Ok(Sending {
+            file,
+            columns: columns.clone(),
+            path,
+        })
+    }
+
+    /// Notes the line a write about to be sent would make true.
+    pub fn note(&self, row: &ReportRow) -> io::Result<()> {
+        let mut line = Vec::with_capacity(256);
+        self.columns.csv_line(row, &mut line);
+        // One write of the whole line: notes from several workers never interleave.
+        (&self.file).write_all(&line)
+    }
+
+    /// The run ended with every outcome in the report: the notes are not needed any more.
+    pub fn remove(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Rows an earlier run finished: what `--resume` does not send again.
 pub struct Earlier {
     /// Finished outcomes by the row's cells as the report shows them (see [`content_key`]).
@@ -61,6 +118,11 @@ pub struct Earlier {
     carry: Vec<Cells>,
     /// The journal already exists with these columns and is appended to.
     append: bool,
+    /// Writes an earlier attempt sent whose outcome it never journaled, by the row's cells:
+    /// the line each would have made true (see [`Sending`]).
+    in_flight: HashMap<u64, Outcome>,
+    /// The same for users it was deactivating as missing from the roster, with their cells.
+    pub leavers_in_flight: Vec<(Cells, Outcome)>,
 }
 
 impl Earlier {
@@ -71,7 +133,18 @@ impl Earlier {
             key_cols: Vec::new(),
             carry: Vec::new(),
             append: false,
+            in_flight: HashMap::new(),
+            leavers_in_flight: Vec::new(),
         }
+    }
+
+    /// What an earlier attempt was writing for a row with these cells when it stopped
+    /// without seeing the answer: the line that write would have made true.
+    pub fn in_flight(&self, columns: &Columns, line: u64, cells: &Cells) -> Option<&Outcome> {
+        if self.in_flight.is_empty() {
+            return None;
+        }
+        self.in_flight.get(&shown_key(columns, line, cells))
     }
 
     /// What an earlier run did with a row that has these cells now: its outcome when it
@@ -81,13 +154,7 @@ impl Earlier {
         if self.done.is_empty() {
             return Resumed::New;
         }
-        let shown = columns.cells(&ReportRow {
-            line,
-            outcome: &Outcome::new(Status::Skipped),
-            cells,
-            field_errors: &[],
-        });
-        let key = content_key(shown[REPORT_COLUMNS.len()..].iter().map(String::as_str));
+        let key = shown_key(columns, line, cells);
         match self.done.get(&key) {
             Some(o) => Resumed::Done(o),
             None if user_of(&self.key_cols, |c| cells.get(c))
@@ -98,6 +165,17 @@ impl Earlier {
             None => Resumed::New,
         }
     }
+}
+
+/// A row's cells as its report line shows them, as [`content_key`] takes them.
+fn shown_key(columns: &Columns, line: u64, cells: &Cells) -> u64 {
+    let shown = columns.cells(&ReportRow {
+        line,
+        outcome: &Outcome::new(Status::Skipped),
+        cells,
+        field_errors: &[],
+    });
+    content_key(shown[REPORT_COLUMNS.len()..].iter().map(String::as_str))
 }
 
 /// A row of the current file, seen against an earlier run.
@@ -188,6 +266,8 @@ pub fn read_earlier(
     let mut earlier = Earlier::none();
     earlier.append = source == journal;
     earlier.key_cols = key_cols.to_vec();
+    // Every row and leaver the earlier attempts journaled, finished or not.
+    let mut journaled = std::collections::HashSet::new();
     for row in sheet.rows {
         let row = row.map_err(|e| format!("--resume: {e}"))?;
         if row.is_blank() {
@@ -199,6 +279,7 @@ pub fn read_earlier(
                 (REPORT_COLUMNS.len()..REPORT_COLUMNS.len() + width)
                     .map(|i| row.cells.get(i).unwrap_or("")),
             );
+            journaled.insert((line >= NO_ROW, key));
             // Lines of no input row (users deactivated as missing from the roster) stand for
             // no row to skip: a resumed run finds those users inactive and leaves them alone,
             // and the lines themselves are kept (see `finalize`).
@@ -214,7 +295,56 @@ pub fn read_earlier(
             }
         }
     }
+    read_in_flight(report, columns, &journaled, &mut earlier)?;
     Ok(earlier)
+}
+
+/// The notes of writes an earlier attempt sent and never journaled an outcome for.
+fn read_in_flight(
+    report: &Path,
+    columns: &Columns,
+    journaled: &std::collections::HashSet<(bool, u64)>,
+    earlier: &mut Earlier,
+) -> Result<(), String> {
+    let path = sending_path(report);
+    let Ok(file) = File::open(&path) else {
+        return Ok(());
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(io::BufReader::new(file));
+    let width = columns.input_cols.len();
+    for record in reader.records() {
+        // A note cut short by the kill is the last one, of a write never sent.
+        let Ok(record) = record else { break };
+        let Some((line, outcome)) = outcome_of(|i| record.get(i)) else {
+            continue;
+        };
+        let shown = (REPORT_COLUMNS.len()..REPORT_COLUMNS.len() + width)
+            .map(|i| record.get(i).unwrap_or(""));
+        let key = content_key(shown);
+        let leaver = line >= NO_ROW;
+        if journaled.contains(&(leaver, key)) {
+            continue;
+        }
+        if leaver {
+            let mut by_column = vec![String::new(); columns.headers.len()];
+            for (i, &c) in columns.input_cols.iter().enumerate() {
+                by_column[c] = record
+                    .get(REPORT_COLUMNS.len() + i)
+                    .unwrap_or("")
+                    .to_string();
+            }
+            let cells = Cells::from(by_column);
+            // A conflict re-read notes a write twice: the later note is the one sent last.
+            earlier.leavers_in_flight.retain(|(c, _)| *c != cells);
+            earlier.leavers_in_flight.push((cells, outcome));
+        } else {
+            earlier.in_flight.insert(key, outcome);
+        }
+    }
+    Ok(())
 }
 
 impl Journal {

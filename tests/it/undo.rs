@@ -299,3 +299,161 @@ fn the_undo_file_cannot_be_the_input_of_a_run_whose_report_it_belongs_to() {
     assert!(stderr_of(&out).contains("undo file would be written to"));
     assert!(undo.exists(), "the undo file is still there");
 }
+
+/// Control Room users 1 to 60: rows 1 to 40 edited, 41 to 55 kept as they are, 56 to 60 left
+/// out of the roster; ten new users created.
+fn killable_sheet(dir: &Path) -> PathBuf {
+    let mut text =
+        String::from("id,username,email,firstName,lastName,description,roles,password\n");
+    for i in 1..=55 {
+        let description = if i <= 40 {
+            format!("Shift {i}")
+        } else {
+            String::new()
+        };
+        text.push_str(&format!("{i},,,,,{description},,\n"));
+    }
+    for n in 1..=10 {
+        text.push_str(&format!(
+            ",joiner{n:02},joiner{n:02}@example.com,Join,Er{n:02},,AAE_Basic,Fine_Pass-{n:02}\n"
+        ));
+    }
+    write(dir, "roster.csv", text)
+}
+
+#[test]
+fn a_run_killed_while_creating_and_deactivating_resumes_doing_each_exactly_once_and_its_undo_covers_both_attempts(
+) {
+    let case = &CASES[2];
+    let sb = Sandbox::start(SandboxConfig {
+        users: 60,
+        // Every change is made at once and answered 20 ms later: a run killed with a write
+        // on the wire has had that write made, as on a real server.
+        faults: bulkedit::sandbox::Faults {
+            slow_rate: 1.0,
+            slow: std::time::Duration::from_millis(20),
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let dir = tempdir();
+    let before = users(&sb, case);
+    let sheet = killable_sheet(dir.path());
+    let report = dir.path().join("report.csv");
+    let args = |resume: bool| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"));
+        cmd.arg("apply")
+            .arg(&sheet)
+            .args(["--platform", "control-room", "--url"])
+            .arg(sb.url_for("control-room").as_str())
+            .args(["--rate", "40/s", "--concurrency", "4", "--yes", "--create"])
+            .args(["--deactivate-missing", "--keep", "sandbox", "--report"])
+            .arg(&report)
+            .envs(case.env.iter().copied());
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd
+    };
+    let mut run = args(false)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed (SIGKILL: nothing of its own cleans up) past a third of the rows, at a moment
+    // the server has made a write whose answer the run has not journaled yet.
+    let writes = || {
+        sb.requests()
+            .iter()
+            .filter(|r| {
+                (r.method == "PUT" && r.path.contains("/v1/usermanagement/users/"))
+                    || (r.method == "POST" && r.path.ends_with("/v1/usermanagement/users"))
+            })
+            .count()
+    };
+    loop {
+        let text = std::fs::read_to_string(&report).unwrap_or_default();
+        let journaled = text
+            .lines()
+            .filter(|l| l.contains(",updated,") || l.contains(",created,"))
+            .count();
+        if journaled > 20 && writes() > journaled {
+            run.kill().unwrap();
+            run.wait().unwrap();
+            break;
+        }
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // The note of the write on the wire is there for the resumed run to find.
+    assert!(dir.path().join(".report.csv.sending").exists());
+    let out = args(true).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("resumed:"), "{err}");
+    assert!(
+        !dir.path().join(".report.csv.sending").exists(),
+        "a finished run leaves no notes behind"
+    );
+    let lines = read_report(&report);
+    let count = |status: &str| lines.iter().filter(|l| l["status"] == status).count();
+    assert_eq!(
+        (
+            count("updated"),
+            count("unchanged"),
+            count("created"),
+            count("deactivated")
+        ),
+        (40, 15, 10, 5),
+        "every row and every leaver once: {:?}",
+        lines
+            .iter()
+            .map(|l| format!("{} {} {}", l["row"], l["id"], l["status"]))
+            .collect::<Vec<_>>()
+    );
+    // Each user written at most once, each joiner created once.
+    let requests = sb.requests();
+    for id in 1..=60 {
+        let puts = requests
+            .iter()
+            .filter(|r| {
+                r.method == "PUT" && r.path.ends_with(&format!("/v1/usermanagement/users/{id}"))
+            })
+            .count();
+        assert_eq!(
+            puts,
+            usize::from(id <= 40 || id > 55),
+            "user {id} was written {puts} times"
+        );
+    }
+    let creates = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/v1/usermanagement/users"))
+        .count();
+    assert_eq!(creates, 10, "no joiner created twice");
+    let joiners = users(&sb, case)
+        .into_iter()
+        .filter(|(_, u)| u["username"].as_str().unwrap().starts_with("joiner"))
+        .count();
+    assert_eq!(joiners, 10);
+
+    // The resumed run's undo file puts back what both attempts did.
+    let undo = bulkedit::report::undo_path(&report);
+    let out = apply(&sb, case, &undo, &dir.path().join("undo-report.csv"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let after = users(&sb, case);
+    for (id, b) in &before {
+        let a = &after.iter().find(|(i, _)| i == id).unwrap().1;
+        assert_eq!(a, b, "user {id} is back as it was");
+    }
+    let active_joiners = after
+        .iter()
+        .filter(|(_, u)| {
+            u["username"].as_str().unwrap().starts_with("joiner") && is_active(case, u)
+        })
+        .count();
+    assert_eq!(active_joiners, 0, "the joiners are deactivated");
+}

@@ -21,7 +21,7 @@ use crate::engine::pool::{Stop, StopReason};
 use crate::error::Error;
 use crate::platform::Options;
 use crate::report::guard;
-use crate::report::journal::{self, Journal};
+use crate::report::journal::{self, Journal, Sending};
 use crate::report::{self};
 
 use super::{Connection, Console};
@@ -151,11 +151,14 @@ pub fn run(
     }
     let mut journal = Journal::open(report_path, &survey.columns, &survey.earlier)
         .map_err(|e| Error::report(report_path, e))?;
+    let sending = Sending::open(report_path, &survey.columns, args.resume)
+        .map_err(|e| Error::report(report_path, e))?;
     // The users missing from the roster are reported after the rows.
     let lines = survey.total_rows + connected.missing.users.len() as u64;
     let progress = Progress::new(console, lines, args.connection.verbose);
     let run = Run {
         args,
+        sending: &sending,
         survey: &survey,
         target: &target,
         connected: &connected,
@@ -164,9 +167,12 @@ pub fn run(
     };
     let sent = send::send(&run, &mut journal, &progress)?;
     progress.finish();
-    finish(
+    let code = finish(
         args, console, &survey, &connected, &stop, journal, sent, started,
-    )
+    )?;
+    // Every outcome is in the report now: the notes of writes on the wire are not needed.
+    sending.remove();
+    Ok(code)
 }
 
 /// Says what the run is about to do, or why it stops before the first row.

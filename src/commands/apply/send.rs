@@ -11,11 +11,11 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::check::{self, verdict};
 use crate::engine::http::printable;
 use crate::engine::pool::{self, Stop, StopReason};
-use crate::engine::{Outcome, Status};
+use crate::engine::{FieldChange, Outcome, Status};
 use crate::error::Error;
 use crate::platform::Edit;
 use crate::read::{self, Cells, Row};
-use crate::report::journal::{Journal, Resumed};
+use crate::report::journal::{Journal, Resumed, Sending};
 use crate::report::summary::Summary;
 use crate::report::{self, ReportRow};
 use crate::rules::FieldError;
@@ -63,6 +63,8 @@ pub struct Sent {
 /// Everything the workers and the dispatcher share.
 pub struct Run<'a> {
     pub args: &'a ApplyArgs,
+    /// Where each write is noted before it is sent.
+    pub sending: &'a Sending,
     pub survey: &'a Survey,
     pub target: &'a Target,
     pub connected: &'a Connected,
@@ -86,13 +88,60 @@ impl Run<'_> {
                 self.target.secrets.values().join(" ")
             );
         }
-        let mut outcome = if job.leaver {
-            session.deactivate(&job.edit, self.args.dry_run)
-        } else {
-            session.apply(&job.edit, job.line, self.args.dry_run)
+        let before_write = |status, changes: &[FieldChange]| {
+            let line = Outcome {
+                changes: changes.to_vec(),
+                ..Outcome::new(status)
+            };
+            self.sending
+                .note(&ReportRow {
+                    line: job.line,
+                    outcome: &line,
+                    cells: &job.cells,
+                    field_errors: &[],
+                })
+                .map_err(|e| {
+                    format!(
+                        "not sent: the note of this write could not be kept in {} ({e})",
+                        self.sending.path.display()
+                    )
+                })
         };
+        let mut outcome = if job.leaver {
+            session.deactivate(&job.edit, self.args.dry_run, &before_write)
+        } else {
+            session.apply(&job.edit, job.line, self.args.dry_run, &before_write)
+        };
+        if !job.leaver {
+            let survey = self.survey;
+            if let Some(earlier) = survey
+                .earlier
+                .in_flight(&survey.columns, job.line, &job.cells)
+            {
+                outcome = made_earlier(outcome, earlier);
+            }
+        }
         outcome.error = shown(&self.target.secrets.redact(&outcome.error));
         outcome
+    }
+}
+
+/// A row an earlier attempt was writing when it stopped without the answer: when the user is
+/// now as the row wants it, that write was made, and the row says what it did (so the undo
+/// file puts it back). A user it was creating exists now: still `created`, whatever this
+/// attempt had left to change.
+fn made_earlier(now: Outcome, earlier: &Outcome) -> Outcome {
+    let made = matches!(
+        (earlier.status, now.status),
+        (Status::Created, Status::Unchanged | Status::Updated) | (_, Status::Unchanged)
+    );
+    if !made {
+        return now;
+    }
+    Outcome {
+        status: earlier.status,
+        changes: earlier.changes.clone(),
+        ..now
     }
 }
 
@@ -267,6 +316,31 @@ fn dispatch_missing(run: &Run, job_tx: &Sender<Job>, done_tx: &Sender<Done>) {
             done_tx.send(done).is_ok()
         };
         if !sent {
+            return;
+        }
+    }
+    // Users an earlier attempt was deactivating when it stopped, and whom this attempt did
+    // not find active: the deactivation was made, and keeps its line.
+    for (cells, earlier) in &survey.earlier.leavers_in_flight {
+        let listed = run.connected.missing.users.iter().any(|(_, shown)| {
+            shown.as_ref().is_some_and(|key| {
+                let field = fields.iter().position(|f| f.name == key.field);
+                field
+                    .and_then(|f| layout.field_col[f])
+                    .and_then(|col| cells.get(col))
+                    == Some(key.value.as_str())
+            })
+        });
+        if listed {
+            continue;
+        }
+        let done = Done {
+            line: report::NO_ROW,
+            cells: cells.clone(),
+            outcome: earlier.clone(),
+            errors: Vec::new(),
+        };
+        if done_tx.send(done).is_err() {
             return;
         }
     }
