@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
+use proptest::prelude::*;
 use serde_json::Value;
 
 struct Case {
@@ -70,8 +71,12 @@ const CASES: [Case; 3] = [
 
 /// Users 1 to 6 only: the roster sheets name the others by leaving them out.
 fn sandbox() -> Sandbox {
+    sandbox_of(6)
+}
+
+fn sandbox_of(users: usize) -> Sandbox {
     Sandbox::start(SandboxConfig {
-        users: 6,
+        users,
         ..SandboxConfig::default()
     })
     .unwrap()
@@ -456,4 +461,119 @@ fn a_run_killed_while_creating_and_deactivating_resumes_doing_each_exactly_once_
         })
         .count();
     assert_eq!(active_joiners, 0, "the joiners are deactivated");
+}
+
+/// A cell a person might type into a text column: left empty, emptied, or some text.
+fn text_cell() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("#clear".to_string()),
+        "[A-Za-z][A-Za-z ']{0,11}".prop_map(|s| s.trim().to_string()),
+    ]
+}
+
+fn choice(options: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop::sample::select(options).prop_map(str::to_string)
+}
+
+/// Some of `names`, or none (the cell left empty), joined as a list cell.
+fn some_of(names: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop::sample::subsequence(names, 0..=names.len()).prop_map(|picked| picked.join("; "))
+}
+
+/// One row of edits for user `i` of `platform`, in the columns of [`random_sheet`].
+fn random_row(platform: usize) -> BoxedStrategy<Vec<String>> {
+    match platform {
+        0 => (
+            text_cell(),
+            text_cell(),
+            some_of(&["Standard User", "Program Manager", "Idea Approver"]),
+            choice(&["", "Active", "Inactive"]),
+        )
+            .prop_map(|(a, b, c, d)| vec![a, b, c, d])
+            .boxed(),
+        1 => (
+            text_cell(),
+            choice(&["", "true", "false"]),
+            choice(&["", "true", "false"]),
+            prop::collection::vec(0u8..3, 3),
+        )
+            .prop_map(|(name, active, bypass, moves)| {
+                // Each of three groups is added, removed, or left alone.
+                let group = |n: usize| format!("10000000-0000-4000-8000-00000000000{}", n + 2);
+                let pick = |m: u8| -> String {
+                    let ids: Vec<String> = (0..3).filter(|&g| moves[g] == m).map(group).collect();
+                    ids.join("; ")
+                };
+                vec![name, active, bypass, pick(1), pick(2)]
+            })
+            .boxed(),
+        _ => (
+            text_cell(),
+            text_cell(),
+            some_of(&["AAE_Basic", "Bot Creator", "Bot Runner"]),
+            choice(&["", "true", "false"]),
+        )
+            .prop_map(|(a, b, c, d)| vec![a, b, c, d])
+            .boxed(),
+    }
+}
+
+/// A sheet of `rows` (user `i + 1` on each, where `Some`) in the platform's columns.
+fn random_sheet(platform: usize, rows: &[Option<Vec<String>>]) -> String {
+    let header = [
+        "user_email,user_department,user_job_title,user_roles,Status",
+        "userId,displayName,isActive,bypassBasicAuthRestriction,groupIDsToAdd,groupIDsToRemove",
+        "id,description,domain,roles,disabled",
+    ][platform];
+    let mut out = format!("{header}\n");
+    for (i, row) in rows.iter().enumerate() {
+        let Some(cells) = row else { continue };
+        let n = i + 1;
+        let key = match platform {
+            0 => format!("user{n:05}@example.com"),
+            1 => format!("00000000-0000-4000-8000-{n:012}"),
+            _ => n.to_string(),
+        };
+        let quoted: Vec<String> = cells.iter().map(|c| format!("\"{c}\"")).collect();
+        out.push_str(&format!("{key},{}\n", quoted.join(",")));
+    }
+    out
+}
+
+fn random_edits() -> impl Strategy<Value = (usize, Vec<Option<Vec<String>>>)> {
+    (0usize..3).prop_flat_map(|p| {
+        (
+            Just(p),
+            prop::collection::vec(prop::option::of(random_row(p)), 8),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// For any edits a person might make to users of any platform, applying them and then the
+    /// run's undo file leaves every user as it was (what only the server manages aside).
+    #[test]
+    fn apply_then_its_undo_file_puts_every_user_back((platform, rows) in random_edits()) {
+        let case = &CASES[platform];
+        let sb = sandbox_of(8);
+        let dir = tempdir();
+        let before = users(&sb, case);
+        let sheet = write(dir.path(), "edit.csv", random_sheet(platform, &rows));
+        let report = dir.path().join("report.csv");
+        let out = apply(&sb, case, &sheet, &report, &[]);
+        prop_assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr_of(&out));
+        let undo = bulkedit::report::undo_path(&report);
+        if undo.exists() {
+            let out = apply(&sb, case, &undo, &dir.path().join("undo-report.csv"), &[]);
+            prop_assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        } else {
+            let wrote = read_report(&report).iter().any(|l| l["status"] == "updated");
+            prop_assert!(!wrote, "a run that wrote left no undo file");
+        }
+        let after = users(&sb, case);
+        prop_assert_eq!(after, before);
+    }
 }
