@@ -15,7 +15,7 @@ use super::{
     Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
-use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request};
+use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, FieldError, MAX_TEXT};
 
@@ -486,6 +486,38 @@ impl Vendor for ControlRoomSession {
             "username"
         };
         format!("no Control Room user has this {what}")
+    }
+
+    /// Roles named by id or by name, checked against the Control Room's own list.
+    fn unknown_names(&self, edit: &Edit) -> Result<(), Outcome> {
+        let Some(wanted) = edit.changes.get(FIELDS[ROLES].name) else {
+            return Ok(());
+        };
+        let catalog = self
+            .role_catalog()
+            .map_err(|m| Outcome::with_error(Status::Failed, m))?;
+        for w in wanted
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let by_id = rules::parse_whole(w).filter(|n| *n > 0);
+            let known = catalog.iter().any(|r| {
+                by_id.is_some_and(|n| r["id"].as_i64() == Some(n))
+                    || r["name"]
+                        .as_str()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(w))
+            });
+            if !known {
+                let names: Vec<&str> = catalog.iter().filter_map(|r| r["name"].as_str()).collect();
+                return Err(Outcome::with_error(
+                    Status::Invalid,
+                    format!("roles: {}", super::rmw::no_such("role", w, &names)),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn resolve(&self, field: &str, value: &Value) -> Result<Value, String> {

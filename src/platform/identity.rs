@@ -1,7 +1,7 @@
 //! UiPath Identity Server: `PUT {url}/api/User/{userId}`, users found by id or by e-mail inside
 //! the organization's partition; a fixed access token or client credentials.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -238,6 +238,7 @@ impl Platform for Identity {
             },
             base: settings.url.clone(),
             partition,
+            groups: OnceLock::new(),
         };
         // One read proves the URL, the token and the permission to read users before any
         // row: one user of the partition, or without a partition a user by an id no one has
@@ -354,9 +355,43 @@ struct IdentitySession {
     auth: IdentityAuth,
     base: url::Url,
     partition: Option<String>,
+    /// The organization's groups (id as keys compare, name), read once when a row needs them.
+    groups: OnceLock<Result<Names, Outcome>>,
 }
 
 impl IdentitySession {
+    fn group_catalog(&self) -> Result<&Names, Outcome> {
+        self.groups
+            .get_or_init(|| self.names())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// A group named by its id or its name (any case) as the id it is sent as; `None` when
+    /// the organization has no such group, or its groups have not been read.
+    fn group_id(&self, item: &str) -> Option<String> {
+        let groups = self.groups.get()?.as_ref().ok()?;
+        let key = rules::normalize_key(item);
+        groups
+            .iter()
+            .find(|(id, _)| *id == key)
+            .or_else(|| {
+                groups
+                    .iter()
+                    .find(|(_, n)| n.eq_ignore_ascii_case(item.trim()))
+            })
+            .map(|(id, _)| id.clone())
+    }
+
+    /// A group id as a sheet shows it: its name when that names it alone and reads back as
+    /// one list item, else the id.
+    fn group_shown(&self, id: &str) -> String {
+        let Some(Ok(groups)) = self.groups.get() else {
+            return id.to_string();
+        };
+        shown_name(groups, id)
+    }
+
     fn search(
         &self,
         partition: &str,
@@ -385,6 +420,25 @@ impl IdentitySession {
         self.partition.as_deref().ok_or_else(|| {
             Outcome::with_error(Status::Failed, "no partition to look e-mails up in")
         })
+    }
+}
+
+/// A group's name when it names that group alone and reads back as one list item; else its id.
+fn shown_name(groups: &Names, id: &str) -> String {
+    let key = rules::normalize_key(id);
+    let Some((_, name)) = groups.iter().find(|(g, _)| *g == key) else {
+        return id.to_string();
+    };
+    let alone = groups
+        .iter()
+        .filter(|(_, n)| n.eq_ignore_ascii_case(name))
+        .count()
+        == 1;
+    let readable = !name.contains([';', ',']) && name.trim() == name && !name.is_empty();
+    if alone && readable && !groups.iter().any(|(g, _)| g.eq_ignore_ascii_case(name)) {
+        name.clone()
+    } else {
+        id.to_string()
     }
 }
 
@@ -490,6 +544,39 @@ impl Vendor for IdentitySession {
         format!("no Identity user has this {what}")
     }
 
+    /// Groups named by id or by name, checked against the organization's own list.
+    fn unknown_names(&self, edit: &Edit) -> Result<(), Outcome> {
+        let items: Vec<(usize, String)> = [GROUPS_ADD, GROUPS_REMOVE]
+            .into_iter()
+            .flat_map(|f| {
+                let list = edit
+                    .changes
+                    .get(FIELDS[f].name)
+                    .map(str_list)
+                    .unwrap_or_default();
+                list.into_iter().map(move |g| (f, g))
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        let groups = self.group_catalog()?;
+        for (field, item) in items {
+            if self.group_id(&item).is_none() {
+                let names: Vec<&str> = groups.iter().map(|(_, n)| n.as_str()).collect();
+                return Err(Outcome::with_error(
+                    Status::Invalid,
+                    format!(
+                        "{}: {}",
+                        FIELDS[field].name,
+                        super::rmw::no_such("group", &item, &names)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Only the group moves that change something: groups are compared as the keys are.
     fn beside(&self, current: &Map<String, Value>, edit: &Edit) -> Vec<(&'static str, Value)> {
         let member_of = str_list(current.get("groupIDs").unwrap_or(&Value::Null));
@@ -500,6 +587,7 @@ impl Vendor for IdentitySession {
                 .map(str_list)
                 .unwrap_or_default()
                 .into_iter()
+                .map(|g| self.group_id(&g).unwrap_or(g))
                 .filter(|g| member_of.contains(g) == member)
                 .map(Value::String)
                 .collect();
@@ -513,16 +601,17 @@ impl Vendor for IdentitySession {
             .collect()
     }
 
-    /// The record's fields, then the group moves that change something and a password,
-    /// which is never shown.
+    /// The record's fields, then the group moves that change something (by name) and a
+    /// password, which is never shown.
     fn describe(&self, change: &Change) -> Vec<FieldChange> {
         let mut changes = field_changes(self, change);
         changes.extend(change.beside.iter().map(|(field, value)| {
-            let groups: Vec<&str> = value
+            let groups: Vec<String> = value
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
+                .map(|id| self.group_shown(id))
                 .collect();
             FieldChange {
                 field: field.to_string(),
@@ -598,7 +687,12 @@ impl Vendor for IdentitySession {
         }
         body.insert("partitionGlobalId".into(), json!(self.partition));
         if let Some(groups) = edit.changes.get(FIELDS[GROUPS_ADD].name) {
-            body.insert("groupIDs".into(), groups.clone());
+            // Named by id or by name: sent as ids.
+            let ids: Vec<String> = str_list(groups)
+                .into_iter()
+                .map(|g| self.group_id(&g).unwrap_or(g))
+                .collect();
+            body.insert("groupIDs".into(), json!(ids));
         }
         if let Some(password) = edit.changes.get(FIELDS[PASSWORD].name) {
             body.insert(FIELDS[PASSWORD].name.into(), password.clone());
@@ -665,17 +759,18 @@ impl Vendor for IdentitySession {
         }
     }
 
-    /// The user's groups, as ids in `groupIDsToAdd`: adding a group a user is in changes
+    /// The user's groups, by name, in `groupIDsToAdd`: adding a group a user is in changes
     /// nothing, so the file applies unchanged, and restores the memberships where they were
-    /// lost. `apply` sends group ids only (names are the next step).
-    fn exported(&self, field: &Field, user: &Map<String, Value>, _names: &Names) -> Option<String> {
+    /// lost. A group whose name is not its alone (or holds a list separator) goes by its id.
+    fn exported(&self, field: &Field, user: &Map<String, Value>, names: &Names) -> Option<String> {
         if field.name == FIELDS[GROUPS_ADD].name {
-            let groups: Vec<&str> = user
+            let groups: Vec<String> = user
                 .get("groupIDs")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
+                .map(|id| shown_name(names, id))
                 .collect();
             Some(groups.join("; "))
         } else {
@@ -750,6 +845,7 @@ mod tests {
             },
             base,
             partition: None,
+            groups: OnceLock::new(),
         }
     }
 

@@ -104,6 +104,12 @@ pub trait Vendor: Send + Sync {
     /// Makes the merged record one the vendor accepts as a whole (hub never pairs an
     /// inactive user with invite status 3).
     fn settle(&self, _record: &mut Map<String, Value>, _edit: &Edit) {}
+    /// Names in the row the platform does not have (roles, groups): the row is `invalid`,
+    /// saying which and the closest names, and nothing is sent for it. The platform's list is
+    /// read once, when the first row needs it.
+    fn unknown_names(&self, _edit: &Edit) -> Result<(), Outcome> {
+        Ok(())
+    }
     /// A change's value as the record holds it (control-room looks role names up).
     fn resolve(&self, _field: &str, value: &Value) -> Result<Value, String> {
         Ok(value.clone())
@@ -616,6 +622,9 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
     }
 
     fn apply(&self, edit: &Edit, row: u64, dry_run: bool, before_write: BeforeWrite) -> Outcome {
+        if let Err(o) = self.vendor.unknown_names(edit) {
+            return o;
+        }
         let ((found, mut attempts, looked_up), read_at) = match self.find(&edit.key) {
             Ok(found) => found,
             Err(outcome) => return outcome,
@@ -876,6 +885,30 @@ fn cell_text(value: Option<&Value>) -> String {
 
 /// Names for ids (id, name), as the platform lists them: its roles or groups.
 pub type Names = Vec<(String, String)>;
+
+/// What a row says of a role or group the platform does not have: the closest of `names`
+/// (a near miss of spelling or case), and the whole list when it is short enough to read.
+pub fn no_such(what: &str, wanted: &str, names: &[&str]) -> String {
+    let closest = names
+        .iter()
+        .map(|n| {
+            (
+                strsim::osa_distance(&n.to_lowercase(), &wanted.to_lowercase()),
+                n,
+            )
+        })
+        .filter(|(d, n)| *d <= (n.chars().count() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| *n);
+    let mut text = format!("there is no {what} '{wanted}'");
+    if let Some(c) = closest {
+        text.push_str(&format!(" (did you mean '{c}'?)"));
+    }
+    if names.len() <= 12 {
+        text.push_str(&format!("; the {what}s are: {}", names.join(", ")));
+    }
+    text
+}
 
 /// What `export` asks of a logged-in session: the whole user list page by page (any page,
 /// from any thread, so that pages are read at once), the names of roles and groups, and a user

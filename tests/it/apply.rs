@@ -321,7 +321,13 @@ fn identity_refusals_are_reported_with_the_servers_reason() {
     );
     assert_eq!(r2["password"], "***");
     assert_eq!(run.row("3")["error"], "HTTP 400: EmailChangeNotSupported: Changing the email of a user is not supported. Invite the new email address instead.");
-    assert_eq!(run.row("4")["error"], "HTTP 400: groupIDsToAdd[0]: The JSON value could not be converted to System.Guid. Path: $.groupIDsToAdd[0]");
+    // A group the organization does not have is caught before the server would refuse it.
+    assert_eq!(run.row("4")["status"], "invalid");
+    assert!(
+        run.row("4")["error"].starts_with("groupIDsToAdd: there is no group 'not-a-uuid'"),
+        "{}",
+        run.row("4")["error"]
+    );
     assert_eq!(run.row("5")["status"], "updated");
     assert_eq!(run.row("6")["status"], "not-found");
     let failures = read_report(&dir.path().join("report-failures.csv"));
@@ -395,15 +401,26 @@ fn control_room_rows_are_read_merged_and_written_whole() {
 }
 
 #[test]
-fn control_room_unknown_roles_fail_before_anything_is_sent() {
+fn control_room_unknown_roles_are_invalid_before_anything_is_sent() {
     let sb = sandbox(Faults::default());
     let dir = tempdir();
-    let f = write(dir.path(), "c.csv", "id,roles\n3,AAE_Basic; Wizard\n4,4\n");
+    let f = write(
+        dir.path(),
+        "c.csv",
+        "id,roles\n3,AAE_Basic; Wizard\n4,4\n5,Bot Runer\n",
+    );
     let run = apply(&sb, "control-room", &f, dir.path(), &CR_ENV, &[]);
     assert_eq!(run.code(), Some(1));
+    assert_eq!(run.row("2")["status"], "invalid");
     assert_eq!(
         run.row("2")["error"],
-        "the Control Room has no role 'Wizard'"
+        "roles: there is no role 'Wizard'; the roles are: AAE_Admin, AAE_Basic, Bot Creator, \
+         Bot Runner, RoleBotDocsMD6"
+    );
+    assert!(
+        run.row("4")["error"].contains("there is no role 'Bot Runer' (did you mean 'Bot Runner'?)"),
+        "{:?}",
+        run.row("4")
     );
     assert_eq!(
         run.row("3")["status"],

@@ -179,9 +179,8 @@ fn every_user_is_one_row_in_the_template_columns_with_role_and_group_names_where
     );
     let identity = read_report(&dir.path().join("identity.csv"));
     assert_eq!(
-        identity[49]["groupIDsToAdd"],
-        "10000000-0000-4000-8000-000000000001; 10000000-0000-4000-8000-000000000002; 10000000-0000-4000-8000-000000000003",
-        "group ids: apply reads no group names yet"
+        identity[49]["groupIDsToAdd"], "Everyone; Administrators; Automation Developers",
+        "groups by name, as apply reads them back"
     );
     assert_eq!(identity[0]["isActive"], "true");
     assert_eq!(identity[0]["password"], "", "passwords are never exported");
@@ -427,4 +426,83 @@ fn a_custom_hub_role_is_exported_by_id_and_the_export_says_apply_needs_allow_rol
         "{report:?}"
     );
     assert_eq!(sb.state(), before);
+}
+
+#[test]
+fn identity_groups_go_by_name_or_id_and_an_unknown_name_is_invalid_with_the_closest_offered() {
+    let sb = sandbox(5);
+    let dir = tempdir();
+    let sheet = dir.path().join("groups.csv");
+    std::fs::write(
+        &sheet,
+        "userId,email,name,surname,groupIDsToAdd,groupIDsToRemove\n\
+         00000000-0000-4000-8000-000000000001,,,,automation developers; Finance Robots,\n\
+         00000000-0000-4000-8000-000000000002,,,,10000000-0000-4000-8000-000000000004,Everyone\n\
+         00000000-0000-4000-8000-000000000003,,,,Finance Robot,\n\
+         ,new.joiner@example.com,Nia,Joiner,HR Reviewers,\n",
+    )
+    .unwrap();
+    let out = bulkedit()
+        .arg("apply")
+        .arg(&sheet)
+        .args(["--platform", "identity", "--create", "--url"])
+        .arg(sb.url_for("identity").as_str())
+        .args(["--rate", "unlimited", "--report"])
+        .arg(dir.path().join("report.csv"))
+        .envs(env_for("identity"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let report = read_report(&dir.path().join("report.csv"));
+    let line = |i: usize| (report[i]["status"].as_str(), report[i]["changes"].as_str());
+    assert_eq!(
+        line(0),
+        (
+            "updated",
+            "groupIDsToAdd: (empty) → 'Automation Developers; Finance Robots'"
+        ),
+        "changes name the groups"
+    );
+    assert_eq!(
+        line(1),
+        (
+            "updated",
+            "groupIDsToAdd: (empty) → 'Finance Robots'; groupIDsToRemove: (empty) → 'Everyone'"
+        )
+    );
+    assert_eq!(report[2]["status"], "invalid");
+    assert!(
+        report[2]["error"].starts_with(
+            "groupIDsToAdd: there is no group 'finance robot' (did you mean 'Finance Robots'?)"
+        ),
+        "{}",
+        report[2]["error"]
+    );
+    assert_eq!(report[3]["status"], "created");
+    let groups_of = |email: &str| -> Vec<String> {
+        let state = sb.state();
+        let user = state["identity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap()
+            .clone();
+        let mut g: Vec<String> = user["groupIDs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap()[33..].to_string())
+            .collect();
+        g.sort();
+        g
+    };
+    assert_eq!(groups_of("user00001@example.com"), ["001", "003", "004"]);
+    assert_eq!(groups_of("user00002@example.com"), ["004"]);
+    assert_eq!(
+        groups_of("user00003@example.com"),
+        ["001"],
+        "nothing sent for it"
+    );
+    assert!(groups_of("new.joiner@example.com").contains(&"005".to_string()));
 }
