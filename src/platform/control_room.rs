@@ -488,6 +488,22 @@ impl Vendor for ControlRoomSession {
         format!("no Control Room user has this {what}")
     }
 
+    /// The roles, once a row has made the run read them.
+    fn names_known(&self) -> Names {
+        let Some(Ok(catalog)) = self.roles.get() else {
+            return Names::new();
+        };
+        catalog
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r["id"].as_i64()?.to_string(),
+                    r["name"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
     /// Roles named by id or by name, checked against the Control Room's own list.
     fn unknown_names(&self, edit: &Edit) -> Result<(), Outcome> {
         let Some(wanted) = edit.changes.get(FIELDS[ROLES].name) else {

@@ -619,6 +619,14 @@ impl Vendor for HubSession {
 
     /// Roles by name where `apply` reads the name back as the same role (the default roles),
     /// by id otherwise (custom roles, which `apply` admits with `--allow-role`).
+    /// The default roles, which `apply` reads by name without asking the server.
+    fn names_known(&self) -> Names {
+        DEFAULT_ROLES
+            .iter()
+            .map(|(id, name)| (id.to_string(), name.to_string()))
+            .collect()
+    }
+
     fn exported(&self, field: &Field, user: &Map<String, Value>, names: &Names) -> Option<String> {
         if field.name != FIELDS[ROLES].name {
             return None;

@@ -104,6 +104,11 @@ pub trait Vendor: Send + Sync {
     /// Makes the merged record one the vendor accepts as a whole (hub never pairs an
     /// inactive user with invite status 3).
     fn settle(&self, _record: &mut Map<String, Value>, _edit: &Edit) {}
+    /// The names of roles or groups known without a request (built-in ones, or a list already
+    /// read): the `changes` column shows those by name.
+    fn names_known(&self) -> Names {
+        Names::new()
+    }
     /// Names in the row the platform does not have (roles, groups): the row is `invalid`,
     /// saying which and the closest names, and nothing is sent for it. The platform's list is
     /// read once, when the first row needs it.
@@ -850,10 +855,10 @@ fn key_text(v: &Value) -> Option<String> {
 /// Every record field `change` changes, by the field table's name, with its values as read
 /// and as written in the form `apply` reads them back (as `export` writes them).
 pub fn field_changes<V: Vendor>(vendor: &V, change: &Change) -> Vec<FieldChange> {
-    let no_names = Names::new();
+    let names = vendor.names_known();
     let cell = |field: &Field, record: &Map<String, Value>| {
         vendor
-            .exported(field, record, &no_names)
+            .exported(field, record, &names)
             .unwrap_or_else(|| cell_text(field.record_key().and_then(|k| record.get(k))))
     };
     V::FIELDS

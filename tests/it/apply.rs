@@ -690,7 +690,9 @@ fn dry_run_reads_but_writes_nothing_and_says_what_would_change() {
          user_department: 'Finance' → 'Accounts Payable'; user_job_title: 'Analyst' → 'Finance Analyst'"
     );
     assert!(
-        run.row("4")["changes"].ends_with("; user_roles: 8 → '4; 5:3; 8'"),
+        run.row("4")["changes"].ends_with(
+            "; user_roles: 'Standard User' → 'Component Curator; Program Manager:3; Standard User'"
+        ),
         "{}",
         run.row("4")["changes"]
     );
@@ -705,7 +707,7 @@ fn dry_run_reads_but_writes_nothing_and_says_what_would_change() {
     );
     assert_eq!(
         run.row("2")["changes"],
-        "firstName: 'First00001' → 'Ana'; lastName: 'Last00001' → 'Silva'; description: (empty) → 'Finance bot runner'; roles: 2 → '2; 4'"
+        "firstName: 'First00001' → 'Ana'; lastName: 'Last00001' → 'Silva'; description: (empty) → 'Finance bot runner'; roles: 'AAE_Basic' → 'AAE_Basic; Bot Runner'"
     );
     assert_eq!(seen(&sb, "PUT", "/usermanagement/users/"), 0);
 }

@@ -217,7 +217,7 @@ fn a_dry_run_says_who_would_be_created_and_sends_nothing() {
         "{said}"
     );
     assert!(
-        run.row("4")["changes"].contains("user_roles: (empty) → 8"),
+        run.row("4")["changes"].contains("user_roles: (empty) → 'Standard User'"),
         "the default role shows: {:?}",
         run.row("4")
     );

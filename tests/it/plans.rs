@@ -109,7 +109,7 @@ fn sheets(dir: &Path) -> Vec<Sheet> {
 fn expected(platform: &str) -> (&'static str, &'static str) {
     match platform {
         "hub" => (
-            "user_first_name: 'First00001' → 'O''Neil'; user_roles: 8 → '2; 8'",
+            "user_first_name: 'First00001' → 'O''Neil'; user_roles: 'Standard User' → 'System Admin; Standard User'",
             // A department the sandbox seeds, cleared.
             "user_department: 'IT' → (empty)",
         ),
