@@ -22,6 +22,7 @@ fn edit(value: String) -> Edit {
             value,
         },
         changes: Changes::new(Keep::VerdictOnly),
+        plan: None,
     }
 }
 

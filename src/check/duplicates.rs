@@ -455,6 +455,7 @@ mod tests {
                 value: value.to_string(),
             },
             changes: crate::platform::Changes::new(Keep::VerdictOnly),
+            plan: None,
         }
     }
 

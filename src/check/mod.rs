@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::engine::{Outcome, Status};
 use crate::error::Error;
 use crate::platform::dictionary::Shown;
-use crate::platform::{Edit, Keep, Layout, Platform, Record};
+use crate::platform::{Edit, Keep, Layout, Planned, Platform, Record};
 use crate::read::{self, Row};
 use crate::rules::FieldError;
 
@@ -84,7 +84,7 @@ pub fn check_row_keeping(
                  values or delete it",
             )])
         }
-        Ok(edit) if errors.is_empty() => Ok(edit),
+        Ok(edit) if errors.is_empty() => planned(layout, row, edit),
         Ok(_) => Err(errors),
         Err(mut field_errors) => {
             // A cell that could not be read is reported once, as unreadable.
@@ -92,6 +92,32 @@ pub fn check_row_keeping(
             errors.extend(field_errors);
             Err(errors)
         }
+    }
+}
+
+/// A row of a plan (a dry run's report fed back in) that would update or create its user
+/// carries what the dry run said it would change: it is done only if that still holds.
+fn planned(layout: &Layout, row: &Row, mut edit: Edit) -> Result<Edit, Vec<FieldError>> {
+    let Some((status_col, changes_col)) = layout.plan_cols else {
+        return Ok(edit);
+    };
+    let cell = |c: usize| row.cells.get(c).unwrap_or("").trim();
+    let status = match Status::parse(cell(status_col)) {
+        Some(s @ (Status::WouldUpdate | Status::WouldCreate)) => s,
+        _ => return Ok(edit),
+    };
+    match crate::report::parse_changes(cell(changes_col)) {
+        Some(changes) if !changes.is_empty() => {
+            edit.plan = Some(Box::new(Planned { status, changes }));
+            Ok(edit)
+        }
+        _ => Err(vec![FieldError::new(
+            Some(changes_col),
+            "changes",
+            format!(
+                "this {status} row of a plan does not say what it changes as the dry run wrote                  it: run the dry run again rather than editing its changes"
+            ),
+        )]),
     }
 }
 

@@ -24,13 +24,15 @@ pub enum Status {
     /// `--deactivate-missing`: an active user missing from the roster.
     Deactivated,
     WouldDeactivate,
+    /// A plan's row whose user moved since the plan was made: nothing sent.
+    Drifted,
     NotFound,
     Failed,
     Skipped,
 }
 
 impl Status {
-    pub const ALL: [Status; 12] = [
+    pub const ALL: [Status; 13] = [
         Status::Valid,
         Status::Invalid,
         Status::Updated,
@@ -40,6 +42,7 @@ impl Status {
         Status::WouldCreate,
         Status::Deactivated,
         Status::WouldDeactivate,
+        Status::Drifted,
         Status::NotFound,
         Status::Failed,
         Status::Skipped,
@@ -56,6 +59,7 @@ impl Status {
             Status::WouldCreate => "would-create",
             Status::Deactivated => "deactivated",
             Status::WouldDeactivate => "would-deactivate",
+            Status::Drifted => "drifted",
             Status::NotFound => "not-found",
             Status::Failed => "failed",
             Status::Skipped => "skipped",

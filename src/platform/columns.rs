@@ -34,6 +34,9 @@ pub struct Layout {
     pub warnings: Vec<String>,
     /// Header problems that stop the run: near misses and fields given twice.
     pub errors: Vec<String>,
+    /// A report fed back in: its `status` and `changes` columns, which make its dry run's
+    /// rows a plan.
+    pub plan_cols: Option<(usize, usize)>,
 }
 
 /// How well a header fits a platform, to tell platforms apart: first the columns that are the
@@ -107,7 +110,10 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         output_cols: Vec::new(),
         warnings: Vec::new(),
         errors: Vec::new(),
+        plan_cols: None,
     };
+    let report_col = |name: &str| headers[..report_cols].iter().position(|h| h == name);
+    layout.plan_cols = report_col("status").zip(report_col("changes"));
     let mut unknown: Vec<String> = Vec::new();
     for (col, header) in headers.iter().enumerate() {
         let h = normalize_header(header);

@@ -886,6 +886,7 @@ mod tests {
                 value: "7".into(),
             },
             changes,
+            plan: None,
         };
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
         let said: Vec<_> = s

@@ -565,6 +565,7 @@ impl<'r, 'a> Checker<'r, 'a> {
             Some(key) if self.errors.is_empty() => Ok(Edit {
                 key,
                 changes: self.changes,
+                plan: None,
             }),
             _ => Err(self.errors),
         }

@@ -809,6 +809,7 @@ mod tests {
                 value: "a@example.com".into(),
             },
             changes,
+            plan: None,
         };
         let s = session();
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();
@@ -824,7 +825,11 @@ mod tests {
                 c("user_location", "X", "Y"),
                 c("user_job_title", "J", "K"),
                 c("user_is_active", "", "1"),
-                c("user_roles", "8", "4; 5:3; 8"),
+                c(
+                    "user_roles",
+                    "Standard User",
+                    "Component Curator; Program Manager:3; Standard User"
+                ),
             ]
         );
         // Roles are sent as the vendor's objects, sorted.

@@ -905,6 +905,7 @@ mod tests {
                 value: "x".into(),
             },
             changes,
+            plan: None,
         };
         let s = session();
         let change = merge(&s, current.as_object().unwrap().clone(), &edit).unwrap();

@@ -42,6 +42,16 @@ impl UserKey {
 pub struct Edit {
     pub key: UserKey,
     pub changes: Changes,
+    /// What the plan this row comes from (a dry run's report fed back in) said it would do:
+    /// it is done only if that is still exactly what it does.
+    pub plan: Option<Box<Planned>>,
+}
+
+/// A plan's row: the status and changes its dry run reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub status: Status,
+    pub changes: Vec<FieldChange>,
 }
 
 /// A row's changes by vendor field name. A handful per row, so a vector: no map to build and

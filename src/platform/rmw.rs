@@ -270,13 +270,17 @@ impl<V: Vendor> ReadModifyWrite<V> {
                 return o;
             }
         };
+        let described = self.vendor.describe(&change);
+        if let Some(o) = drifted(edit, Status::WouldCreate, &described, attempts) {
+            return o;
+        }
         if dry_run {
             let mut o = Outcome::new(Status::WouldCreate);
-            o.changes = self.vendor.describe(&change);
+            o.changes = described;
             o.attempts = attempts;
             return o;
         }
-        if let Err(m) = before_write(Status::Created, &self.vendor.describe(&change)) {
+        if let Err(m) = before_write(Status::Created, &described) {
             return Outcome::with_error(Status::Failed, m).http(200, attempts);
         }
         let reply = match self.vendor.create(edit, &change) {
@@ -597,6 +601,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                     value: id,
                 },
                 changes: self.vendor.deactivation(),
+                plan: None,
             };
             users.push((edit, shown));
         }
@@ -659,6 +664,11 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 Err(m) => return Outcome::with_error(Status::Failed, m).http(200, attempts),
             };
             if change.is_empty() {
+                if !wrote {
+                    if let Some(o) = drifted(edit, Status::Unchanged, &[], attempts) {
+                        return o;
+                    }
+                }
                 // After a conflict, the record may already be as this row wants it.
                 let status = if wrote {
                     Status::Updated
@@ -669,9 +679,13 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 o.attempts = attempts;
                 return o;
             }
+            let described = self.vendor.describe(&change);
+            if let Some(o) = drifted(edit, Status::WouldUpdate, &described, attempts) {
+                return o;
+            }
             if dry_run {
                 let mut o = Outcome::new(Status::WouldUpdate);
-                o.changes = self.vendor.describe(&change);
+                o.changes = described;
                 o.attempts = attempts;
                 return o;
             }
@@ -687,7 +701,6 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 o.attempts = attempts;
                 return o;
             }
-            let described = self.vendor.describe(&change);
             if let Err(m) = before_write(Status::Updated, &described) {
                 return Outcome::with_error(Status::Failed, m).http(200, attempts);
             }
@@ -734,6 +747,79 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             return Outcome::with_error(Status::Failed, reason).http(reply.status, attempts);
         }
     }
+}
+
+/// A plan's row (see [`super::Planned`]) whose user moved since its dry run: what it would do
+/// now (`status`, `now`) is not what the plan said. `drifted`, saying what moved; nothing is
+/// sent. A password's value is never shown, so only that it changes is compared.
+fn drifted(edit: &Edit, status: Status, now: &[FieldChange], attempts: u32) -> Option<Outcome> {
+    let plan = edit.plan.as_deref()?;
+    let same = |a: &FieldChange, b: &FieldChange| {
+        a.field == b.field
+            && a.hidden == b.hidden
+            && (a.hidden || (a.before == b.before && a.after == b.after))
+    };
+    if plan.status == status
+        && plan.changes.len() == now.len()
+        && plan.changes.iter().zip(now).all(|(a, b)| same(a, b))
+    {
+        return None;
+    }
+    let shown = |v: &str| {
+        if v.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("'{v}'")
+        }
+    };
+    let mut moved: Vec<String> = Vec::new();
+    for p in &plan.changes {
+        match now.iter().find(|n| n.field == p.field) {
+            Some(n) if same(p, n) => {}
+            Some(n) if n.before != p.before => moved.push(format!(
+                "{}: the plan saw {}, the server now has {}",
+                p.field,
+                shown(&p.before),
+                shown(&n.before)
+            )),
+            Some(n) => moved.push(format!(
+                "{}: the plan sets {}, the row now sets {}",
+                p.field,
+                shown(&p.after),
+                shown(&n.after)
+            )),
+            None => moved.push(format!(
+                "{}: the plan changed it from {}, the server already has {}",
+                p.field,
+                shown(&p.before),
+                shown(&p.after)
+            )),
+        }
+    }
+    for n in now
+        .iter()
+        .filter(|n| !plan.changes.iter().any(|p| p.field == n.field))
+    {
+        moved.push(format!(
+            "{}: now changes too, which the plan did not",
+            n.field
+        ));
+    }
+    let what = match (plan.status, status) {
+        (Status::WouldCreate, Status::WouldUpdate | Status::Unchanged) => {
+            "the plan would create this user, who exists now".to_string()
+        }
+        (Status::WouldUpdate, Status::WouldCreate) => {
+            "the plan would update this user, who no longer exists".to_string()
+        }
+        _ => moved.join("; "),
+    };
+    let mut o = Outcome::with_error(
+        Status::Drifted,
+        format!("moved since the plan, so nothing was sent: {what}"),
+    );
+    o.attempts = attempts;
+    Some(o)
 }
 
 /// A row's changes merged into a user's record as read: what `apply` compares, describes and
@@ -1101,6 +1187,7 @@ mod tests {
                 value: name.into(),
             },
             changes,
+            plan: None,
         }
     }
 

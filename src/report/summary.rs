@@ -74,9 +74,14 @@ impl Summary {
     /// Exit code 1 when any row needs attention (invalid, not-found, failed); skipped rows are
     /// the caller's business (they mean the run stopped).
     pub fn any_problem(&self) -> bool {
-        [Status::Invalid, Status::NotFound, Status::Failed]
-            .iter()
-            .any(|s| self.count(*s) > 0)
+        [
+            Status::Invalid,
+            Status::NotFound,
+            Status::Failed,
+            Status::Drifted,
+        ]
+        .iter()
+        .any(|s| self.count(*s) > 0)
     }
 
     pub fn top_errors(&self, n: usize) -> Vec<(&str, u64)> {

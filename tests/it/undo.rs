@@ -577,3 +577,93 @@ proptest! {
         prop_assert_eq!(after, before);
     }
 }
+
+/// What another admin changes on one of the users a plan changes, between its dry run and
+/// its apply: a sheet of one row, and the report row of the plan it moves.
+fn moved_by_someone_else(case: &Case) -> (&'static str, &'static str) {
+    match case.platform {
+        "hub" => (
+            "user_email,user_department\nuser00001@example.com,Audit\n",
+            "2",
+        ),
+        "identity" => (
+            "userId,displayName\n00000000-0000-4000-8000-000000000002,Someone Else\n",
+            "3",
+        ),
+        _ => ("id,firstName\n2,Zoe\n", "3"),
+    }
+}
+
+#[test]
+fn a_plan_applies_exactly_a_row_moved_since_is_drifted_and_the_undo_puts_back_the_rest() {
+    for case in &CASES {
+        let sb = sandbox();
+        let dir = tempdir();
+        let sheet = write(dir.path(), "edit.csv", case.sheet);
+        let plan = dir.path().join("plan.csv");
+        let out = apply(&sb, case, &sheet, &plan, &["--dry-run", "--create"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let planned = read_report(&plan);
+        assert!(planned.iter().any(|l| l["status"] == "would-update"));
+
+        let (move_sheet, moved_row) = moved_by_someone_else(case);
+        let other = write(dir.path(), "other.csv", move_sheet);
+        let out = apply(&sb, case, &other, &dir.path().join("other-report.csv"), &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let before = users(&sb, case);
+
+        let applied = dir.path().join("applied.csv");
+        let out = apply(&sb, case, &plan, &applied, &["--create"]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", case.platform);
+        let lines = read_report(&applied);
+        for line in &lines {
+            let was = &planned.iter().find(|p| p["row"] == line["row"]).unwrap()["status"];
+            let expected = match (line["row"] == moved_row, was.as_str()) {
+                (true, _) => "drifted",
+                // A report never holds a password: a plan's must be typed again.
+                (false, _) if line.get("password").is_some_and(|p| p == "***") => "invalid",
+                (false, "would-update") => "updated",
+                (false, "would-create") => "created",
+                (false, other) => other,
+            };
+            assert_eq!(line["status"], expected, "{}: {line:?}", case.platform);
+            if matches!(line["status"].as_str(), "updated" | "created") {
+                let from_plan = &planned.iter().find(|p| p["row"] == line["row"]).unwrap();
+                assert_eq!(
+                    line["changes"], from_plan["changes"],
+                    "{}: as planned",
+                    case.platform
+                );
+            }
+        }
+        let drifted = lines.iter().find(|l| l["row"] == moved_row).unwrap();
+        assert!(
+            drifted["error"].starts_with("moved since the plan, so nothing was sent: "),
+            "{}: {drifted:?}",
+            case.platform
+        );
+        assert_eq!(
+            users(&sb, case)
+                .iter()
+                .find(|(id, _)| id == &before[usize::from(moved_row == "3")].0)
+                .map(|u| &u.1),
+            Some(&before[usize::from(moved_row == "3")].1),
+            "{}: the moved user is as the other admin left it",
+            case.platform
+        );
+
+        let undo = bulkedit::report::undo_path(&applied);
+        let out = apply(&sb, case, &undo, &dir.path().join("undo-report.csv"), &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let after = users(&sb, case);
+        for (id, b) in &before {
+            let a = &after.iter().find(|(i, _)| i == id).unwrap().1;
+            assert_eq!(
+                a, b,
+                "{}: user {id} is back as the plan found it",
+                case.platform
+            );
+        }
+    }
+}
