@@ -36,6 +36,8 @@ const FIELDS: &[Field] = {
         Field::new("domain",      &[],          TEXT,                          InRecord("domain"),    Column(6, "", &[])),
         Field::new("disabled",    &[],          YesNo(TrueFalse),              InRecord("disabled"),  Column(8, "false", &["true", "false"])),
         Field::new("roles",       &[],          List { item: "role", max: MAX_TEXT }, InRecord("roles"), Column(7, "AAE_Basic; Bot Runner", &[])),
+        Field::new("rolesToAdd",  &["Add Roles"], List { item: "role", max: MAX_TEXT }, WriteOnly,    Hidden),
+        Field::new("rolesToRemove", &["Remove Roles"], List { item: "role", max: MAX_TEXT }, WriteOnly, Hidden),
         Field::new("password",    &[],          Password,                      WriteOnly,             Hidden),
     ]
 };
@@ -43,6 +45,8 @@ const FIELDS: &[Field] = {
 const ID: usize = index(FIELDS, "id");
 const USERNAME: usize = index(FIELDS, "username");
 const ROLES: usize = index(FIELDS, "roles");
+const ROLES_ADD: usize = index(FIELDS, "rolesToAdd");
+const ROLES_REMOVE: usize = index(FIELDS, "rolesToRemove");
 const EMAIL: usize = index(FIELDS, "email");
 const DISABLED: usize = index(FIELDS, "disabled");
 const PASSWORD: usize = index(FIELDS, "password");
@@ -141,6 +145,10 @@ impl Dictionary for ControlRoom {
 
     #[inline]
     fn check_own(&self, field: usize, c: &mut Checker) {
+        if field == ROLES_ADD || field == ROLES_REMOVE {
+            role_moves(field, c);
+            return;
+        }
         if field != ROLES {
             return;
         }
@@ -158,9 +166,59 @@ impl Dictionary for ControlRoom {
     }
 }
 
+/// `rolesToAdd` / `rolesToRemove`: roles a row adds to or takes from the user's, never
+/// beside a whole set, and no role in both.
+fn role_moves(field: usize, c: &mut Checker) {
+    let rec = c.record;
+    let Some(cell) = rec.get(field) else {
+        return;
+    };
+    if rec.get(ROLES).is_some() {
+        c.fail(
+            cell,
+            "a row that sets the whole set of roles (roles) cannot also add or remove: keep one",
+        );
+        return;
+    }
+    if cell.value.eq_ignore_ascii_case(super::CLEAR) {
+        c.fail(
+            cell,
+            "#clear only empties a text field (list the roles to add or remove)",
+        );
+        return;
+    }
+    if field == ROLES_REMOVE {
+        if let Some(added) = rec.get(ROLES_ADD) {
+            let added: Vec<String> = rules::split_list(added.value)
+                .map(rules::normalize_key)
+                .collect();
+            if let Some(both) =
+                rules::split_list(cell.value).find(|r| added.contains(&rules::normalize_key(r)))
+            {
+                c.fail(
+                    cell,
+                    format!("role '{both}' is also in rolesToAdd (keep it in one list)"),
+                );
+                return;
+            }
+        }
+    }
+    if let Some((_, roles)) = c.list(field) {
+        c.changes.insert_with(FIELDS[field].name, || json!(roles));
+    }
+}
+
 impl Platform for ControlRoom {
     fn deactivation(&self) -> Changes {
         deactivation()
+    }
+
+    fn taken_away(&self, change: &FieldChange) -> Vec<String> {
+        if change.field == FIELDS[ROLES].name {
+            super::list_losses(change)
+        } else {
+            Vec::new()
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -506,18 +564,24 @@ impl Vendor for ControlRoomSession {
 
     /// Roles named by id or by name, checked against the Control Room's own list.
     fn unknown_names(&self, edit: &Edit) -> Result<(), Outcome> {
-        let Some(wanted) = edit.changes.get(FIELDS[ROLES].name) else {
+        let wanted: Vec<(usize, &Value)> = [ROLES, ROLES_ADD, ROLES_REMOVE]
+            .into_iter()
+            .filter_map(|f| Some((f, edit.changes.get(FIELDS[f].name)?)))
+            .collect();
+        if wanted.is_empty() {
             return Ok(());
-        };
+        }
         let catalog = self
             .role_catalog()
             .map_err(|m| Outcome::with_error(Status::Failed, m))?;
-        for w in wanted
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        let items = wanted.iter().flat_map(|(f, v)| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(move |w| (*f, w))
+        });
+        for (field, w) in items {
             let by_id = rules::parse_whole(w).filter(|n| *n > 0);
             let known = catalog.iter().any(|r| {
                 by_id.is_some_and(|n| r["id"].as_i64() == Some(n))
@@ -529,10 +593,54 @@ impl Vendor for ControlRoomSession {
                 let names: Vec<&str> = catalog.iter().filter_map(|r| r["name"].as_str()).collect();
                 return Err(Outcome::with_error(
                     Status::Invalid,
-                    format!("roles: {}", super::rmw::no_such("role", w, &names)),
+                    format!(
+                        "{}: {}",
+                        FIELDS[field].name,
+                        super::rmw::no_such("role", w, &names)
+                    ),
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `rolesToAdd` and `rolesToRemove` carried out on the roles as read.
+    fn settle(
+        &self,
+        record: &mut serde_json::Map<String, Value>,
+        edit: &Edit,
+    ) -> Result<(), String> {
+        let moves = |f: usize| {
+            edit.changes
+                .get(FIELDS[f].name)
+                .and_then(|v| self.resolve_roles(v).ok())
+                .and_then(|v| v.as_array().cloned())
+        };
+        let (add, remove) = (moves(ROLES_ADD), moves(ROLES_REMOVE));
+        if add.is_none() && remove.is_none() {
+            return Ok(());
+        }
+        let key = FIELDS[ROLES].name;
+        let mut roles: Vec<Value> = record
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let has = |roles: &[Value], r: &Value| roles.iter().any(|h| h["id"] == r["id"]);
+        for r in add.unwrap_or_default() {
+            if !has(&roles, &r) {
+                roles.push(r);
+            }
+        }
+        let gone = remove.unwrap_or_default();
+        roles.retain(|h| !has(&gone, h));
+        if roles.is_empty() {
+            return Err(format!(
+                "{}: this would leave the user without a role (a user keeps at least one;                  nothing was sent)",
+                FIELDS[ROLES_REMOVE].name
+            ));
+        }
+        record.insert(key.to_string(), Value::Array(roles));
         Ok(())
     }
 

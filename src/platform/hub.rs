@@ -35,6 +35,8 @@ const FIELDS: &[Field] = {
         Field::new("user_is_active",     &["Is Active"],              YesNo(OneZero), InRecord("user_is_active"),     Column(7, "1", &["1", "0"])),
         Field::new("user_invite_status", &["Invite Status"],          Own,            InRecord("user_invite_status"), Column(8, "3", &["0", "1", "2", "3"])),
         Field::new("user_roles",         &["Roles"],                  Own,            InRecord("user_roles"),         Column(9, "8; 6:0", &["2", "3", "4", "5", "6", "8", "11"])),
+        Field::new("rolesToAdd",         &["Add Roles"],              Own,            WriteOnly,                      Hidden),
+        Field::new("rolesToRemove",      &["Remove Roles"],           Own,            WriteOnly,                      Hidden),
         Field::new("Status",             &[],                         Named(STATUSES), Folded,                       Hidden),
         Field::numbered("role_id"),
         Field::numbered("category_id"),
@@ -63,6 +65,8 @@ const STANDARD_USER: u32 = 8;
 const IS_ACTIVE: usize = index(FIELDS, "user_is_active");
 const INVITE_STATUS: usize = index(FIELDS, "user_invite_status");
 const ROLES: usize = index(FIELDS, "user_roles");
+const ROLES_ADD: usize = index(FIELDS, "rolesToAdd");
+const ROLES_REMOVE: usize = index(FIELDS, "rolesToRemove");
 const ROLE_ID: usize = index(FIELDS, "role_id");
 const CATEGORY_ID: usize = index(FIELDS, "category_id");
 const KEYS: [usize; count(FIELDS, Pick::Keys)] = indices(FIELDS, Pick::Keys);
@@ -133,6 +137,62 @@ impl Hub {
             )),
             None => Ok((self.role(item)?, 0)),
         }
+    }
+
+    /// `rolesToAdd` / `rolesToRemove`: roles (with a category or not) a row adds to or takes
+    /// from the user's, never beside a whole set, and no role in both.
+    fn role_moves(&self, field: usize, c: &mut Checker) {
+        const _: () = assert!(ROLES < ROLES_ADD && ROLES_ADD < ROLES_REMOVE);
+        let rec = c.record;
+        let Some(cell) = rec.get(field) else {
+            return;
+        };
+        let whole_set = rec.get(ROLES).is_some()
+            || rec
+                .layout
+                .numbered
+                .iter()
+                .any(|&(f, _, col)| f == ROLE_ID && rec.cell(col).is_some());
+        if whole_set {
+            c.fail(
+                cell,
+                "a row that sets the whole set of roles (user_roles) cannot also add or remove: keep one",
+            );
+            return;
+        }
+        let parse = |text: &str| -> Result<Vec<(u32, u32)>, String> {
+            rules::split_list(text)
+                .map(|item| self.role_item(item))
+                .collect()
+        };
+        let mut roles = match parse(cell.value) {
+            Ok(roles) => roles,
+            Err(m) => {
+                c.fail(cell, m);
+                return;
+            }
+        };
+        if field == ROLES_REMOVE {
+            // Read from the cell, so that validate (which keeps no changes) says it too.
+            let added = rec
+                .get(ROLES_ADD)
+                .and_then(|a| parse(a.value).ok())
+                .unwrap_or_default();
+            if let Some((r, _)) = roles
+                .iter()
+                .find(|(r, _)| added.iter().any(|(a, _)| a == r))
+            {
+                c.fail(
+                    cell,
+                    format!("role {r} is also in rolesToAdd (keep it in one list)"),
+                );
+                return;
+            }
+        }
+        roles.sort_unstable();
+        roles.dedup();
+        c.changes
+            .insert_with(FIELDS[field].name, || roles_json(&roles));
     }
 
     fn roles(&self, c: &mut Checker) {
@@ -211,10 +271,39 @@ impl Hub {
     }
 }
 
+/// `[role, category]` pairs as an edit holds them.
+fn pairs(v: &Value) -> Vec<(u64, u64)> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p.get(0).and_then(Value::as_u64).unwrap_or(0),
+                p.get(1).and_then(Value::as_u64).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 /// Roles in an edit: `[role, category]` pairs, cheap to build for every row; they become
 /// the vendor's `{"role_id", "category_id"}` objects only when a request is made.
 fn roles_json(roles: &[(u32, u32)]) -> Value {
     Value::Array(roles.iter().map(|(r, c)| json!([r, c])).collect())
+}
+
+/// The `(role, category)` pairs of roles as [`normalize_roles`] gives them.
+fn pairs_of_record(roles: &Value) -> Vec<(u64, u64)> {
+    roles
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["role_id"].as_u64().unwrap_or(0),
+                r["category_id"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
 }
 
 /// Roles as a sorted set, so that order never makes a change.
@@ -283,6 +372,7 @@ impl Dictionary for Hub {
         match field {
             INVITE_STATUS => invite_status(c),
             ROLES => self.roles(c),
+            ROLES_ADD | ROLES_REMOVE => self.role_moves(field, c),
             // role_id1, category_id1, … are read with user_roles.
             _ => {}
         }
@@ -324,6 +414,14 @@ fn invite_status(c: &mut Checker) {
 impl Platform for Hub {
     fn deactivation(&self) -> Changes {
         deactivation()
+    }
+
+    fn taken_away(&self, change: &crate::engine::FieldChange) -> Vec<String> {
+        if change.field == FIELDS[ROLES].name {
+            super::list_losses(change)
+        } else {
+            Vec::new()
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -547,12 +645,42 @@ impl Vendor for HubSession {
 
     /// UiPath's status table has no inactive user with invite status 3: deactivating an
     /// active user sends invite status 1, as UiPath's own inactivation procedure does.
-    fn settle(&self, record: &mut Map<String, Value>, _edit: &Edit) {
+    /// Also carries out `rolesToAdd` and `rolesToRemove` on the roles as read: a role without
+    /// a category added where the user has it with one is there already, and removed with any.
+    fn settle(&self, record: &mut Map<String, Value>, edit: &Edit) -> Result<(), String> {
         let (active, invite) = (FIELDS[IS_ACTIVE].name, FIELDS[INVITE_STATUS].name);
         let inactive = record.get(active).and_then(Value::as_u64) == Some(0);
         if inactive && record.get(invite).and_then(Value::as_u64) == Some(3) {
             record.insert(invite.to_string(), json!(1));
         }
+        let add = edit.changes.get(FIELDS[ROLES_ADD].name).map(pairs);
+        let remove = edit.changes.get(FIELDS[ROLES_REMOVE].name).map(pairs);
+        if add.is_none() && remove.is_none() {
+            return Ok(());
+        }
+        let key = FIELDS[ROLES].name;
+        let mut roles: Vec<(u64, u64)> = pairs_of_record(&normalize_roles(record.get(key)));
+        let same = |(r, c): (u64, u64), (hr, hc): (u64, u64)| r == hr && (c == 0 || c == hc);
+        for wanted in add.unwrap_or_default() {
+            if !roles.iter().any(|&held| same(wanted, held)) {
+                roles.push(wanted);
+            }
+        }
+        for gone in remove.unwrap_or_default() {
+            roles.retain(|&held| !same(gone, held));
+        }
+        if roles.is_empty() {
+            return Err(format!(
+                "{}: this would leave the user without a role (a user keeps at least one;                  nothing was sent)",
+                FIELDS[ROLES_REMOVE].name
+            ));
+        }
+        let objects: Vec<Value> = roles
+            .iter()
+            .map(|(r, c)| json!({"role_id": r, "category_id": c}))
+            .collect();
+        record.insert(key.to_string(), Value::Array(objects));
+        Ok(())
     }
 
     fn normalise(&self, key: &str, value: Value) -> Value {

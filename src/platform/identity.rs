@@ -133,6 +133,17 @@ impl Platform for Identity {
         deactivation()
     }
 
+    /// The groups a row removes the user from.
+    fn taken_away(&self, change: &FieldChange) -> Vec<String> {
+        if change.field == FIELDS[GROUPS_REMOVE].name {
+            rules::split_list(&change.after)
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Groups are moved, not listed: the groups a run added are removed again, and those it
     /// removed are added again.
     fn undo(&self, status: Status, changes: &[FieldChange]) -> super::undo::Undo {

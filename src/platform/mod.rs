@@ -262,10 +262,28 @@ pub trait Platform: Send + Sync {
     /// What deactivating a user sets: `--deactivate-missing` sends it, and the undo file of a
     /// run puts it on the users the run created.
     fn deactivation(&self) -> Changes;
+    /// The roles or groups a change takes away from a user, by the names the change shows:
+    /// the summary warns of them.
+    fn taken_away(&self, _change: &FieldChange) -> Vec<String> {
+        Vec::new()
+    }
     /// The cells of an input sheet that put back what one report line changed.
     fn undo(&self, status: Status, changes: &[FieldChange]) -> undo::Undo {
         undo::undo(self.fields(), &self.deactivation(), status, changes)
     }
+}
+
+/// What a list field's change takes away: the items before that are not there after
+/// (roles compare by name, a hub role's `:category` aside).
+pub fn list_losses(change: &FieldChange) -> Vec<String> {
+    let role = |item: &str| item.split(':').next().unwrap_or(item).trim().to_lowercase();
+    let after: Vec<String> = rules::split_list(&change.after).map(role).collect();
+    let mut lost: Vec<String> = rules::split_list(&change.before)
+        .filter(|item| !after.contains(&role(item)))
+        .map(|item| item.split(':').next().unwrap_or(item).trim().to_string())
+        .collect();
+    lost.dedup();
+    lost
 }
 
 /// Options that change the field dictionary.

@@ -103,7 +103,10 @@ pub trait Vendor: Send + Sync {
     }
     /// Makes the merged record one the vendor accepts as a whole (hub never pairs an
     /// inactive user with invite status 3).
-    fn settle(&self, _record: &mut Map<String, Value>, _edit: &Edit) {}
+    /// An error when the row cannot be carried out on this record (removing every role).
+    fn settle(&self, _record: &mut Map<String, Value>, _edit: &Edit) -> Result<(), String> {
+        Ok(())
+    }
     /// The names of roles or groups known without a request (built-in ones, or a list already
     /// read): the `changes` column shows those by name.
     fn names_known(&self) -> Names {
@@ -839,7 +842,7 @@ pub fn merge<V: Vendor>(
             record.insert(key.to_string(), vendor.resolve(name, value)?);
         }
     }
-    vendor.settle(&mut record, edit);
+    vendor.settle(&mut record, edit)?;
     Ok(Change {
         before,
         after: compared(vendor, &record),
@@ -866,7 +869,7 @@ pub fn new_user<V: Vendor>(vendor: &V, edit: &Edit) -> Result<Change, String> {
             record.insert(key.to_string(), vendor.resolve(name, value)?);
         }
     }
-    vendor.settle(&mut record, edit);
+    vendor.settle(&mut record, edit)?;
     let before = record_keys(V::FIELDS)
         .into_iter()
         .map(|k| (k.to_string(), Value::Null))

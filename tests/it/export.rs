@@ -506,3 +506,131 @@ fn identity_groups_go_by_name_or_id_and_an_unknown_name_is_invalid_with_the_clos
     );
     assert!(groups_of("new.joiner@example.com").contains(&"005".to_string()));
 }
+
+/// `apply FILE` of `platform` against `sb`; its stderr and the report's rows.
+fn apply_with_stderr(
+    sb: &Sandbox,
+    platform: &str,
+    file: &Path,
+    extra: &[&str],
+) -> (
+    Option<i32>,
+    String,
+    Vec<std::collections::BTreeMap<String, String>>,
+) {
+    let report = file.with_file_name("roles-report.csv");
+    let out = bulkedit()
+        .arg("apply")
+        .arg(file)
+        .args(["--platform", platform, "--url"])
+        .arg(sb.url_for(platform).as_str())
+        .args(["--rate", "unlimited", "--report"])
+        .arg(&report)
+        .args(extra)
+        .envs(env_for(platform))
+        .output()
+        .unwrap();
+    (out.status.code(), stderr_of(&out), read_report(&report))
+}
+
+#[test]
+fn roles_are_added_and_removed_by_name_and_the_summary_warns_of_what_users_lose() {
+    for (platform, sheet, state, roles_of) in [
+        (
+            "hub",
+            "user_email,Add Roles,Remove Roles,user_roles\n\
+             user00001@example.com,Program Manager,,\n\
+             user00002@example.com,Idea Approver,Standard User,\n\
+             user00003@example.com,Idea Approver,Idea Approver,\n\
+             user00004@example.com,Idea Approver,,Standard User\n\
+             user00005@example.com,,Standard User; Program Manager,\n",
+            "hub",
+            (|u: &Value| {
+                let mut r: Vec<u64> = u["user_roles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["role_id"].as_u64().unwrap())
+                    .collect();
+                r.sort();
+                r.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+            }) as fn(&Value) -> String,
+        ),
+        (
+            "control-room",
+            "id,rolesToAdd,rolesToRemove,roles\n\
+             1,Bot Runner,,\n\
+             2,bot creator,AAE_Basic,\n\
+             3,Bot Runner,bot runner,\n\
+             4,Bot Runner,,AAE_Basic\n\
+             5,,AAE_Basic; Bot Runer,\n",
+            "control_room",
+            |u: &Value| {
+                let mut r: Vec<i64> = u["roles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_i64().unwrap())
+                    .collect();
+                r.sort();
+                r.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            },
+        ),
+    ] {
+        let sb = sandbox(6);
+        let dir = tempdir();
+        let file = dir.path().join("roles.csv");
+        std::fs::write(&file, sheet).unwrap();
+        let (code, err, report) = apply_with_stderr(&sb, platform, &file, &[]);
+        assert_eq!(code, Some(1), "{platform}: {err}");
+        let status: Vec<&str> = report.iter().map(|l| l["status"].as_str()).collect();
+        // Hub: taking every role away fails, nothing sent; control-room: an unknown role.
+        let last = if platform == "hub" {
+            "failed"
+        } else {
+            "invalid"
+        };
+        assert_eq!(
+            status,
+            ["updated", "updated", "invalid", "invalid", last],
+            "{platform}: {report:?}"
+        );
+        assert!(
+            report[2]["error"].contains("is also in rolesToAdd"),
+            "{platform}: {report:?}"
+        );
+        assert!(
+            report[3]["error"].contains("cannot also add or remove"),
+            "{platform}: {report:?}"
+        );
+        let users = sb.state()[state].as_array().unwrap().clone();
+        let (first, second) = match platform {
+            "hub" => ("5,8", "6"),
+            _ => ("2,4", "3"),
+        };
+        assert_eq!(
+            roles_of(&users[0]),
+            first,
+            "{platform}: added to what was there"
+        );
+        assert_eq!(
+            roles_of(&users[1]),
+            second,
+            "{platform}: one added, one taken away"
+        );
+        assert_eq!(
+            roles_of(&users[4]),
+            roles_of(&users[5]),
+            "{platform}: nothing sent"
+        );
+        let lost = if platform == "hub" {
+            "Standard User"
+        } else {
+            "AAE_Basic"
+        };
+        assert!(
+            err.contains(&format!("warning: 1 user loses {lost}")),
+            "{platform}: {err}"
+        );
+    }
+}

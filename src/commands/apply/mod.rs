@@ -3,6 +3,7 @@
 //! send (the engine's worker pool with one rate limiter, each outcome journaled as it
 //! arrives), and finish (the report in input order, the summary, the exit code).
 
+mod losses;
 pub(crate) mod prepare;
 mod progress;
 mod send;
@@ -304,6 +305,7 @@ fn finish(
         .map_err(|e| Error::report(&journal_path, e))?;
     let report_path = &survey.report_path;
     let mut undo = UndoFile::new(survey.platform.as_ref(), &survey.layout);
+    let mut losses = losses::Losses::new(survey.platform.as_ref());
     let wrote_failures = journal::finalize(
         &journal_path,
         from,
@@ -311,6 +313,7 @@ fn finish(
         &survey.columns,
         &sent.field_errors,
         |outcome, cells| {
+            losses.add(outcome);
             if !args.dry_run {
                 undo.add(outcome, cells);
             }
@@ -346,6 +349,9 @@ fn finish(
     );
     if let Some(written) = &undone {
         text.push_str(&undo::describe(written, &undo_path));
+    }
+    if let Some(lost) = losses.warning(args.dry_run) {
+        console.warn(&lost);
     }
     console.summary(&text);
     Ok(match stop.reason() {
