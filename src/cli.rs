@@ -238,6 +238,11 @@ struct ApplyCli {
     /// Stop after this many failed or not-found rows (0: never).
     #[arg(long, default_value_t = 100, value_name = "N")]
     max_errors: u64,
+    /// Also write the run's facts as JSON to FILE (counts per status, start, end, duration,
+    /// rate, target, platform, dry run, report paths, exit code), whatever the outcome: for
+    /// change tickets and schedulers.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
     #[command(flatten)]
     connection: ConnectionCli,
     /// Only warnings, errors and the summary.
@@ -491,6 +496,7 @@ pub fn main() -> i32 {
                 keep: a.keep.clone(),
                 yes: a.yes,
                 max_errors: a.max_errors,
+                summary_json: a.summary_json.clone(),
                 connection: a.connection.connection(),
             };
             if let Err(e) = with_profile(a.connection.profile.as_deref(), |p| {

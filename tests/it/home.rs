@@ -380,3 +380,66 @@ fn the_readmes_profile_example_is_a_file_bulkedit_reads() {
         "{err}"
     );
 }
+
+#[test]
+fn summary_json_says_what_happened_for_a_scheduler_whether_the_run_finished_or_not() {
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "users.csv",
+        "user_email,user_department\nuser00001@example.com,Treasury\nuser00002@example.com,HR\nnot-an-email,X\n",
+    );
+    let json_path = dir.path().join("summary.json");
+    let out = bulkedit()
+        .arg("apply")
+        .arg(&sheet)
+        .args(["--sandbox", "--yes", "--summary-json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["platform"], "hub");
+    assert_eq!(doc["target"], "sandbox");
+    assert_eq!(doc["dry_run"], false);
+    assert_eq!(doc["rows"], 3);
+    assert_eq!(
+        doc["counts"],
+        serde_json::json!({"updated": 1, "unchanged": 1, "invalid": 1})
+    );
+    assert!(doc["report"]
+        .as_str()
+        .unwrap()
+        .ends_with("users-report.csv"));
+    assert!(doc["failures"]
+        .as_str()
+        .unwrap()
+        .ends_with("users-report-failures.csv"));
+    assert!(doc["undo"]
+        .as_str()
+        .unwrap()
+        .ends_with("users-report-undo.csv"));
+    assert!(doc["started"].as_str().unwrap() <= doc["ended"].as_str().unwrap());
+    assert!(doc["requests"].as_u64().unwrap() >= 1);
+    assert_eq!(doc["error"], serde_json::Value::Null);
+
+    // A run that cannot start still leaves its facts: exit 2 and why.
+    let out = bulkedit()
+        .arg("apply")
+        .arg(dir.path().join("missing.csv"))
+        .args(["--sandbox", "--summary-json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(doc["exit_code"], 2);
+    assert!(
+        doc["error"].as_str().unwrap().contains("missing.csv"),
+        "{doc}"
+    );
+    assert_eq!(doc["counts"], serde_json::json!({}));
+}

@@ -3,6 +3,7 @@
 //! send (the engine's worker pool with one rate limiter, each outcome journaled as it
 //! arrives), and finish (the report in input order, the summary, the exit code).
 
+mod facts;
 mod losses;
 pub(crate) mod prepare;
 mod progress;
@@ -26,6 +27,7 @@ use crate::report::journal::{self, Journal, Sending};
 use crate::report::{self};
 
 use super::{Connection, Console};
+use facts::Facts;
 use prepare::{Connected, Survey, Target};
 use progress::Progress;
 use send::{Run, Sent};
@@ -52,6 +54,8 @@ pub struct ApplyArgs {
     pub yes: bool,
     /// Stop after this many failed or not-found rows; 0 never stops.
     pub max_errors: u64,
+    /// Where to write the run's facts as JSON, whatever the outcome.
+    pub summary_json: Option<PathBuf>,
     pub connection: Connection,
 }
 
@@ -71,6 +75,7 @@ impl Default for ApplyArgs {
             keep: Vec::new(),
             yes: false,
             max_errors: 100,
+            summary_json: None,
             connection: Connection::default(),
         }
     }
@@ -131,9 +136,40 @@ pub fn run(
     console: &Console,
     interrupted: &Arc<AtomicBool>,
 ) -> Result<i32, Error> {
+    let started_at = std::time::SystemTime::now();
     let started = Instant::now();
+    let mut facts = Facts::default();
+    let result = run_facts(args, console, interrupted, &mut facts, started);
+    if let Some(path) = &args.summary_json {
+        let code = match &result {
+            Ok(code) => *code,
+            Err(e) => e.exit_code(),
+        };
+        let doc = facts.to_json(
+            args.dry_run,
+            code,
+            result.as_ref().err(),
+            started_at,
+            started.elapsed(),
+        );
+        if let Err(e) = facts::write(path, &doc) {
+            console.warn(&e.to_string());
+        }
+    }
+    result
+}
+
+fn run_facts(
+    args: &ApplyArgs,
+    console: &Console,
+    interrupted: &Arc<AtomicBool>,
+    facts: &mut Facts,
+    started: Instant,
+) -> Result<i32, Error> {
     let input = prepare::open(args, console)?;
+    facts.platform = Some(input.platform.name().to_string());
     let target = prepare::target(args, console, input.platform.name())?;
+    facts.target = Some(target.name());
     let survey = prepare::survey(args, console, input, &target)?;
     let stop = Stop::new(args.max_errors);
     let connected = prepare::connect(args, &survey, &target, interrupted)?;
@@ -169,7 +205,7 @@ pub fn run(
     let sent = send::send(&run, &mut journal, &progress)?;
     progress.finish();
     let code = finish(
-        args, console, &survey, &connected, &stop, journal, sent, started,
+        args, console, &survey, &connected, &stop, journal, sent, started, facts,
     )?;
     // Every outcome is in the report now: the notes of writes on the wire are not needed.
     sending.remove();
@@ -297,6 +333,7 @@ fn finish(
     journal: Journal,
     sent: Sent,
     started: Instant,
+    facts: &mut Facts,
 ) -> Result<i32, Error> {
     let journal_path = journal.path.clone();
     let from = journal.start;
@@ -341,6 +378,14 @@ fn finish(
     }
     let summary = sent.summary;
     let failures = report::failures_path(report_path);
+    facts.summary = Some(summary.clone());
+    facts.requests = Some(connected.http.requests_sent());
+    facts.report = Some(report_path.clone());
+    facts.failures = wrote_failures.then(|| failures.clone());
+    facts.undo = undone
+        .as_ref()
+        .filter(|w| w.rows > 0)
+        .map(|_| undo_path.clone());
     let mut text = summary.render(
         started.elapsed(),
         Some(connected.http.requests_sent()),
