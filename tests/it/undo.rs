@@ -218,9 +218,8 @@ fn a_dry_run_or_a_run_that_changes_nothing_writes_no_undo_file() {
     assert!(!bulkedit::report::undo_path(&report).exists());
 }
 
-#[test]
-fn a_second_run_on_the_same_report_keeps_the_first_runs_undo_file_beside_its_report() {
-    let case = &CASES[0];
+/// A hub run that moves user 1 to Treasury, its report in a directory of its own.
+fn first_hub_run() -> (Sandbox, tempfile::TempDir, PathBuf) {
     let sb = sandbox();
     let dir = tempdir();
     let report = dir.path().join("report.csv");
@@ -229,10 +228,15 @@ fn a_second_run_on_the_same_report_keeps_the_first_runs_undo_file_beside_its_rep
         "first.csv",
         "user_email,user_department\nuser00001@example.com,Treasury\n",
     );
-    assert_eq!(
-        apply(&sb, case, &first, &report, &[]).status.code(),
-        Some(0)
-    );
+    let out = apply(&sb, &CASES[0], &first, &report, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    (sb, dir, report)
+}
+
+#[test]
+fn a_second_run_on_the_same_report_keeps_the_first_runs_undo_file_beside_its_report() {
+    let case = &CASES[0];
+    let (sb, dir, report) = first_hub_run();
     let second = write(
         dir.path(),
         "second.csv",
@@ -286,18 +290,7 @@ fn a_password_cannot_be_put_back_and_the_summary_says_so() {
 #[test]
 fn the_undo_file_cannot_be_the_input_of_a_run_whose_report_it_belongs_to() {
     let case = &CASES[0];
-    let sb = sandbox();
-    let dir = tempdir();
-    let report = dir.path().join("report.csv");
-    let first = write(
-        dir.path(),
-        "first.csv",
-        "user_email,user_department\nuser00001@example.com,Treasury\n",
-    );
-    assert_eq!(
-        apply(&sb, case, &first, &report, &[]).status.code(),
-        Some(0)
-    );
+    let (sb, _dir, report) = first_hub_run();
     let undo = bulkedit::report::undo_path(&report);
     let out = apply(&sb, case, &undo, &report, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
