@@ -102,7 +102,75 @@ pub fn check_email(value: &str) -> Result<(), String> {
     } else if value.split_once('@').is_some_and(|(l, _)| l.len() > 64) {
         Err("the part before @ is longer than 64 characters (at most 64)".into())
     } else {
-        Err("not a valid e-mail address (like name@example.com)".into())
+        let mut text = String::from("not a valid e-mail address (like name@example.com)");
+        if let Some(hint) = email_hint(value) {
+            text.push_str(": ");
+            text.push_str(&hint);
+        }
+        Err(text)
+    }
+}
+
+/// What is wrong with an address people commonly paste, when it can be told: only on the
+/// error path, so valid rows never pay for it.
+fn email_hint(value: &str) -> Option<String> {
+    let inner = value
+        .rfind('<')
+        .zip(value.rfind('>'))
+        .filter(|(a, b)| a < b)
+        .map(|(a, b)| value[a + 1..b].trim());
+    if let Some(address) = inner.filter(|a| is_valid_email(a)) {
+        return Some(format!(
+            "write only the address, {address}, without the name around it"
+        ));
+    }
+    // `get`: the first 7 bytes may end inside a character.
+    if value
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("mailto:"))
+    {
+        return Some(format!(
+            "write the address without mailto: ({})",
+            &value[7..]
+        ));
+    }
+    if value.contains('\u{ff20}') {
+        return Some(
+            "its @ is a full-width ＠ (from an Asian input method): type a plain @".into(),
+        );
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Some("it contains a space".into());
+    }
+    match value.matches('@').count() {
+        0 => Some("it has no @".into()),
+        1 => None,
+        _ => Some("it has more than one @".into()),
+    }
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::check_email;
+
+    #[test]
+    fn an_invalid_address_says_what_is_wrong_with_it_when_it_can() {
+        let said = |v: &str| check_email(v).unwrap_err();
+        assert!(said("Ana Silva <ana@example.com>")
+            .ends_with(": write only the address, ana@example.com, without the name around it"));
+        assert!(said("mailto:ana@example.com")
+            .ends_with(": write the address without mailto: (ana@example.com)"));
+        assert!(said("ana＠example.com")
+            .ends_with(": its @ is a full-width ＠ (from an Asian input method): type a plain @"));
+        assert!(said("ana @example.com").ends_with(": it contains a space"));
+        assert!(said("ana.example.com").ends_with(": it has no @"));
+        assert!(said("a@b@example.com").ends_with(": it has more than one @"));
+        assert_eq!(
+            said("ana@"),
+            "not a valid e-mail address (like name@example.com)"
+        );
+        // Multi-byte characters where mailto: would end are no trouble.
+        assert!(check_email("ééééé@").is_err());
     }
 }
 

@@ -62,7 +62,7 @@ fn hub_mistakes_are_each_reported_with_what_would_be_right() {
         .collect();
     let expected = [
         ("2", "invalid", "Email: the same user is also on row 9 (nothing is sent for a user named twice; keep one row)"),
-        ("3", "invalid", "Email: not a valid e-mail address (like name@example.com)"),
+        ("3", "invalid", "Email: not a valid e-mail address (like name@example.com): it contains a space"),
         ("4", "invalid", "Is Active: not a yes/no value (use true/false, yes/no or 1/0)"),
         ("5", "invalid", "Invite Status: must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active)"),
         ("6", "invalid", "role_id1: unknown role 'Admin' (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User')"),
@@ -119,7 +119,7 @@ fn identity_and_control_room_mistakes_are_reported_row_by_row() {
         [
             "User Id: the same user is also on row 9 (nothing is sent for a user named twice; keep one row)",
             "User Id: an id cannot contain '/' (copy the id exactly as the platform shows it)",
-            "email: not a valid e-mail address (like name@example.com)",
+            "email: not a valid e-mail address (like name@example.com): it has no @",
             "isActive: not a yes/no value (use true/false, yes/no or 1/0)",
             "groupIDsToAdd: group '10000000-0000-4000-8000-000000000002' is also in groupIDsToRemove (keep it in one list)",
             "password: a password cannot be cleared (leave the cell empty to keep it)",
@@ -143,7 +143,7 @@ fn identity_and_control_room_mistakes_are_reported_row_by_row() {
         [
             "User Id: the same user is also on row 9 (nothing is sent for a user named twice; keep one row)",
             "User Id: must be a positive whole number (the user's id in the Control Room)",
-            "email: not a valid e-mail address (like name@example.com)",
+            "email: not a valid e-mail address (like name@example.com): it has no @",
             "roles: a user must keep at least one role (list the roles to keep)",
             "disabled: not a yes/no value (use true/false, yes/no or 1/0)",
             "User Id: required: an id, or a username to look the user up",
@@ -166,7 +166,7 @@ fn every_broken_field_of_a_row_is_reported_not_just_the_first() {
     let r = read_report(&report);
     assert_eq!(
         r[0]["error"],
-        "Email: not a valid e-mail address (like name@example.com); \
+        "Email: not a valid e-mail address (like name@example.com): it has no @; \
          Is Active: not a yes/no value (use true/false, yes/no or 1/0); \
          Invite Status: must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active); \
          Roles: role 99 is not a default role (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User'; admit a custom role with --allow-role 99)"
