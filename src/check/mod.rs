@@ -115,7 +115,8 @@ fn planned(layout: &Layout, row: &Row, mut edit: Edit) -> Result<Edit, Vec<Field
             Some(changes_col),
             "changes",
             format!(
-                "this {status} row of a plan does not say what it changes as the dry run wrote                  it: run the dry run again rather than editing its changes"
+                "this {status} row of a plan does not say what it changes as the dry run wrote \
+                 it: run the dry run again rather than editing its changes"
             ),
         )]),
     }

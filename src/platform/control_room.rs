@@ -636,7 +636,8 @@ impl Vendor for ControlRoomSession {
         roles.retain(|h| !has(&gone, h));
         if roles.is_empty() {
             return Err(format!(
-                "{}: this would leave the user without a role (a user keeps at least one;                  nothing was sent)",
+                "{}: this would leave the user without a role (a user keeps at least one; \
+                 nothing was sent)",
                 FIELDS[ROLES_REMOVE].name
             ));
         }

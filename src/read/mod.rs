@@ -296,6 +296,17 @@ fn extension(path: &Path) -> String {
 
 /// Opens a spreadsheet, finds its header row and returns the rows after it.
 pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if let Some(workbook) = name.strip_prefix("~$") {
+        // What a file dialog or a shell's completion offers beside an open workbook.
+        return Err(Error::input(
+            path,
+            format!(
+                "this is Excel's lock file, kept while someone has {workbook} open, not a sheet: \
+                 give {workbook} itself"
+            ),
+        ));
+    }
     // Looked at without opening it: a second opening of a FIFO would wait for a writer that
     // is gone.
     let regular = std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(true);

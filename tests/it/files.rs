@@ -407,3 +407,21 @@ fn rows_an_ods_spreadsheet_hides_are_read_and_named() {
         "{err}"
     );
 }
+
+#[test]
+fn excels_lock_file_is_named_as_such_and_the_workbook_pointed_to() {
+    let dir = tempdir();
+    // What Excel leaves beside an open workbook: the user's name in a few bytes.
+    let lock = write(
+        dir.path(),
+        "~$users.xlsx",
+        b"\x05Ana S\x00\x00\x00\x00\x00\x00",
+    );
+    let out = run(&["validate"], &lock);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("this is Excel's lock file, kept while someone has users.xlsx open, not a sheet: give users.xlsx itself"),
+        "{err}"
+    );
+}
