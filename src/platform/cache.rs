@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::rmw::Found;
 use super::UserKey;
 use crate::engine::{Outcome, Status};
 use crate::rules;
@@ -128,6 +127,10 @@ fn normalized(field: &str, value: &str) -> String {
 /// A loose search's pages read to their end can still be endless on a server that keeps
 /// answering full pages; past this many, the look-up fails rather than run forever.
 const MAX_SEARCH_PAGES: usize = 1000;
+
+/// A user's record when there is one, the requests it took to find out, and the HTTP status
+/// of the last of them (what a `not-found` row reports).
+pub type Found = (Option<Map<String, Value>>, u32, u16);
 
 /// One page of a vendor's loose search: its users, whether more pages follow, and the
 /// requests it took.

@@ -17,9 +17,7 @@ use crate::engine::{CallError, FieldChange, Outcome, Reply, Status};
 use crate::error::Error;
 use crate::rules;
 
-/// A user's record when there is one, the requests it took to find out, and the HTTP status
-/// of the last of them (what a `not-found` row reports).
-pub type Found = (Option<Map<String, Value>>, u32, u16);
+pub use super::cache::Found;
 
 /// Which page of the whole user list to read: its number (from 0), how many users the pages
 /// before it held, and how many a page holds. A vendor uses whichever its API counts in.
