@@ -176,31 +176,12 @@ fn update(world: &mut World, call: &Call, id: &str) -> Answer {
         );
     }
     let email = body.get("email").and_then(Value::as_str).unwrap_or("");
-    if !email.contains('@') {
-        return error(
-            400,
-            "um.user.email.invalid",
-            "Email is mandatory and must include @",
-        );
+    if let Err(a) = email_checked(email) {
+        return a;
     }
-    let roles = match body.get("roles").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => {
-            let mut out = Vec::new();
-            for r in list {
-                match resolve_role(r) {
-                    Ok(v) => out.push(v),
-                    Err(a) => return a,
-                }
-            }
-            out
-        }
-        _ => {
-            return error(
-                400,
-                "um.user.roles.required",
-                "A user needs at least one role",
-            )
-        }
+    let roles = match required_roles(&body) {
+        Ok(roles) => roles,
+        Err(a) => return a,
     };
     let wanted = username.to_lowercase();
     let clash = world
@@ -364,12 +345,8 @@ fn create(world: &mut World, call: &Call) -> Answer {
         );
     }
     let email = text("email").unwrap_or("");
-    if !email.contains('@') {
-        return error(
-            400,
-            "um.user.email.invalid",
-            "Email is mandatory and must include @",
-        );
+    if let Err(a) = email_checked(email) {
+        return a;
     }
     if !text("password").is_some_and(password_ok) {
         return error(
@@ -378,24 +355,9 @@ fn create(world: &mut World, call: &Call) -> Answer {
             "Password is mandatory: 8 to 15 characters of a-z A-Z 0-9 @ - _ ! # $ % & .",
         );
     }
-    let roles = match body.get("roles").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => {
-            let mut out = Vec::new();
-            for r in list {
-                match resolve_role(r) {
-                    Ok(v) => out.push(v),
-                    Err(a) => return a,
-                }
-            }
-            out
-        }
-        _ => {
-            return error(
-                400,
-                "um.user.roles.required",
-                "A user needs at least one role",
-            )
-        }
+    let roles = match required_roles(&body) {
+        Ok(roles) => roles,
+        Err(a) => return a,
     };
     let wanted = username.to_lowercase();
     if world.cr_usernames.contains_key(&wanted) {
@@ -452,4 +414,29 @@ fn create(world: &mut World, call: &Call) -> Answer {
     world.cr_usernames.insert(wanted, id.to_string());
     world.control_room.push(id.to_string(), record.clone());
     Answer::json(201, Value::Object(record))
+}
+
+/// An update and a create both need an e-mail with an @.
+fn email_checked(email: &str) -> Result<(), Answer> {
+    if email.contains('@') {
+        Ok(())
+    } else {
+        Err(error(
+            400,
+            "um.user.email.invalid",
+            "Email is mandatory and must include @",
+        ))
+    }
+}
+
+/// An update and a create both need at least one role, each one the Control Room has.
+fn required_roles(body: &serde_json::Map<String, Value>) -> Result<Vec<Value>, Answer> {
+    match body.get("roles").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => list.iter().map(resolve_role).collect(),
+        _ => Err(error(
+            400,
+            "um.user.roles.required",
+            "A user needs at least one role",
+        )),
+    }
 }
