@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,16 +13,16 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::apply::{prepare, ApplyArgs};
-use super::template::write_workbook;
+use super::template::{write_csv, write_file};
 use super::{Connection, Console};
 use crate::check;
-use crate::engine::http::{printable, Hooks, LogSink};
-use crate::engine::{Http, HttpSettings, Outcome, Rate};
+use crate::engine::http::printable;
+use crate::engine::Outcome;
 use crate::error::Error;
 use crate::platform::rmw::{Export, ListPage, Names, PageAt, Total};
-use crate::platform::{self, Connect, Options, CLEAR};
+use crate::platform::{self, Options, CLEAR};
 use crate::read::{Cells, Row};
-use crate::report::{self, AtomicFile};
+use crate::report;
 use crate::rules;
 
 #[derive(Debug, Clone, Default)]
@@ -82,24 +82,14 @@ pub fn run(
     let target = prepare::target(&apply_args, console, platform.name())?;
     let secrets = &target.secrets;
     let redact = |e: Error| e.redacted(|text| printable(&secrets.redact(text)));
-    let http = Arc::new(http_client(
-        args,
+    let http = Arc::new(prepare::http_client(
+        &apply_args,
+        &target,
         platform.default_rate(),
-        secrets,
         interrupted,
     )?);
-    let session = platform
-        .connect(&Connect {
-            url: &target.url,
-            secrets,
-            partition: args
-                .connection
-                .partition
-                .as_deref()
-                .or(secrets.partition.as_deref()),
-            http: Arc::clone(&http),
-        })
-        .map_err(redact)?;
+    let session =
+        prepare::log_in(platform.as_ref(), &apply_args, &target, &http).map_err(redact)?;
     let export = session
         .export()
         .ok_or_else(|| Error::usage(format!("{} cannot list its users here", platform.name())))?;
@@ -176,53 +166,6 @@ pub fn run(
         written.map_or(String::new(), |p| format!(" to {}", p.display())),
     ));
     Ok(0)
-}
-
-/// The client every page shares: one rate limit, retries, `Retry-After` pauses, as `apply` has.
-fn http_client(
-    args: &ExportArgs,
-    default_rate: f64,
-    secrets: &crate::secrets::Secrets,
-    interrupted: &Arc<AtomicBool>,
-) -> Result<Http, Error> {
-    let to_stderr = |line: &str| {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
-    };
-    let log: Option<LogSink> = args.connection.verbose.then(|| {
-        let secrets = secrets.clone();
-        Arc::new(move |line: &str| to_stderr(&format!("bulkedit: {}", secrets.redact(line)))) as _
-    });
-    let notice: LogSink = {
-        let secrets = secrets.clone();
-        Arc::new(move |line: &str| {
-            to_stderr(&format!("bulkedit: warning: {}", secrets.redact(line)));
-        })
-    };
-    let ca_cert = match &args.connection.ca_cert {
-        Some(p) => Some(
-            std::fs::read(p)
-                .map_err(|e| Error::usage(format!("--ca-cert {}: {e}", p.display())))?,
-        ),
-        None => None,
-    };
-    let settings = HttpSettings {
-        rate: args
-            .connection
-            .rate
-            .unwrap_or_else(|| Rate::per_second(default_rate)),
-        retries: args.connection.retries,
-        timeout: args.connection.timeout,
-        ca_cert,
-        concurrency: args.connection.concurrency,
-        max_pause: args.connection.max_pause,
-        ..HttpSettings::default()
-    };
-    let hooks = Hooks {
-        log,
-        notice: Some(notice),
-        interrupted: Arc::clone(interrupted),
-    };
-    Http::new(settings, hooks).map_err(Error::Usage)
 }
 
 /// Every exported user's cells, in list order.
@@ -448,55 +391,6 @@ fn readable(rows: &mut [Vec<String>], csv: bool) -> Kept {
         }
     }
     kept
-}
-
-fn write_csv(
-    out: &mut dyn Write,
-    headers: &[&str],
-    rows: &[Vec<String>],
-    bom: bool,
-) -> std::io::Result<()> {
-    if bom {
-        // Excel opens a UTF-8 file without one as the machine's legacy encoding.
-        out.write_all("\u{feff}".as_bytes())?;
-    }
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(headers)?;
-    for row in rows {
-        w.write_record(row)?;
-    }
-    w.flush()
-}
-
-/// The whole file or none of it: written beside its place and renamed over it when complete.
-/// A sheet in `template`'s columns, as CSV (with a BOM, for Excel) or a workbook; `what` names
-/// the file in an error. The undo file of `apply` is written through it too.
-pub(crate) fn write_file(
-    path: &Path,
-    template: &platform::Template,
-    rows: &[Vec<String>],
-    csv: bool,
-    what: &'static str,
-) -> Result<(), Error> {
-    let file = AtomicFile::new(path);
-    let written = if csv {
-        std::fs::File::create(&file.tmp).and_then(|f| {
-            let mut out = std::io::BufWriter::new(f);
-            write_csv(&mut out, &template.headers, rows, true)?;
-            out.into_inner()
-                .map_err(std::io::IntoInnerError::into_error)?
-                .sync_all()
-        })
-    } else {
-        write_workbook(&file.tmp, template, rows).map_err(std::io::Error::other)
-    };
-    match written.and_then(|()| file.commit()) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            file.abandon();
-            Err(Error::output(path, what, e))
-        }
-    }
 }
 
 /// A bar counting pages while a person watches stderr.

@@ -8,6 +8,7 @@ use rust_xlsxwriter::{DataValidation, Format, Workbook};
 
 use crate::error::Error;
 use crate::platform::{self, Options};
+use crate::report::AtomicFile;
 
 pub struct TemplateArgs {
     pub platform: String,
@@ -117,4 +118,54 @@ where
     }
     sheet.set_freeze_panes(1, 0)?;
     wb.save(path)
+}
+
+/// A sheet in the template's columns as CSV: a header and `rows`, with a BOM when `bom`.
+pub(crate) fn write_csv(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    bom: bool,
+) -> std::io::Result<()> {
+    if bom {
+        // Excel opens a UTF-8 file without one as the machine's legacy encoding.
+        out.write_all("\u{feff}".as_bytes())?;
+    }
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(headers)?;
+    for row in rows {
+        w.write_record(row)?;
+    }
+    w.flush()
+}
+
+/// The whole file or none of it: written beside its place and renamed over it when complete.
+/// A sheet in `template`'s columns, as CSV (with a BOM, for Excel) or a workbook; `what` names
+/// the file in an error. `export` and the undo file of `apply` write through it.
+pub(crate) fn write_file(
+    path: &Path,
+    template: &platform::Template,
+    rows: &[Vec<String>],
+    csv: bool,
+    what: &'static str,
+) -> Result<(), Error> {
+    let file = AtomicFile::new(path);
+    let written = if csv {
+        std::fs::File::create(&file.tmp).and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            write_csv(&mut out, &template.headers, rows, true)?;
+            out.into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?
+                .sync_all()
+        })
+    } else {
+        write_workbook(&file.tmp, template, rows).map_err(std::io::Error::other)
+    };
+    match written.and_then(|()| file.commit()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            file.abandon();
+            Err(Error::output(path, what, e))
+        }
+    }
 }

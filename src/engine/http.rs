@@ -200,6 +200,11 @@ pub struct Http {
 const ANNOUNCED_PAUSE: Duration = Duration::from_secs(5);
 
 impl Http {
+    /// The rate every request of this client keeps to.
+    pub fn rate(&self) -> Rate {
+        self.settings.rate
+    }
+
     pub fn new(settings: HttpSettings, hooks: Hooks) -> Result<Self, String> {
         // reqwest is built without a crypto provider of its own; rustls's ring is the one.
         let _ = rustls::crypto::ring::default_provider().install_default();

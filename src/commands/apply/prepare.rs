@@ -232,18 +232,16 @@ pub fn survey(
     })
 }
 
-/// The HTTP client every worker shares, and a session that has logged in and read what the
-/// rows need: the check, before the first row, that the URL and the credentials work. When
-/// they do not, the run stops here (exit 2), before a report is written or replaced.
-pub fn connect(
+/// The HTTP client a run shares between its workers: the connection settings, the platform's
+/// safe rate unless one is given, and lines to stderr with every secret redacted (with -v
+/// there is no progress bar, see `Progress::new`, so they go straight to stderr).
+pub fn http_client(
     args: &ApplyArgs,
-    survey: &Survey,
     target: &Target,
+    default_rate: f64,
     interrupted: &Arc<AtomicBool>,
-) -> Result<Connected, Error> {
-    let platform = survey.platform.as_ref();
+) -> Result<Http, Error> {
     let secrets = &target.secrets;
-    // With -v there is no progress bar (see `Progress::new`), so lines go straight to stderr.
     let log: Option<LogSink> = args.connection.verbose.then(|| {
         let secrets = secrets.clone();
         Arc::new(move |line: &str| to_stderr(&format!("bulkedit: {}", secrets.redact(line)))) as _
@@ -263,7 +261,7 @@ pub fn connect(
         rate: args
             .connection
             .rate
-            .unwrap_or_else(|| Rate::per_second(platform.default_rate())),
+            .unwrap_or_else(|| Rate::per_second(default_rate)),
         retries: args.connection.retries,
         timeout: args.connection.timeout,
         ca_cert: target.ca_cert.clone(),
@@ -271,23 +269,52 @@ pub fn connect(
         max_pause: args.connection.max_pause,
         ..HttpSettings::default()
     };
-    let rate = settings.rate;
-    let http = Arc::new(Http::new(settings, hooks).map_err(Error::Usage)?);
+    Http::new(settings, hooks).map_err(Error::Usage)
+}
+
+/// Logs in to `target` as its secrets say, in the partition `--partition` or the secrets name.
+pub fn log_in(
+    platform: &dyn Platform,
+    args: &ApplyArgs,
+    target: &Target,
+    http: &Arc<Http>,
+) -> Result<Box<dyn Session>, Error> {
+    let secrets = &target.secrets;
+    platform.connect(&Connect {
+        url: &target.url,
+        secrets,
+        partition: args
+            .connection
+            .partition
+            .as_deref()
+            .or(secrets.partition.as_deref()),
+        http: Arc::clone(http),
+    })
+}
+
+/// The HTTP client every worker shares, and a session that has logged in and read what the
+/// rows need: the check, before the first row, that the URL and the credentials work. When
+/// they do not, the run stops here (exit 2), before a report is written or replaced.
+pub fn connect(
+    args: &ApplyArgs,
+    survey: &Survey,
+    target: &Target,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<Connected, Error> {
+    let platform = survey.platform.as_ref();
+    let secrets = &target.secrets;
+    let http = Arc::new(http_client(
+        args,
+        target,
+        platform.default_rate(),
+        interrupted,
+    )?);
+    let rate = http.rate();
     // A roster of no valid rows still has users missing from it.
     let session = if survey.plan.rows == 0 && !args.deactivate_missing {
         Ok(None)
     } else {
-        platform
-            .connect(&Connect {
-                url: &target.url,
-                secrets,
-                partition: args
-                    .connection
-                    .partition
-                    .as_deref()
-                    .or(secrets.partition.as_deref()),
-                http: Arc::clone(&http),
-            })
+        log_in(platform, args, target, &http)
             .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))
     };
     let session = session.map_err(|e| e.redacted(|text| printable(&secrets.redact(text))))?;

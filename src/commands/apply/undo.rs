@@ -102,7 +102,7 @@ impl<'a> UndoFile<'a> {
             })
             .collect();
         if !rows.is_empty() {
-            super::super::export::write_file(path, &template, &rows, !workbook, "undo file")?;
+            super::super::template::write_file(path, &template, &rows, !workbook, "undo file")?;
         }
         Ok(Some(Written {
             rows: rows.len(),
