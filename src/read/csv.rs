@@ -9,7 +9,7 @@ use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::records::{skip_empty_lines, Next, Numbering, Records};
-use super::{split_header, Cells, Row, Rows, Sheet, TextBody};
+use super::{split_header, Cells, Dialect, Row, Rows, Sheet, TextBody};
 use crate::error::Error;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -209,7 +209,15 @@ pub(super) fn open(
             encoding = TextEncoding::Legacy(legacy_encoding(&sample));
         }
     }
-    let delimiter = detect_delimiter(&decode_sample(encoding, &head[bom_len..]));
+    let sample = decode_sample(encoding, &head[bom_len..]);
+    let delimiter = detect_delimiter(&sample);
+    let dialect = Dialect {
+        delimiter,
+        crlf: ends_lines_with_cr(&sample),
+        // UTF-16's byte order mark is read as part of its encoding, not counted in `bom_len`.
+        bom: bom_len > 0 || matches!(encoding, TextEncoding::Utf16(_)),
+        utf8: encoding == TextEncoding::Utf8,
+    };
     let description = describe(encoding, bom_len > 0, delimiter);
     let source: Chain<Cursor<Vec<u8>>, File> = Cursor::new(head[bom_len..].to_vec()).chain(file);
     let reader: Box<dyn Read + Send> = match encoding {
@@ -250,7 +258,24 @@ pub(super) fn open(
         warnings,
         // A report's cells were defused where they needed it, and so are again.
         cells_are_text: report,
+        dialect: Some(dialect),
     })
+}
+
+/// Whether the first line end outside quotes is CR LF (or a bare CR) rather than LF: a line
+/// break inside a quoted cell is LF even in a file Excel saved with CR LF line ends. No line
+/// end at all counts as LF.
+fn ends_lines_with_cr(sample: &str) -> bool {
+    let mut quoted = false;
+    for b in sample.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\r' if !quoted => return true,
+            b'\n' if !quoted => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Where the rows after the header start, found again with the fast reader, which must agree
@@ -611,6 +636,15 @@ mod tests {
             let e = name_column(unclosed_quote(Path::new("f"), 2, i), &[]);
             assert!(matches!(e, Error::Input { column: Some(c), .. } if c == l));
         }
+    }
+
+    #[test]
+    fn line_ends_are_the_first_outside_quotes() {
+        assert!(ends_lines_with_cr("a;b\r\n1;2\r\n"));
+        assert!(!ends_lines_with_cr("a;b\n1;2\r\n"));
+        assert!(ends_lines_with_cr("\"a\nb\";c\r\n"));
+        assert!(ends_lines_with_cr("a\rb\r"));
+        assert!(!ends_lines_with_cr("a,b"));
     }
 
     #[test]

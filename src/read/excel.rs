@@ -85,6 +85,7 @@ pub(super) fn open(
         warnings,
         text: None,
         cells_are_text: true,
+        dialect: None,
     })
 }
 

@@ -156,6 +156,22 @@ pub struct Sheet {
     /// Whether a cell is text whatever it starts with (a workbook's string cell), so that a
     /// CSV report must keep Excel from reading `=…` in it as a formula.
     pub cells_are_text: bool,
+    /// How delimited text is written; `None` for a workbook, which has no such thing.
+    pub dialect: Option<Dialect>,
+}
+
+/// How a delimited text file is written, as found on reading it: what a file written for the
+/// same person (opening it in the same program) would follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub delimiter: u8,
+    /// Whether its first line ends in CR LF (or a bare CR), as Windows programs end lines,
+    /// rather than LF.
+    pub crlf: bool,
+    /// Whether it starts with a byte order mark (UTF-8's, or UTF-16's).
+    pub bom: bool,
+    /// Whether it is UTF-8 (rather than UTF-16 or a legacy code page such as Windows-1252).
+    pub utf8: bool,
 }
 
 /// The rows of a UTF-8 delimited text file after its header, as bytes: read in blocks of

@@ -17,9 +17,10 @@ pub struct RecordInfo {
     /// Line breaks that end lines (not those inside quoted cells) before the record, counted
     /// from the start of the bytes: the record's distance in rows from the first one.
     pub rows_before: u64,
-    /// Every cell's bytes are its value in the minimal CSV spelling: no padding that trimming
-    /// takes away, quoted exactly when it holds a comma, a quote or a line break (as
-    /// `report::push_csv_field` writes a field, so that a report can copy such a record).
+    /// Every cell's bytes are its value in the minimal spelling for this delimiter: no padding
+    /// that trimming takes away, quoted exactly when it holds the delimiter, a quote or a line
+    /// break (as `report::push_csv_field` writes a field in a report separated by the same
+    /// delimiter, so that such a report can copy the record).
     pub canonical: bool,
 }
 
@@ -85,7 +86,9 @@ impl<'a> Records<'a> {
         class[usize::from(b'\n')] |= ENDS_CELL | NEEDS_QUOTES;
         class[usize::from(b'\r')] |= ENDS_CELL | NEEDS_QUOTES;
         class[usize::from(b'"')] |= QUOTE | NEEDS_QUOTES;
-        class[usize::from(b',')] |= NEEDS_QUOTES;
+        // A cell holding the delimiter must be quoted; one holding a comma in a file separated
+        // by something else need not be (nor is it, by a report in the same delimiter).
+        class[usize::from(delimiter)] |= NEEDS_QUOTES;
         Records {
             bytes,
             at_eof,
