@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::platform::{self, Layout, Options, Platform};
 use crate::read::{self, Sheet};
-use crate::report::Columns;
+use crate::report::{Columns, CsvDialect};
 
 /// An input file opened for one platform.
 pub struct Input {
@@ -38,6 +38,7 @@ impl Input {
                 .filter_map(|&f| self.layout.field_col[f])
                 .collect(),
             defuse_input: self.sheet.cells_are_text,
+            csv: CsvDialect::following(self.sheet.dialect.as_ref()),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::platform::rmw::{Export, ListPage, Names, PageAt, Total};
 use crate::platform::{self, Options, CLEAR};
 use crate::read::{Cells, Row};
-use crate::report;
+use crate::report::{self, CsvDialect};
 use crate::rules;
 
 #[derive(Debug, Clone, Default)]
@@ -141,13 +141,25 @@ pub fn run(
     let written = match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
-            write_csv(&mut out, &template.headers, &listed.rows, false)
+            write_csv(&mut out, &template.headers, &listed.rows, CsvDialect::PLAIN)
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::usage(format!("cannot write the export: {e}")))?;
             None
         }
         Some(path) => {
-            write_file(path, &template, &listed.rows, csv, "export")?;
+            // A file gets a BOM: Excel opens UTF-8 without one as the machine's legacy
+            // encoding. Commas and LF, as an export always was (SPEC leaves its dialect open).
+            let dialect = CsvDialect {
+                bom: true,
+                ..CsvDialect::PLAIN
+            };
+            write_file(
+                path,
+                &template,
+                &listed.rows,
+                csv.then_some(dialect),
+                "export",
+            )?;
             Some(path.as_path())
         }
     };

@@ -8,7 +8,7 @@ use rust_xlsxwriter::{DataValidation, Format, Workbook};
 
 use crate::error::Error;
 use crate::platform::{self, Options};
-use crate::report::AtomicFile;
+use crate::report::{AtomicFile, CsvDialect};
 
 pub struct TemplateArgs {
     pub platform: String,
@@ -120,18 +120,22 @@ where
     wb.save(path)
 }
 
-/// A sheet in the template's columns as CSV: a header and `rows`, with a BOM when `bom`.
+/// A sheet in the template's columns as CSV in `dialect`: a header and `rows`.
 pub(crate) fn write_csv(
     out: &mut dyn Write,
     headers: &[&str],
     rows: &[Vec<String>],
-    bom: bool,
+    dialect: CsvDialect,
 ) -> std::io::Result<()> {
-    if bom {
-        // Excel opens a UTF-8 file without one as the machine's legacy encoding.
-        out.write_all("\u{feff}".as_bytes())?;
-    }
-    let mut w = csv::Writer::from_writer(out);
+    out.write_all(dialect.preamble())?;
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(dialect.delimiter)
+        .terminator(if dialect.crlf {
+            csv::Terminator::CRLF
+        } else {
+            csv::Terminator::Any(b'\n')
+        })
+        .from_writer(out);
     w.write_record(headers)?;
     for row in rows {
         w.write_record(row)?;
@@ -140,20 +144,20 @@ pub(crate) fn write_csv(
 }
 
 /// The whole file or none of it: written beside its place and renamed over it when complete.
-/// A sheet in `template`'s columns, as CSV (with a BOM, for Excel) or a workbook; `what` names
-/// the file in an error. `export` and the undo file of `apply` write through it.
+/// A sheet in `template`'s columns, as CSV in the dialect given or else a workbook; `what`
+/// names the file in an error. `export` and the undo file of `apply` write through it.
 pub(crate) fn write_file(
     path: &Path,
     template: &platform::Template,
     rows: &[Vec<String>],
-    csv: bool,
+    csv: Option<CsvDialect>,
     what: &'static str,
 ) -> Result<(), Error> {
     let file = AtomicFile::new(path);
-    let written = if csv {
+    let written = if let Some(dialect) = csv {
         std::fs::File::create(&file.tmp).and_then(|f| {
             let mut out = std::io::BufWriter::new(f);
-            write_csv(&mut out, &template.headers, rows, true)?;
+            write_csv(&mut out, &template.headers, rows, dialect)?;
             out.into_inner()
                 .map_err(std::io::IntoInnerError::into_error)?
                 .sync_all()

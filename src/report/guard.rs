@@ -201,19 +201,39 @@ fn records_writes(report: &Path) -> bool {
     })
 }
 
-/// Whether `,updated,` (or another write status between commas, as a report line holds it)
-/// occurs anywhere in the file, read in blocks so memory stays small.
+/// Whether `,updated,` (or another write status between delimiters, as a report line holds
+/// it) occurs anywhere in the file, read in blocks so memory stays small. The delimiter is the
+/// one after `row` at the start of the report's header (after its BOM, if any); a file that
+/// does not start so may hold anything, and is said to.
 fn mentions_a_write(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
-    let needles: Vec<Vec<u8>> = Status::ALL
-        .iter()
-        .filter(|s| s.is_write())
-        .map(|s| format!(",{},", s.as_str()).into_bytes())
-        .collect();
-    let keep = needles.iter().map(Vec::len).max().unwrap_or(1) - 1;
     let mut file = File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0;
+    // The start alone: the loop below searches from it with the rest of the first block.
+    while filled < 8 {
+        match file.read(&mut buf[filled..8])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    let header = buf[..filled]
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(&buf[..filled]);
+    let Some(&delimiter) = header.strip_prefix(b"row").and_then(<[u8]>::first) else {
+        return Ok(true);
+    };
+    let needles: Vec<Vec<u8>> = Status::ALL
+        .iter()
+        .filter(|s| s.is_write())
+        .map(|s| {
+            let mut needle = vec![delimiter];
+            needle.extend_from_slice(s.as_str().as_bytes());
+            needle.push(delimiter);
+            needle
+        })
+        .collect();
+    let keep = needles.iter().map(Vec::len).max().unwrap_or(1) - 1;
     loop {
         let n = file.read(&mut buf[filled..])?;
         let end = filled + n;
@@ -307,21 +327,28 @@ mod tests {
     }
 
     #[test]
-    fn a_write_status_is_found_across_the_blocks_it_is_read_in() {
+    fn a_write_status_is_found_across_the_blocks_it_is_read_in_whatever_the_dialect() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
-        let filler = "2,valid,,,0,x@example.com\n".repeat(60_000);
-        std::fs::write(&path, &filler).unwrap();
-        assert!(!mentions_a_write(&path).unwrap());
-        // Placed so that the block boundary (1 MiB) falls inside the status.
-        let cut = (1 << 20) - 4;
-        let text = format!(
-            "{}3,updated,,201,1,y@example.com\n{}",
-            &filler[..cut - 2],
-            &filler[..100]
-        );
-        let text = text.replacen(&filler[..cut - 2], &"a".repeat(cut - 2), 1);
-        std::fs::write(&path, text).unwrap();
+        for (bom, d, end) in [("", ',', "\n"), ("\u{feff}", ';', "\r\n"), ("", '\t', "\n")] {
+            let header = format!(
+                "{bom}row{d}status{d}error{d}changes{d}http_status{d}attempts{d}email{end}"
+            );
+            let filler = format!("2{d}valid{d}{d}{d}{d}0{d}x@example.com{end}").repeat(60_000);
+            std::fs::write(&path, format!("{header}{filler}")).unwrap();
+            assert!(!mentions_a_write(&path).unwrap());
+            // Placed so that the block boundary (1 MiB) falls inside the status.
+            let cut = (1 << 20) - 4;
+            let text = format!(
+                "{header}{}3{d}updated{d}{d}{d}201{d}1{d}y@example.com{end}{}",
+                "a".repeat(cut - 2 - header.len()),
+                &filler[..100]
+            );
+            std::fs::write(&path, text).unwrap();
+            assert!(mentions_a_write(&path).unwrap());
+        }
+        // Not a report's header: it may hold anything.
+        std::fs::write(&path, "email\nx@example.com\n").unwrap();
         assert!(mentions_a_write(&path).unwrap());
     }
 

@@ -14,6 +14,11 @@
 //! resumed run that finds such a row's user already as the row wants it reports what the
 //! earlier attempt did (`updated`, `created`, `deactivated`) rather than `unchanged`, and so
 //! the undo file puts it back too.
+//!
+//! The journal is spelled as the report is (the input's delimiter, line ends and BOM): it is
+//! the report a person opens while the run goes on or after it was killed. The notes, which
+//! no person opens, are always plain CSV, so that a resumed run reads them whatever the input
+//! is like now.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -21,7 +26,9 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{is_xlsx, push_csv_record, Columns, ReportRow, ReportWriter, NO_ROW, REPORT_COLUMNS};
+use super::{
+    is_xlsx, push_csv_record, Columns, CsvDialect, ReportRow, ReportWriter, NO_ROW, REPORT_COLUMNS,
+};
 use crate::engine::{Outcome, Status};
 use crate::read::Cells;
 use crate::rules::FieldError;
@@ -85,7 +92,11 @@ impl Sending {
         };
         Ok(Sending {
             file,
-            columns: columns.clone(),
+            // Read back by `read_in_flight` as plain CSV.
+            columns: Columns {
+                csv: CsvDialect::PLAIN,
+                ..columns.clone()
+            },
             path,
         })
     }
@@ -264,7 +275,9 @@ pub fn read_earlier(
         ));
     }
     let mut earlier = Earlier::none();
-    earlier.append = source == journal;
+    // Appended to only when spelled as this run writes (the input may have been saved in
+    // another dialect since): otherwise its lines are carried into a journal begun anew.
+    earlier.append = source == journal && sheet.dialect.is_some_and(|d| columns.csv.is(&d));
     earlier.key_cols = key_cols.to_vec();
     // Every row and leaver the earlier attempts journaled, finished or not.
     let mut journaled = std::collections::HashSet::new();
@@ -360,10 +373,14 @@ impl Journal {
             // Built aside and renamed, so an earlier report is replaced only by a whole journal.
             let tmp = super::AtomicFile::new(&path);
             {
-                let mut text = Vec::new();
-                push_csv_record(&mut text, columns.header_row().iter().map(String::as_str));
+                let mut text = columns.csv.preamble().to_vec();
+                push_csv_record(
+                    &mut text,
+                    columns.header_row().iter().map(String::as_str),
+                    &columns.csv,
+                );
                 for line in &earlier.carry {
-                    push_csv_record(&mut text, line.iter());
+                    push_csv_record(&mut text, line.iter(), &columns.csv);
                 }
                 let mut f = File::create(&tmp.tmp)?;
                 f.write_all(&text)?;
@@ -447,9 +464,12 @@ pub fn finalize(
     field_errors: &HashMap<u64, Vec<FieldError>>,
     mut each: impl FnMut(&Outcome, &Cells),
 ) -> io::Result<bool> {
+    // Written in `columns.csv` (see `Journal::open`); the reader takes off a BOM and reads
+    // either line end.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
+        .delimiter(columns.csv.delimiter)
         .from_path(journal)?;
     let mut index: Vec<(u64, u64, u64)> = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -460,10 +480,14 @@ pub fn finalize(
             break;
         }
         let start = record.position().map_or(pos, |p| p.byte());
+        // Where the line ends tells whose it is: after CR LF line ends a record's start is the
+        // LF of the line before (the reader ends a record at its CR), which for this run's
+        // first line lies before `from`.
+        let end = reader.position().byte();
         // An earlier run's lines of input rows are this run's again (carried or sent anew);
         // its lines of no input row (users it deactivated as missing from the roster) are
         // kept as they are, or a resumed run's report would lose them.
-        if start < from && record.get(0) != Some("") {
+        if end <= from && record.get(0) != Some("") {
             continue;
         }
         // Lines of no input row keep their journal order, after every input row.
@@ -538,6 +562,7 @@ mod tests {
             input_cols: vec![0],
             masked: Vec::new(),
             defuse_input: false,
+            csv: CsvDialect::PLAIN,
         };
         let earlier = "row,status,error,changes,http_status,attempts,username\n\
                        2,updated,,,200,2,a\n\
@@ -564,6 +589,53 @@ mod tests {
              3,updated,,,200,2,b\n\
              ,deactivated,,,200,2,gone1\n\
              ,deactivated,,,200,2,gone2\n"
+        );
+    }
+
+    #[test]
+    fn a_journal_in_the_inputs_dialect_is_read_back_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = CsvDialect {
+            delimiter: b';',
+            crlf: true,
+            bom: true,
+        };
+        let columns = Columns {
+            headers: vec!["username".into(), "department".into()],
+            input_cols: vec![0, 1],
+            masked: Vec::new(),
+            defuse_input: false,
+            csv,
+        };
+        let report = dir.path().join("report.csv");
+        let mut journal = Journal::open(&report, &columns, &Earlier::none()).unwrap();
+        let from = journal.start;
+        for (line, name, department) in [(3, "Zoë", "R&D; Lab"), (2, "José", "a, b")] {
+            let cells = Cells::from(vec![name, department]);
+            journal
+                .record(&ReportRow {
+                    line,
+                    outcome: &Outcome::new(Status::Updated),
+                    cells: &cells,
+                    field_errors: &[],
+                })
+                .unwrap();
+        }
+        journal.close().unwrap();
+        let mut seen = Vec::new();
+        finalize(&report, from, &report, &columns, &HashMap::new(), |_, c| {
+            seen.push(c.to_vec())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [["José", "a, b"], ["Zoë", "R&D; Lab"]].map(|r| r.map(String::from).to_vec())
+        );
+        assert_eq!(
+            std::fs::read_to_string(&report).unwrap(),
+            "\u{feff}row;status;error;changes;http_status;attempts;username;department\r\n\
+             2;updated;;;;0;José;a, b\r\n\
+             3;updated;;;;0;Zoë;\"R&D; Lab\"\r\n"
         );
     }
 }

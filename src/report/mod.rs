@@ -4,8 +4,9 @@
 //! written to a temporary file and renamed into place, so nobody ever opens half a report.
 //!
 //! Everything about what a report line holds and how it is spelled lives here: which cells,
-//! masked and defused ([`Columns`]), CSV fields, and lines made ahead on every core
-//! ([`CsvLines`], [`Lines`]) for [`ReportWriter::write_lines`] to number and write in order.
+//! masked and defused ([`Columns`]), CSV fields in the input's own dialect ([`CsvDialect`]),
+//! and lines made ahead on every core ([`CsvLines`], [`Lines`]) for
+//! [`ReportWriter::write_lines`] to number and write in order.
 
 pub mod guard;
 pub mod journal;
@@ -17,7 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::engine::{FieldChange, Outcome};
-use crate::read::Cells;
+use crate::read::{self, Cells};
 use crate::rules::{needs_defusing, FieldError};
 
 pub use crate::rules::REPORT_COLUMNS;
@@ -37,7 +38,77 @@ pub struct ReportRow<'a> {
     pub field_errors: &'a [FieldError],
 }
 
-/// What a report shows of the input: which columns, under which names, and which to mask.
+/// How a CSV file is spelled: what separates its cells, what ends its lines, and whether it
+/// starts with UTF-8's byte order mark. Always UTF-8: every character of every input fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvDialect {
+    pub delimiter: u8,
+    pub crlf: bool,
+    pub bom: bool,
+}
+
+impl CsvDialect {
+    /// Comma, LF, no BOM: what the `csv` crate writes, for files no person opens.
+    pub const PLAIN: CsvDialect = CsvDialect {
+        delimiter: b',',
+        crlf: false,
+        bom: false,
+    };
+
+    /// The CSV report of a workbook. Comma, the separator "CSV UTF-8" means to every Excel
+    /// (there is no input delimiter to follow); CR LF, as Excel on Windows saves CSV; and a
+    /// BOM, because a workbook's cells can hold any character and Excel reads UTF-8 without
+    /// one as the machine's legacy code page.
+    pub const WORKBOOK: CsvDialect = CsvDialect {
+        delimiter: b',',
+        crlf: true,
+        bom: true,
+    };
+
+    /// The dialect of a CSV report on an input read in `input` (`None`: a workbook): the
+    /// input's delimiter and line ends, so that Excel splits the report into columns as it
+    /// split the input; and a BOM when the input had one or was not UTF-8, so that Excel,
+    /// which reads UTF-8 without a BOM as the machine's legacy code page, shows every
+    /// character where the input opened (a Windows-1252 input's report is UTF-8 all the same).
+    pub fn following(input: Option<&read::Dialect>) -> CsvDialect {
+        match input {
+            Some(d) => CsvDialect {
+                delimiter: d.delimiter,
+                crlf: d.crlf,
+                bom: d.bom || !d.utf8,
+            },
+            None => CsvDialect::WORKBOOK,
+        }
+    }
+
+    /// Whether a file read in dialect `read` is spelled as this one writes.
+    pub fn is(&self, read: &read::Dialect) -> bool {
+        read.utf8
+            && read.delimiter == self.delimiter
+            && read.crlf == self.crlf
+            && read.bom == self.bom
+    }
+
+    pub fn line_end(&self) -> &'static [u8] {
+        if self.crlf {
+            b"\r\n"
+        } else {
+            b"\n"
+        }
+    }
+
+    /// What the file starts with: the BOM, or nothing.
+    pub fn preamble(&self) -> &'static [u8] {
+        if self.bom {
+            "\u{feff}".as_bytes()
+        } else {
+            b""
+        }
+    }
+}
+
+/// What a report shows of the input: which columns, under which names, and which to mask;
+/// and how a CSV report spells them.
 #[derive(Debug, Clone)]
 pub struct Columns {
     pub headers: Vec<String>,
@@ -48,6 +119,8 @@ pub struct Columns {
     /// Whether input cells are text whatever they start with (a workbook's string cells):
     /// a CSV report then defuses those Excel would read as formulas.
     pub defuse_input: bool,
+    /// The dialect of a CSV report (and its failures file and journal).
+    pub csv: CsvDialect,
 }
 
 impl Columns {
@@ -115,20 +188,20 @@ impl Columns {
 
     /// Appends a row's report line as CSV, without building its cells first.
     pub fn csv_line(&self, row: &ReportRow, out: &mut Vec<u8>) {
-        let _ = self.each_csv_cell(row, csv_fields(out, 0));
-        out.push(b'\n');
+        let _ = self.each_csv_cell(row, csv_fields(out, 0, self.csv.delimiter));
+        out.extend_from_slice(self.csv.line_end());
     }
 
     /// [`Columns::csv_line`] without the row number, which [`ReportWriter::write_lines`] puts
     /// in front.
     fn csv_line_after_row(&self, row: &ReportRow, out: &mut Vec<u8>) {
-        let _ = self.each_csv_cell(row, csv_fields(out, 1));
-        out.push(b'\n');
+        let _ = self.each_csv_cell(row, csv_fields(out, 1, self.csv.delimiter));
+        out.extend_from_slice(self.csv.line_end());
     }
 
-    /// Whether a record whose cells are spelled as [`push_csv_field`] spells them can be
-    /// copied into a report line as it stands: the report shows every input column, in input
-    /// order.
+    /// Whether a record whose cells are spelled as [`push_csv_field`] spells them (in the
+    /// report's delimiter) can be copied into a report line as it stands: the report shows
+    /// every input column, in input order.
     fn copies_records(&self) -> bool {
         self.input_cols.iter().copied().eq(0..self.headers.len())
     }
@@ -167,9 +240,10 @@ pub struct CsvLines {
 
 impl CsvLines {
     fn new(columns: &Columns) -> Self {
+        let delimiter = columns.csv.delimiter;
         let mut valid_then = Vec::new();
-        let _ = outcome_cells(&Self::valid(), csv_fields(&mut valid_then, 0));
-        valid_then.push(b',');
+        let _ = outcome_cells(&Self::valid(), csv_fields(&mut valid_then, 0, delimiter));
+        valid_then.push(delimiter);
         CsvLines {
             columns: columns.clone(),
             valid_then,
@@ -187,10 +261,11 @@ impl CsvLines {
 
     /// The same, for rows that come with their records as read from text separated by
     /// `delimiter`: a valid row whose record is already spelled as this report spells it is
-    /// copied into its line as it stands, rather than written again cell by cell.
+    /// copied into its line as it stands, rather than written again cell by cell. A report
+    /// follows its input's delimiter, so this holds for every input it can.
     pub fn copying_records(&self, delimiter: u8) -> Self {
         CsvLines {
-            copies: self.columns.copies_records() && delimiter == b',',
+            copies: self.columns.copies_records() && delimiter == self.columns.csv.delimiter,
             ..self.clone()
         }
     }
@@ -209,7 +284,7 @@ impl CsvLines {
             {
                 lines.report.extend_from_slice(&self.valid_then);
                 lines.report.extend_from_slice(bytes);
-                lines.report.push(b'\n');
+                lines.report.extend_from_slice(self.columns.csv.line_end());
             }
             _ => self.columns.csv_line_after_row(row, &mut lines.report),
         }
@@ -247,19 +322,20 @@ impl Lines {
     }
 }
 
-/// Writes the cells handed to it as CSV fields with commas between, leaving out the first
-/// `skip` of them.
+/// Writes the cells handed to it as CSV fields with `delimiter` between, leaving out the
+/// first `skip` of them.
 fn csv_fields(
     out: &mut Vec<u8>,
     skip: usize,
+    delimiter: u8,
 ) -> impl FnMut(&str) -> Result<(), std::convert::Infallible> + '_ {
     let mut i = 0;
     move |s| {
         if i > skip {
-            out.push(b',');
+            out.push(delimiter);
         }
         if i >= skip {
-            push_csv_field(out, s);
+            push_csv_field(out, s, delimiter);
         }
         i += 1;
         Ok(())
@@ -404,14 +480,14 @@ fn parse_change_value(text: &str) -> Option<(String, &str)> {
     Some((text[..end].to_string(), &text[end..]))
 }
 
-/// Appends one CSV field, quoted only when it holds a comma, a quote or a line break (as the
-/// `csv` crate writes it, and as [`crate::read::records::RecordInfo::canonical`] finds a
-/// record's cells already spelled).
-pub fn push_csv_field(out: &mut Vec<u8>, field: &str) {
+/// Appends one CSV field, quoted only when it holds the delimiter, a quote or a line break
+/// (as the `csv` crate writes it, and as [`crate::read::records::RecordInfo::canonical`] finds
+/// a record's cells already spelled).
+pub fn push_csv_field(out: &mut Vec<u8>, field: &str, delimiter: u8) {
     let bytes = field.as_bytes();
     if bytes
         .iter()
-        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        .any(|&b| b == delimiter || matches!(b, b'"' | b'\n' | b'\r'))
     {
         out.push(b'"');
         for &b in bytes {
@@ -426,15 +502,19 @@ pub fn push_csv_field(out: &mut Vec<u8>, field: &str) {
     }
 }
 
-/// Appends a whole CSV record and its line end.
-pub fn push_csv_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'a str>) {
+/// Appends a whole CSV record and its line end, in `dialect`.
+pub fn push_csv_record<'a>(
+    out: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = &'a str>,
+    dialect: &CsvDialect,
+) {
     for (i, f) in fields.into_iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.push(dialect.delimiter);
         }
-        push_csv_field(out, f);
+        push_csv_field(out, f, dialect.delimiter);
     }
-    out.push(b'\n');
+    out.extend_from_slice(dialect.line_end());
 }
 
 /// Text from a server must not become a formula when the report is opened in Excel.
@@ -635,8 +715,12 @@ impl CsvSink {
         let created = File::create(&file.tmp)?;
         let written = Writeback::new(&created)?;
         let mut writer = BufWriter::with_capacity(256 * 1024, created);
-        let mut line = Vec::new();
-        push_csv_record(&mut line, columns.header_row().iter().map(String::as_str));
+        let mut line = columns.csv.preamble().to_vec();
+        push_csv_record(
+            &mut line,
+            columns.header_row().iter().map(String::as_str),
+            &columns.csv,
+        );
         writer.write_all(&line)?;
         Ok(CsvSink {
             file,
@@ -725,16 +809,17 @@ impl ReportWriter {
         report.clear();
         failures.clear();
         let mut num = itoa::Buffer::new();
+        let delimiter = self.columns.csv.delimiter;
         let (mut r, mut f) = (0, 0);
         for (&(report_end, failures_end), n) in lines.ends.iter().zip(numbers) {
             let n = num.format(n).as_bytes();
             report.extend_from_slice(n);
-            report.push(b',');
+            report.push(delimiter);
             report.extend_from_slice(&lines.report[r..report_end]);
             r = report_end;
             if failures_end > f {
                 failures.extend_from_slice(n);
-                failures.push(b',');
+                failures.push(delimiter);
                 failures.extend_from_slice(&lines.failures[f..failures_end]);
                 f = failures_end;
             }

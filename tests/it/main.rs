@@ -10,6 +10,7 @@ mod common;
 
 mod apply;
 mod columns;
+mod dialect;
 mod export;
 mod files;
 mod home;

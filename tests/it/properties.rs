@@ -128,18 +128,21 @@ proptest! {
     }
 
     /// A record the fast reader calls canonical is copied into the report as it stands, so
-    /// its bytes must be exactly what the report writer would make of its cells.
+    /// its bytes must be exactly what the report writer would make of its cells in a report
+    /// separated by the same delimiter.
     #[test]
     fn canonical_records_are_what_the_report_would_write(
         bytes in proptest::collection::vec(prop::sample::select(
-            b"aab ,,\"\"\n\r".iter().copied().chain([0xc3, 0xa9]).collect::<Vec<u8>>()), 0..200),
+            b"aab ,,;;\t\"\"\n\r".iter().copied().chain([0xc3, 0xa9]).collect::<Vec<u8>>()), 0..200),
+        d in prop::sample::select(vec![b',', b';', b'\t', b'|']),
     ) {
-        let mut records = read::records::Records::new(&bytes, b',', true);
+        let mut records = read::records::Records::new(&bytes, d, true);
         let mut row = Row::default();
+        let dialect = bulkedit::report::CsvDialect { delimiter: d, ..bulkedit::report::CsvDialect::PLAIN };
         while let read::records::Next::Record(info) = records.next_into(&mut row) {
             if info.canonical {
                 let mut line = Vec::new();
-                bulkedit::report::push_csv_record(&mut line, row.cells.iter());
+                bulkedit::report::push_csv_record(&mut line, row.cells.iter(), &dialect);
                 line.pop();
                 prop_assert_eq!(String::from_utf8_lossy(&bytes[info.start..info.end]), String::from_utf8_lossy(&line));
             }

@@ -193,3 +193,95 @@ fn resume_after_random_edits_applies_every_current_row_exactly_once() {
         }
     }
 }
+
+/// What a European Excel saves: `;`, CR LF, Windows-1252; names that need it.
+fn european_sheet(dir: &Path, rows: std::ops::RangeInclusive<u32>) -> std::path::PathBuf {
+    let mut text = String::from("id;firstName;description\r\n");
+    for id in rows {
+        text.push_str(&format!("{id};Zoë-{id};\"Ølberg; R&D €\"\r\n"));
+    }
+    let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(&text);
+    assert!(!lossy);
+    write(dir, "users.csv", bytes)
+}
+
+#[test]
+fn resume_of_a_killed_run_reads_its_semicolon_report_with_a_bom_and_crlf_and_skips_its_rows() {
+    let sb = Sandbox::start(SandboxConfig::default()).unwrap();
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let file = european_sheet(dir.path(), 1..=60);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"));
+    cmd.arg("apply")
+        .arg(&file)
+        .args(["--platform", "control-room", "--url"])
+        .arg(sb.url_for("control-room").as_str())
+        .args(["--rate", "10/s", "--concurrency", "2", "--report"])
+        .arg(&report)
+        .envs(CR_ENV)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // The journal is the report, spelled as the report is, while the run goes on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(report.exists() && read_report(&report).len() >= 10) {
+        assert!(std::time::Instant::now() < deadline, "no rows journaled");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let journal = std::fs::read(&report).unwrap();
+    let text = std::str::from_utf8(journal.strip_prefix(b"\xEF\xBB\xBF").expect("a BOM")).unwrap();
+    assert!(text
+        .starts_with("row;status;error;changes;http_status;attempts;id;firstName;description\r\n"));
+    assert_eq!(text.matches('\n').count(), text.matches("\r\n").count());
+    assert!(text.contains(";Zoë-"), "{text}");
+    let finished = read_report(&report);
+    assert!(
+        finished.len() >= 10 && finished.len() < 60,
+        "{}",
+        finished.len()
+    );
+    assert!(finished.iter().all(|r| r["status"] == "updated"));
+
+    let out = run(&sb, &file, &report, &["--resume"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "resumed: {} rows finished earlier",
+            finished.len()
+        )),
+        "{err}"
+    );
+    // Every row sent once: those the killed run finished were not sent again.
+    let writes = writes_by_id(&sb);
+    assert_eq!(
+        writes,
+        (1..=60).map(|id| (id, 1)).collect::<BTreeMap<u32, usize>>()
+    );
+    let final_report = std::fs::read(&report).unwrap();
+    assert!(final_report.starts_with(b"\xEF\xBB\xBF"));
+    let rows = read_report(&report);
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["row"].clone(),
+                r["firstName"].clone(),
+                r["status"].clone(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = (1..=60)
+        .map(|id| {
+            (
+                (id + 1).to_string(),
+                format!("Zoë-{id}"),
+                "updated".to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(rows.iter().all(|r| r["description"] == "Ølberg; R&D €"));
+}

@@ -358,8 +358,14 @@ fn finish(
     )
     .map_err(|e| Error::report(report_path, e))?;
     let undo_path = report::undo_path(report_path);
+    // Spelled as the report is, so that it opens as the input did; with a BOM whatever the
+    // input was, since its cells are the server's values, which may hold any character.
+    let undo_csv = (!report::is_xlsx(report_path)).then_some(report::CsvDialect {
+        bom: true,
+        ..survey.columns.csv
+    });
     // The report is whole by now: an undo file that cannot be written is said, not fatal.
-    let undone = match undo.write(&undo_path, report::is_xlsx(report_path)) {
+    let undone = match undo.write(&undo_path, undo_csv) {
         Ok(written) => written,
         Err(e) => {
             console.warn(&format!(

@@ -8,6 +8,7 @@ use crate::engine::Outcome;
 use crate::error::Error;
 use crate::platform::{Layout, Platform, Template};
 use crate::read::Cells;
+use crate::report::CsvDialect;
 
 pub struct UndoFile<'a> {
     platform: &'a dyn Platform,
@@ -79,8 +80,9 @@ impl<'a> UndoFile<'a> {
         self.rows.push(row);
     }
 
-    /// Writes the file when any line changed something; says what it holds.
-    pub fn write(self, path: &Path, workbook: bool) -> Result<Option<Written>, Error> {
+    /// Writes the file when any line changed something, as a workbook or else CSV in
+    /// `dialect`; says what it holds.
+    pub fn write(self, path: &Path, csv: Option<CsvDialect>) -> Result<Option<Written>, Error> {
         if self.rows.is_empty() && self.lost.is_empty() && self.unnamed == 0 {
             return Ok(None);
         }
@@ -102,7 +104,7 @@ impl<'a> UndoFile<'a> {
             })
             .collect();
         if !rows.is_empty() {
-            super::super::template::write_file(path, &template, &rows, !workbook, "undo file")?;
+            super::super::template::write_file(path, &template, &rows, csv, "undo file")?;
         }
         Ok(Some(Written {
             rows: rows.len(),

@@ -53,9 +53,21 @@ pub fn write(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
     p
 }
 
+/// A CSV file the run wrote (a report, failures file or undo file) opened as Excel and
+/// bulkedit open one: its delimiter detected as any input's is; a UTF-8 BOM taken off.
+pub fn csv_reader(path: &Path) -> csv::Reader<std::fs::File> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let delimiter = bulkedit::read::detect_delimiter(&String::from_utf8_lossy(head));
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A report (or failures file) as rows of `column -> value`, in file order.
 pub fn read_report(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = csv_reader(path);
     let headers: Vec<String> = r
         .headers()
         .expect("a header")
@@ -75,7 +87,7 @@ pub fn read_report(path: &Path) -> Vec<BTreeMap<String, String>> {
 }
 
 pub fn report_header(path: &Path) -> Vec<String> {
-    let mut r = csv::Reader::from_path(path).expect("a report");
+    let mut r = csv_reader(path);
     r.headers()
         .expect("a header")
         .iter()
