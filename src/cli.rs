@@ -252,8 +252,8 @@ struct ApplyCli {
 
 #[derive(Args, Debug)]
 struct ExportCli {
-    /// hub, identity or control-room (or the profile's platform).
-    #[arg(long, required_unless_present = "profile",
+    /// hub, identity or control-room (or the profile's platform, or the one --url is of).
+    #[arg(long, required_unless_present_any = ["profile", "url"],
           value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
     platform: Option<String>,
     /// Where to write it: CSV, or a workbook with drop-down lists for a name ending in .xlsx
@@ -436,16 +436,15 @@ impl SandboxCli {
 
 static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
-fn on_ctrl_c() {
-    let _ = ctrlc::set_handler(|| {
+/// Ctrl-C (or a stop signal) sets [`INTERRUPTED`] and says `what` happens now, in the words of
+/// the command that was stopped; a second one quits at once.
+fn on_ctrl_c(what: &'static str) {
+    let _ = ctrlc::set_handler(move || {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             // A second Ctrl-C: the journal already holds every finished row.
             std::process::exit(130);
         }
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "bulkedit: interrupted: finishing the rows in flight (Ctrl-C again to quit now)"
-        );
+        let _ = writeln!(std::io::stderr().lock(), "bulkedit: {what}");
     });
 }
 
@@ -480,7 +479,7 @@ pub fn main() -> i32 {
             exit_with(commands::validate::run(&args, &console))
         }
         Command::Apply(a) => {
-            on_ctrl_c();
+            on_ctrl_c("interrupted: finishing the rows in flight (Ctrl-C again to quit now)");
             let console = Console::new(a.quiet);
             let mut args = ApplyArgs {
                 file: a.input.file.clone(),
@@ -507,7 +506,7 @@ pub fn main() -> i32 {
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
         }
         Command::Export(x) => {
-            on_ctrl_c();
+            on_ctrl_c("interrupted: finishing the pages in flight (Ctrl-C again to quit now)");
             let console = Console::new(x.quiet);
             let mut args = ExportArgs {
                 platform: x.platform.unwrap_or_default(),
@@ -560,7 +559,10 @@ pub fn main() -> i32 {
             exit_with(commands::print_rows(&r.file, r.sheet.as_deref()).map(|()| 0))
         }
         Command::Sandbox(s) => {
-            on_ctrl_c();
+            on_ctrl_c(
+                "sandbox stopped (Ctrl-C): its users, and every change made to them, were in \
+                 memory and are gone",
+            );
             let config = s.config();
             let users = config.users;
             let sandbox = match Sandbox::start(config) {

@@ -118,7 +118,7 @@ pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Err
 
 /// `bulkedit rows`: the header and every row as read, one JSON object a line.
 pub fn print_rows(path: &std::path::Path, sheet: Option<&str>) -> Result<(), Error> {
-    let opened = read::open(path, sheet)?;
+    let opened = crate::check::open_sheet(path, sheet)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let io = |e: std::io::Error| Error::usage(e.to_string());

@@ -15,6 +15,7 @@ mod files;
 mod home;
 mod hostile;
 mod joiners;
+mod messages;
 mod plans;
 mod properties;
 mod races;

@@ -81,6 +81,11 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
     let input = check::open_input(
         &args.file,
         args.platform.as_deref(),
+        // The sandbox's URL is its own, whatever the platform: only a URL given says one.
+        args.connection
+            .url
+            .as_deref()
+            .filter(|_| !args.connection.sandbox),
         args.sheet.as_deref(),
         &args.options,
     )?;
@@ -361,7 +366,7 @@ fn roster(args: &ApplyArgs, survey: &Survey) -> Result<Roster, Error> {
         columns: key_cols.iter().map(|(name, _)| *name).collect(),
         ..Roster::default()
     };
-    let rows = crate::read::open(&args.file, args.sheet.as_deref())?.rows;
+    let rows = check::open_sheet(&args.file, args.sheet.as_deref())?.rows;
     for chunk in read_ahead(rows) {
         let chunk = chunk?;
         let checked = check::check_chunk(platform, &survey.layout, &chunk);
@@ -410,7 +415,7 @@ fn twins(
     session: &dyn Session,
 ) -> Result<HashMap<u64, FieldError>, Error> {
     let platform = survey.platform.as_ref();
-    let rows = crate::read::open(&args.file, args.sheet.as_deref())?.rows;
+    let rows = check::open_sheet(&args.file, args.sheet.as_deref())?.rows;
     // Users by id, each with the rows that name them: at most one entry per listed user.
     let mut named: HashMap<String, Vec<(u64, UserKey)>> = HashMap::new();
     for chunk in read_ahead(rows) {
