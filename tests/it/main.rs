@@ -15,6 +15,7 @@ mod files;
 mod home;
 mod hostile;
 mod joiners;
+mod keyring;
 mod messages;
 mod plans;
 mod properties;

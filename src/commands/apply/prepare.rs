@@ -20,7 +20,7 @@ use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
 use crate::rules::FieldError;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::secrets::{token_file_warning, Secrets};
+use crate::secrets::{token_file_warning, Secrets, Sources};
 
 use super::{check_url, ApplyArgs};
 use crate::commands::{read_ahead, Console};
@@ -97,10 +97,14 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
 
 /// The URL and credentials: the built-in sandbox's, or the user's.
 pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Result<Target, Error> {
-    let mut secrets = Secrets::from_env(
-        args.connection.token_file.as_deref(),
-        args.connection.token_env.as_deref(),
-    )?;
+    let c = &args.connection;
+    let mut secrets = Secrets::gather(&Sources {
+        token_file: c.token_file.as_deref(),
+        token_env: c.token_env.as_deref(),
+        store: c.store.as_ref(),
+        username: c.username.as_deref(),
+        client_id: c.client_id.as_deref(),
+    })?;
     if let Some(w) = args
         .connection
         .token_file
