@@ -28,8 +28,8 @@ use crate::sandbox::{Faults, Sandbox, SandboxConfig};
              Server or Automation Anywhere Control Room: validate it, dry-run it, send it, and \
              get a per-row report you can fix and feed back in.",
     after_help = "Secrets come from the environment (BULKEDIT_TOKEN, BULKEDIT_APP_KEY, BULKEDIT_CLIENT_ID, \
-                  BULKEDIT_CLIENT_SECRET, BULKEDIT_USERNAME, BULKEDIT_PASSWORD, BULKEDIT_API_KEY) or \
-                  --token-file, never from the command line.\n\nExit codes: 0 all rows fine, 1 some rows \
+                  BULKEDIT_CLIENT_SECRET, BULKEDIT_USERNAME, BULKEDIT_PASSWORD, BULKEDIT_API_KEY), \
+                  --token-file or the OS credential store (bulkedit secret), never from the command line.\n\nExit codes: 0 all rows fine, 1 some rows \
                   invalid/not-found/failed, 2 could not start, 3 stopped early, 130 interrupted.\n\n\
                   Examples:\n  \
                   bulkedit template --platform hub --xlsx\n  \
@@ -62,6 +62,10 @@ enum Command {
     /// Serve all three vendor APIs on one loopback address, for rehearsals and tests.
     #[command(after_help = SANDBOX_EXAMPLES)]
     Sandbox(SandboxCli),
+    /// Keep a profile's secret in the OS credential store (Windows Credential Manager, macOS
+    /// Keychain, Linux keyutils), typed at a prompt that does not show it; never printed.
+    #[command(after_help = SECRET_EXAMPLES)]
+    Secret(SecretCli),
     /// Print the rows bulkedit reads from a file, as JSON lines: what Excel row each is, and its cells.
     #[command(after_help = ROWS_EXAMPLES)]
     Rows(RowsCli),
@@ -98,7 +102,8 @@ names another file). Flags given on the command line win. A profile never holds 
   platform = \"hub\"
   url = \"https://cloud.uipath.com/acme/DefaultTenant/automationhub_\"
   rate = \"5/s\"
-  token_env = \"ACME_HUB_TOKEN\"     # the variable holding the token (or token_file = \"PATH\")
+  token_env = \"ACME_HUB_TOKEN\"     # the variable holding the token (or token_file = \"PATH\",
+                                   # or keyring = \"token\": see bulkedit secret --help)
 
 Examples:
   bulkedit apply samples/hub-clean.csv --sandbox      rehearse on the built-in sandbox
@@ -126,6 +131,20 @@ Examples:
   bulkedit sandbox --listen 127.0.0.1:9000 --users 5000 --latency 20
   bulkedit sandbox --fail-rate 0.05 --throttle-rate 0.02 --seed 7    rehearse with faults";
 
+const SECRET_EXAMPLES: &str = "\
+The profile says which secret the store holds for it, and the run reads it from there:
+  [profile.acme]
+  platform = \"identity\"
+  url = \"https://cloud.uipath.com/acme/identity_\"
+  client_id = \"bulkedit-acme\"
+  keyring = \"client_secret\"     # or token, password, api_key
+
+Examples:
+  bulkedit secret set --profile acme                  type it at a prompt that does not show it
+  Get-Content secret.txt | bulkedit secret set --profile acme    PowerShell: from a file, once
+  bulkedit secret check --profile acme                is one stored? (exit 2 when not)
+  bulkedit secret delete --profile acme";
+
 const ROWS_EXAMPLES: &str = "\
 Examples:
   bulkedit rows users.csv                             what bulkedit reads, one JSON line a row
@@ -151,6 +170,30 @@ struct RowsCli {
     /// The sheet to read (default: the first visible one).
     #[arg(long, value_name = "NAME")]
     sheet: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct SecretCli {
+    #[command(subcommand)]
+    action: SecretAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretAction {
+    /// Store the profile's secret, typed at a prompt (or piped on standard input), replacing
+    /// any stored before.
+    Set(SecretProfile),
+    /// Say whether a secret is stored for the profile (exit 2 when not); never shows it.
+    Check(SecretProfile),
+    /// Remove the profile's secret from the store.
+    Delete(SecretProfile),
+}
+
+#[derive(Args, Debug)]
+struct SecretProfile {
+    /// The profile whose secret it is: the account it is filed under (service bulkedit).
+    #[arg(long, value_name = "NAME", env = "BULKEDIT_PROFILE")]
+    profile: String,
 }
 
 #[derive(Args, Debug)]
@@ -252,8 +295,8 @@ struct ApplyCli {
 
 #[derive(Args, Debug)]
 struct ExportCli {
-    /// hub, identity or control-room (or the profile's platform).
-    #[arg(long, required_unless_present = "profile",
+    /// hub, identity or control-room (or the profile's platform, or the one --url is of).
+    #[arg(long, required_unless_present_any = ["profile", "url"],
           value_parser = clap::builder::PossibleValuesParser::new(crate::platform::NAMES))]
     platform: Option<String>,
     /// Where to write it: CSV, or a workbook with drop-down lists for a name ending in .xlsx
@@ -330,6 +373,9 @@ impl ConnectionCli {
             retries: self.retries,
             token_file: self.token_file.clone(),
             token_env: None,
+            store: None,
+            username: None,
+            client_id: None,
             partition: self.partition.clone(),
             allow_http: self.allow_http,
             ca_cert: self.ca_cert.clone(),
@@ -436,16 +482,15 @@ impl SandboxCli {
 
 static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
-fn on_ctrl_c() {
-    let _ = ctrlc::set_handler(|| {
+/// Ctrl-C (or a stop signal) sets [`INTERRUPTED`] and says `what` happens now, in the words of
+/// the command that was stopped; a second one quits at once.
+fn on_ctrl_c(what: &'static str) {
+    let _ = ctrlc::set_handler(move || {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             // A second Ctrl-C: the journal already holds every finished row.
             std::process::exit(130);
         }
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "bulkedit: interrupted: finishing the rows in flight (Ctrl-C again to quit now)"
-        );
+        let _ = writeln!(std::io::stderr().lock(), "bulkedit: {what}");
     });
 }
 
@@ -480,7 +525,7 @@ pub fn main() -> i32 {
             exit_with(commands::validate::run(&args, &console))
         }
         Command::Apply(a) => {
-            on_ctrl_c();
+            on_ctrl_c("interrupted: finishing the rows in flight (Ctrl-C again to quit now)");
             let console = Console::new(a.quiet);
             let mut args = ApplyArgs {
                 file: a.input.file.clone(),
@@ -507,7 +552,7 @@ pub fn main() -> i32 {
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
         }
         Command::Export(x) => {
-            on_ctrl_c();
+            on_ctrl_c("interrupted: finishing the pages in flight (Ctrl-C again to quit now)");
             let console = Console::new(x.quiet);
             let mut args = ExportArgs {
                 platform: x.platform.unwrap_or_default(),
@@ -556,11 +601,22 @@ pub fn main() -> i32 {
                     .map(|()| 0)
             }))
         }
+        Command::Secret(s) => {
+            let (action, p) = match s.action {
+                SecretAction::Set(p) => (commands::secret::Action::Set, p),
+                SecretAction::Check(p) => (commands::secret::Action::Check, p),
+                SecretAction::Delete(p) => (commands::secret::Action::Delete, p),
+            };
+            exit_with(commands::secret::run(action, &p.profile))
+        }
         Command::Rows(r) => {
             exit_with(commands::print_rows(&r.file, r.sheet.as_deref()).map(|()| 0))
         }
         Command::Sandbox(s) => {
-            on_ctrl_c();
+            on_ctrl_c(
+                "sandbox stopped (Ctrl-C): its users, and every change made to them, were in \
+                 memory and are gone",
+            );
             let config = s.config();
             let users = config.users;
             let sandbox = match Sandbox::start(config) {

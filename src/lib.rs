@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod crash;
+pub mod credential_store;
 pub mod engine;
 pub mod error;
 pub mod platform;

@@ -2,8 +2,9 @@
 //! five tenants types `--profile acme` instead of a URL and a rate every time.
 //!
 //! A profile never holds a secret (the file is often synced, backed up or pasted into a ticket):
-//! it may name a token file or the environment variable that holds the token, and a key or value
-//! that looks like a secret makes the whole file refused, naming the line and key.
+//! it may name a token file or the environment variable that holds the token, or say that its
+//! secret is in the OS credential store (`keyring`); a key or value that looks like a secret
+//! makes the whole file refused, naming the line and key.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 
 use crate::commands::Connection;
+use crate::credential_store::{self, Stored};
 use crate::engine::Rate;
 use crate::error::Error;
 
@@ -31,6 +33,12 @@ pub struct Profile {
     pub token_env: Option<String>,
     pub ca_cert: Option<PathBuf>,
     pub allow_http: Option<bool>,
+    /// Which secret of this profile is in the OS credential store (under its name).
+    pub keyring: Option<Stored>,
+    /// control-room's user name and identity's client id: not secrets, but part of who the
+    /// run logs in as, so that a profile with its secret in the store needs nothing else.
+    pub username: Option<String>,
+    pub client_id: Option<String>,
 }
 
 const KEYS: &[&str] = &[
@@ -43,6 +51,9 @@ const KEYS: &[&str] = &[
     "token_env",
     "ca_cert",
     "allow_http",
+    "keyring",
+    "username",
+    "client_id",
 ];
 
 /// `<config dir>/bulkedit/config.toml` in the platform's usual place (`~/.config` on Linux and
@@ -106,7 +117,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Profile>, Error> {
         message: format!("not valid TOML: {}", e.message().trim()),
     })?;
     // Secrets first, wherever they are: nothing else about the file matters if it holds one.
-    refuse_secrets(root.get_ref(), &at)?;
+    refuse_secrets(root.get_ref(), false, &at)?;
     let mut profiles = Vec::new();
     for (key, value) in root.get_ref() {
         if key.get_ref() != "profile" {
@@ -194,6 +205,20 @@ fn profile(
                 DeValue::Boolean(b) => p.allow_http = Some(*b),
                 _ => return Err(err("must be true or false".into())),
             },
+            "keyring" => {
+                let v = text()?;
+                p.keyring = Some(Stored::parse(&v).ok_or_else(|| {
+                    // The value is not repeated: it may be the secret itself, typed here.
+                    err(format!(
+                        "says which secret the OS credential store holds for this profile: \
+                         token, client_secret, password or api_key; the secret itself goes in \
+                         with bulkedit secret set --profile {}",
+                        p.name
+                    ))
+                })?);
+            }
+            "username" => p.username = Some(text()?),
+            "client_id" => p.client_id = Some(text()?),
             _ => {
                 return Err(at(
                     key.span(),
@@ -202,6 +227,25 @@ fn profile(
                 ))
             }
         }
+    }
+    if p.keyring == Some(Stored::Token) && (p.token_file.is_some() || p.token_env.is_some()) {
+        // Two sources for one token: refuse rather than pick one the user did not mean.
+        return Err(at(
+            body.iter()
+                .find(|(k, _)| k.get_ref() == "keyring")
+                .map_or(0..0, |(_, v)| v.span()),
+            Some("keyring"),
+            format!(
+                "profile '{}' keeps its token in the OS credential store and also names {}; \
+                 keep one",
+                p.name,
+                if p.token_file.is_some() {
+                    "a token_file"
+                } else {
+                    "a token_env"
+                }
+            ),
+        ));
     }
     if p.token_file.is_some() && p.token_env.is_some() {
         // Two sources for one token: refuse rather than pick one the user did not mean.
@@ -241,14 +285,24 @@ impl Profile {
         fill(&mut c.url, &self.url);
         fill(&mut c.partition, &self.partition);
         fill(&mut c.ca_cert, &self.ca_cert);
+        fill(&mut c.username, &self.username);
+        fill(&mut c.client_id, &self.client_id);
         if !given("allow_http") {
             c.allow_http |= self.allow_http.unwrap_or(false);
         }
-        // --token-file on the command line wins over either of the profile's sources.
-        if c.token_file.is_none() {
+        // --token-file on the command line wins over each of the profile's sources.
+        let typed_token_file = c.token_file.is_some();
+        if !typed_token_file {
             c.token_file = self.token_file.clone();
             c.token_env = self.token_env.clone();
         }
+        c.store = self
+            .keyring
+            .filter(|holds| !(typed_token_file && *holds == Stored::Token))
+            .map(|holds| credential_store::Entry {
+                profile: self.name.clone(),
+                holds,
+            });
     }
 }
 
@@ -281,15 +335,19 @@ fn looks_like_jwt(value: &str) -> bool {
         })
 }
 
+/// `names`: the keys of this table are profiles' names, which say which tenant, not what a
+/// value is (`[profile.password-reset]` holds no password); their keys are checked.
 fn refuse_secrets(
     table: &DeTable<'_>,
+    names: bool,
     at: &impl Fn(Range<usize>, Option<&str>, String) -> Error,
 ) -> Result<(), Error> {
-    const WHY: &str = "a profile never holds a secret; put it in an environment variable and \
-                       name that with token_env, or in a file named by token_file";
+    const WHY: &str = "a profile never holds a secret; put it in the OS credential store \
+                       (keyring = \"token\" and bulkedit secret set --profile NAME), in an \
+                       environment variable named by token_env, or in a file named by token_file";
     for (key, value) in table {
         let k = key.get_ref().as_ref();
-        if is_secret_key(k) {
+        if !names && is_secret_key(k) {
             return Err(at(
                 key.span(),
                 Some(k),
@@ -304,7 +362,7 @@ fn refuse_secrets(
                     format!("the value looks like a token (a JWT): {WHY}"),
                 ))
             }
-            DeValue::Table(t) => refuse_secrets(t, at)?,
+            DeValue::Table(t) => refuse_secrets(t, !names && k == "profile", at)?,
             _ => {}
         }
     }
@@ -374,11 +432,67 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_may_be_named_like_a_secret_but_holds_none() {
+        let p = parse_ok("[profile.password-reset]\nplatform = \"hub\"\n");
+        assert_eq!(p[0].name, "password-reset");
+        let e = parse_err("[profile.password-reset]\npassword = \"hunter22\"\n");
+        assert!(e.contains("line 2, key 'password'"), "{e}");
+    }
+
+    #[test]
     fn a_jwt_under_any_key_is_refused() {
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
         let e = parse_err(&format!("[profile.acme]\n\nurl = \"{jwt}\"\n"));
         assert!(e.contains("line 3, key 'url'") && e.contains("JWT"), "{e}");
         assert!(!e.contains(jwt), "{e}");
+    }
+
+    #[test]
+    fn a_profile_may_keep_its_secret_in_the_os_credential_store_but_never_name_it_there() {
+        let p = parse_ok(
+            "[profile.cr]\nplatform = \"control-room\"\nusername = \"svc-bulk\"\n\
+             keyring = \"API-Key\"\n[profile.id]\nclient_id = \"app\"\nkeyring = \"client_secret\"\n",
+        );
+        assert_eq!(p[0].keyring, Some(Stored::ApiKey));
+        assert_eq!(p[0].username.as_deref(), Some("svc-bulk"));
+        assert_eq!(p[1].keyring, Some(Stored::ClientSecret));
+        assert_eq!(p[1].client_id.as_deref(), Some("app"));
+        // The value says which secret, and is never repeated: it may be the secret itself.
+        let e = parse_err("[profile.a]\nkeyring = \"hunter22-value\"\n");
+        assert!(e.contains("line 2, key 'keyring'"), "{e}");
+        assert!(!e.contains("hunter22"), "{e}");
+        // One token from two places is refused.
+        let e = parse_err("[profile.a]\ntoken_env = \"A_TOKEN\"\nkeyring = \"token\"\n");
+        assert!(e.contains("key 'keyring'") && e.contains("keep one"), "{e}");
+    }
+
+    #[test]
+    fn the_store_is_left_out_with_the_sandbox_and_a_typed_token_file_wins_over_a_stored_token() {
+        let p = parse_ok("[profile.a]\nkeyring = \"token\"\nusername = \"u\"\n").remove(0);
+        let never = |_: &str| false;
+        let mut platform = None;
+        let mut c = Connection::default();
+        p.fill(&mut platform, &mut c, &never);
+        assert_eq!(
+            c.store,
+            Some(credential_store::Entry {
+                profile: "a".into(),
+                holds: Stored::Token
+            })
+        );
+        assert_eq!(c.username.as_deref(), Some("u"));
+        let mut c = Connection {
+            token_file: Some(PathBuf::from("typed.txt")),
+            ..Connection::default()
+        };
+        p.fill(&mut platform, &mut c, &never);
+        assert_eq!(c.store, None);
+        let mut c = Connection {
+            sandbox: true,
+            ..Connection::default()
+        };
+        p.fill(&mut platform, &mut c, &never);
+        assert_eq!((c.store, c.username), (None, None));
     }
 
     #[test]

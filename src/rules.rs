@@ -280,6 +280,13 @@ pub fn normalize_header(value: &str) -> String {
         .collect()
 }
 
+/// Whether a header is within a typo of a name, both normalized ([`normalize_header`]): one
+/// edit (insert, delete, change, swap), or two when the name has eight characters or more.
+pub fn within_a_typo(header: &str, name: &str) -> bool {
+    let allowed = if name.chars().count() >= 8 { 2 } else { 1 };
+    header != name && strsim::osa_distance(header, name) <= allowed
+}
+
 /// The columns `bulkedit` adds to a report; ignored on input so a report can be fed back in.
 /// Here, below both, because the reader and the header mapping recognise them as well as the
 /// report writing them.

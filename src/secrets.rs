@@ -1,6 +1,7 @@
-//! Credentials come from the environment or a file, never from a command-line value (other
-//! users can read a process's arguments), and never appear in output: everything that leaves
-//! the process passes through [`Secrets::redact`].
+//! Credentials come from the environment, a file or the OS credential store (a profile's
+//! `keyring`), never from a command-line value (other users can read a process's arguments),
+//! and never appear in output: everything that leaves the process passes through
+//! [`Secrets::redact`].
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -36,30 +37,71 @@ fn env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Where a run's secrets come from besides the `BULKEDIT_*` variables: `--token-file`, and
+/// what a profile names (a variable, the OS credential store, a user name or client id).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sources<'a> {
+    pub token_file: Option<&'a Path>,
+    pub token_env: Option<&'a str>,
+    pub store: Option<&'a crate::credential_store::Entry>,
+    pub username: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+}
+
 impl Secrets {
     /// Reads `BULKEDIT_*` variables; `--token-file`, or a profile's `token_env` (the name of
-    /// the variable holding this tenant's token), takes the place of `BULKEDIT_TOKEN`.
-    pub fn from_env(token_file: Option<&Path>, token_env: Option<&str>) -> Result<Self, Error> {
-        let token = match (token_file, token_env) {
-            (Some(path), _) => Some(read_token_file(path)?),
+    /// the variable holding this tenant's token), takes the place of `BULKEDIT_TOKEN`; a
+    /// profile's secret in the OS credential store takes the place of the variable it is named
+    /// for, and its `username` and `client_id` of theirs.
+    pub fn gather(sources: &Sources) -> Result<Self, Error> {
+        use crate::credential_store::{self, Stored};
+        let Sources {
+            token_file,
+            token_env,
+            store,
+            username,
+            client_id,
+        } = *sources;
+        // Read from the store once, and only when a profile says so.
+        let stored = match store {
+            Some(entry) => Some((entry.holds, credential_store::get(entry)?)),
+            None => None,
+        };
+        let from_store = |kind: Stored| {
+            stored
+                .as_ref()
+                .filter(|(holds, _)| *holds == kind)
+                .map(|(_, secret)| secret.clone())
+        };
+        let or_env = |kind: Stored, name: &str| from_store(kind).or_else(|| env(name));
+        let given = |value: Option<&str>, name: &str| {
+            value
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .or_else(|| env(name))
+        };
+        let token = match (token_file, token_env, from_store(Stored::Token)) {
+            (Some(path), _, _) => Some(read_token_file(path)?),
+            (None, _, Some(token)) => Some(token),
             // A profile naming a variable that is not set is an error, not a quiet fall back
             // to BULKEDIT_TOKEN, which may hold another tenant's token.
-            (None, Some(name)) => Some(env(name).ok_or_else(|| {
+            (None, Some(name), None) => Some(env(name).ok_or_else(|| {
                 Error::Credentials(format!(
                     "the profile takes the token from the environment variable {name}, \
                      which is not set (or empty)"
                 ))
             })?),
-            (None, None) => env("BULKEDIT_TOKEN"),
+            (None, None, None) => env("BULKEDIT_TOKEN"),
         };
         Ok(Secrets {
             token,
             app_key: env("BULKEDIT_APP_KEY"),
-            client_id: env("BULKEDIT_CLIENT_ID"),
-            client_secret: env("BULKEDIT_CLIENT_SECRET"),
-            username: env("BULKEDIT_USERNAME"),
-            password: env("BULKEDIT_PASSWORD"),
-            api_key: env("BULKEDIT_API_KEY"),
+            client_id: given(client_id, "BULKEDIT_CLIENT_ID"),
+            client_secret: or_env(Stored::ClientSecret, "BULKEDIT_CLIENT_SECRET"),
+            username: given(username, "BULKEDIT_USERNAME"),
+            password: or_env(Stored::Password, "BULKEDIT_PASSWORD"),
+            api_key: or_env(Stored::ApiKey, "BULKEDIT_API_KEY"),
             partition: env("BULKEDIT_PARTITION"),
             learned: Arc::default(),
         })

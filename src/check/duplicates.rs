@@ -415,7 +415,7 @@ pub fn reread_keys(
     options: &Options,
     wanted: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<Vec<KeyedRow>, Error> {
-    let input = open_input(path, Some(platform_name), sheet, options)?;
+    let input = open_input(path, Some(platform_name), None, sheet, options)?;
     let (platform, layout) = (input.platform.as_ref(), &input.layout);
     let headers: Vec<Arc<str>> = layout
         .headers

@@ -18,7 +18,7 @@ use crate::rules::FieldError;
 pub use duplicates::{
     key_hash, reread_keys, row_key, Duplicates, KeyCollector, KeyedRow, RowKey, RUN,
 };
-pub use input::{open_input, Input};
+pub use input::{open_input, open_sheet, Input};
 
 /// Rows handed to the validators at once: big enough to keep both cores busy, small enough
 /// that a million-row file never sits in memory.

@@ -38,9 +38,9 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     /// The connection settings, as `apply` takes them, so both connect the same way.
-    fn as_apply(&self) -> ApplyArgs {
+    fn as_apply(&self, platform: &str) -> ApplyArgs {
         ApplyArgs {
-            platform: Some(self.platform.clone()),
+            platform: Some(platform.to_string()),
             connection: self.connection.clone(),
             ..ApplyArgs::default()
         }
@@ -57,19 +57,21 @@ pub fn run(
     if args.connection.concurrency == 0 {
         return Err(Error::usage("--concurrency must be at least 1"));
     }
-    if args.platform.is_empty() {
-        return Err(Error::usage(format!(
-            "give --platform ({}), or a --profile that sets platform",
-            platform::NAMES.join(", ")
-        )));
-    }
-    let platform = platform::by_name(&args.platform, &Options::default()).ok_or_else(|| {
-        Error::usage(format!(
-            "unknown platform '{}' (use {})",
-            args.platform,
-            platform::NAMES.join(", ")
-        ))
-    })?;
+    // The sandbox's URL is its own, whatever the platform: only a URL given says one.
+    let url = args
+        .connection
+        .url
+        .as_deref()
+        .filter(|_| !args.connection.sandbox);
+    let platform = match platform::named(Some(&args.platform), url, &Options::default())? {
+        platform::Named::Given(p) | platform::Named::ByUrl(p, ..) => p,
+        platform::Named::Unknown => {
+            return Err(Error::usage(format!(
+                "give --platform ({}), or a --url or --profile that says it",
+                platform::NAMES.join(", ")
+            )))
+        }
+    };
     if let Some(path) = &args.output {
         if path.exists() && !args.force {
             return Err(Error::usage(format!(
@@ -78,7 +80,7 @@ pub fn run(
             )));
         }
     }
-    let apply_args = args.as_apply();
+    let apply_args = args.as_apply(platform.name());
     let target = prepare::target(&apply_args, console, platform.name())?;
     let secrets = &target.secrets;
     let redact = |e: Error| e.redacted(|text| printable(&secrets.redact(text)));
@@ -417,9 +419,10 @@ impl Pages {
                 let bar = indicatif::ProgressBar::new(0);
                 bar.set_style(
                     indicatif::ProgressStyle::with_template(
-                        "{bar:30} {pos}/{len} pages of users  {per_sec}  ETA {eta}",
+                        "{bar:30} {pos}/{len} pages of users  {rate} pages/s  ETA {eta}",
                     )
-                    .expect("the template is valid"),
+                    .expect("the template is valid")
+                    .with_key("rate", super::apply::rate_key),
                 );
                 bar
             });

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod export;
+pub mod secret;
 pub mod template;
 pub mod validate;
 
@@ -28,6 +29,12 @@ pub struct Connection {
     pub token_file: Option<PathBuf>,
     /// A profile's `token_env`: the variable that holds the token instead of BULKEDIT_TOKEN.
     pub token_env: Option<String>,
+    /// A profile's `keyring`: its secret is in the OS credential store.
+    pub store: Option<crate::credential_store::Entry>,
+    /// A profile's `username` (control-room), in place of BULKEDIT_USERNAME.
+    pub username: Option<String>,
+    /// A profile's `client_id` (identity), in place of BULKEDIT_CLIENT_ID.
+    pub client_id: Option<String>,
     pub partition: Option<String>,
     pub allow_http: bool,
     pub ca_cert: Option<PathBuf>,
@@ -47,6 +54,9 @@ impl Default for Connection {
             retries: 5,
             token_file: None,
             token_env: None,
+            store: None,
+            username: None,
+            client_id: None,
             partition: None,
             allow_http: false,
             ca_cert: None,
@@ -118,7 +128,7 @@ pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Err
 
 /// `bulkedit rows`: the header and every row as read, one JSON object a line.
 pub fn print_rows(path: &std::path::Path, sheet: Option<&str>) -> Result<(), Error> {
-    let opened = read::open(path, sheet)?;
+    let opened = crate::check::open_sheet(path, sheet)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let io = |e: std::io::Error| Error::usage(e.to_string());

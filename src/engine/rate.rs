@@ -71,6 +71,35 @@ impl fmt::Display for Rate {
     }
 }
 
+/// A rate achieved (rows or requests a second) with as many digits as a person reads:
+/// `1,234`, `12.5`, `0.8`, `0.042`; never `1234.5678901`.
+pub fn shown(per_second: f64) -> String {
+    if !per_second.is_finite() || per_second <= 0.0 {
+        return "0".into();
+    }
+    if per_second >= 99.95 {
+        let whole = format!("{:.0}", per_second);
+        let mut out = String::with_capacity(whole.len() + whole.len() / 3);
+        for (i, digit) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(digit);
+        }
+        out
+    } else if per_second >= 0.095 {
+        format!("{per_second:.1}")
+    } else {
+        // Two significant digits: a slow run is not shown as 0.0.
+        let decimals = (1.0 - per_second.log10().floor()) as usize;
+        trim_zeros(format!("{per_second:.decimals$}"))
+    }
+}
+
+fn trim_zeros(s: String) -> String {
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn trim(x: f64) -> String {
     let s = format!("{x:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -107,6 +136,25 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_are_shown_with_the_digits_a_person_reads() {
+        for (rate, text) in [
+            (1234.5678901, "1,235"),
+            (1_234_567.4, "1,234,567"),
+            (999.6, "1,000"),
+            (100.0, "100"),
+            (99.96, "100"),
+            (12.54, "12.5"),
+            (0.8, "0.8"),
+            (0.0423, "0.042"),
+            (0.00312, "0.0031"),
+            (0.0, "0"),
+            (f64::INFINITY, "0"),
+        ] {
+            assert_eq!(shown(rate), text, "{rate}");
+        }
+    }
 
     #[test]
     fn rates_parse_in_every_unit() {

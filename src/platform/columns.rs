@@ -34,6 +34,8 @@ pub struct Layout {
     pub warnings: Vec<String>,
     /// Header problems that stop the run: near misses and fields given twice.
     pub errors: Vec<String>,
+    /// Columns that are not fields but within a typo of one: `(column, the field it resembles)`.
+    pub near_misses: Vec<(usize, String)>,
     /// A report fed back in: its `status` and `changes` columns, which make its dry run's
     /// rows a plan.
     pub plan_cols: Option<(usize, usize)>,
@@ -51,17 +53,29 @@ pub struct Fit {
 impl Layout {
     /// How well the header fits the platform it was mapped onto.
     pub fn matched(&self) -> Fit {
-        let shared: Vec<String> = SHARED_HEADERS.iter().map(|h| normalize_header(h)).collect();
-        let mut fit = Fit { own: 0, matched: 0 };
-        for (use_, header) in self.uses.iter().zip(&self.headers) {
-            if matches!(use_, ColumnUse::Field(_) | ColumnUse::Numbered { .. }) {
-                fit.matched += 1;
-                if !shared.contains(&normalize_header(header)) {
-                    fit.own += 1;
-                }
-            }
+        Fit {
+            own: self.own_columns().len(),
+            matched: self
+                .uses
+                .iter()
+                .filter(|u| matches!(u, ColumnUse::Field(_) | ColumnUse::Numbered { .. }))
+                .count(),
         }
-        fit
+    }
+
+    /// The headers that are this platform's own: a field's name or alias that is not a
+    /// common HR header.
+    pub fn own_columns(&self) -> Vec<&str> {
+        let shared: Vec<String> = SHARED_HEADERS.iter().map(|h| normalize_header(h)).collect();
+        self.uses
+            .iter()
+            .zip(&self.headers)
+            .filter(|(u, h)| {
+                matches!(u, ColumnUse::Field(_) | ColumnUse::Numbered { .. })
+                    && !shared.contains(&normalize_header(h))
+            })
+            .map(|(_, h)| h.as_str())
+            .collect()
     }
 
     pub fn has(&self, field: usize) -> bool {
@@ -110,6 +124,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         output_cols: Vec::new(),
         warnings: Vec::new(),
         errors: Vec::new(),
+        near_misses: Vec::new(),
         plan_cols: None,
     };
     let report_col = |name: &str| headers[..report_cols].iter().position(|h| h == name);
@@ -151,6 +166,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
                 "column '{header}' is not a known column but looks like '{near}'; \
                  rename it to '{near}' (a misspelled column would be ignored silently)"
             ));
+            layout.near_misses.push((col, near));
             ColumnUse::Ignored
         } else {
             unknown.push(header.clone());
@@ -201,9 +217,11 @@ fn near_miss(h: &str, fields: &[Field], names: &[Vec<String>]) -> Option<String>
     let mut best: Option<(usize, String)> = None;
     for (field, ns) in fields.iter().zip(names) {
         for n in ns {
-            let allowed = if n.chars().count() >= 8 { 2 } else { 1 };
+            if !crate::rules::within_a_typo(h, n) {
+                continue;
+            }
             let d = strsim::osa_distance(h, n);
-            if d <= allowed && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+            if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
                 best = Some((d, field.name.to_string()));
             }
         }

@@ -225,6 +225,30 @@ impl Platform for ControlRoom {
         "control-room"
     }
 
+    fn url_sign(&self, url: &url::Url) -> Option<String> {
+        // A Control Room is served from the root of its host, which alone says nothing; its
+        // API paths and Automation 360 Cloud's hosts do.
+        let segments: Vec<String> = url
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let api = segments
+            .windows(2)
+            .any(|w| w[0] == "v1" && matches!(w[1].as_str(), "usermanagement" | "authentication"))
+            || segments == ["v1"];
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        if api {
+            Some("its path has Control Room's /v1 API".into())
+        } else if host.ends_with(".automationanywhere.digital") {
+            Some(format!("{host} is an Automation 360 Cloud Control Room"))
+        } else {
+            None
+        }
+    }
+
     fn fields(&self) -> &'static [Field] {
         FIELDS
     }

@@ -428,6 +428,19 @@ impl Platform for Hub {
         "hub"
     }
 
+    fn url_sign(&self, url: &url::Url) -> Option<String> {
+        let path = url.path().to_ascii_lowercase();
+        if super::has_segment(url, "automationhub_") {
+            Some("its path has automationhub_, Automation Hub's".into())
+        } else if path.contains("/api/v1/openapi") {
+            Some("its path has /api/v1/openapi, Automation Hub's Open API".into())
+        } else if url.host_str() == Some("automation-hub.uipath.com") {
+            Some("automation-hub.uipath.com is Automation Hub's".into())
+        } else {
+            None
+        }
+    }
+
     fn fields(&self) -> &'static [Field] {
         FIELDS
     }

@@ -170,6 +170,22 @@ impl Platform for Identity {
         "identity"
     }
 
+    fn url_sign(&self, url: &url::Url) -> Option<String> {
+        // Automation Cloud and Suite: `…/{org}/identity_`; a standalone Orchestrator:
+        // `https://{host}/identity`.
+        let path = url.path().to_ascii_lowercase();
+        if let Some(seg) = ["identity_", "identity"]
+            .into_iter()
+            .find(|s| super::has_segment(url, s))
+        {
+            Some(format!("its path has {seg}, Identity Server's"))
+        } else if path.contains("/api/user") || path.contains("/connect/token") {
+            Some("its path has Identity Server's /api/User or /connect/token".into())
+        } else {
+            None
+        }
+    }
+
     fn fields(&self) -> &'static [Field] {
         FIELDS
     }

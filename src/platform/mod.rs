@@ -230,6 +230,11 @@ pub trait Session: Send + Sync {
 pub trait Platform: Send + Sync {
     /// The `--platform` value.
     fn name(&self) -> &'static str;
+    /// What in a `--url` says it is this platform's service root (a path segment or a host
+    /// only it uses), if anything: the platform is told from the URL as well as the headers.
+    fn url_sign(&self, _url: &url::Url) -> Option<String> {
+        None
+    }
     fn fields(&self) -> &'static [Field];
     /// The fields that can name a user; a file needs at least one of them.
     fn key_fields(&self) -> &'static [usize];
@@ -304,9 +309,35 @@ pub fn by_name(name: &str, options: &Options) -> Option<Box<dyn Platform>> {
     }
 }
 
-/// Picks the platform a header row belongs to: among the platforms whose key column is present,
-/// the one that matches the most columns exactly, if only one does.
-pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>, String> {
+/// What marks the header row of any platform's sheet: a column naming a user key (a key
+/// field's name or alias, on any platform), so that a title above the header is passed over.
+pub fn header_marks() -> crate::read::HeaderMarks {
+    let options = Options::default();
+    let platforms: Vec<Box<dyn Platform>> =
+        NAMES.iter().filter_map(|n| by_name(n, &options)).collect();
+    let keys = || {
+        platforms
+            .iter()
+            .flat_map(|p| p.key_fields().iter().map(|&k| &p.fields()[k]))
+    };
+    let mut shown: Vec<&str> = Vec::new();
+    for field in keys() {
+        if !shown.contains(&field.name) {
+            shown.push(field.name);
+        }
+    }
+    let shown = match shown.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => shown.join(""),
+    };
+    crate::read::HeaderMarks::new(
+        keys().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied())),
+        shown,
+    )
+}
+
+/// How well a header row fits each platform that has its key column, best first.
+pub fn fits(headers: &[String], options: &Options) -> Vec<(columns::Fit, Box<dyn Platform>)> {
     let mut scored: Vec<(columns::Fit, Box<dyn Platform>)> = NAMES
         .iter()
         .filter_map(|n| by_name(n, options))
@@ -317,6 +348,13 @@ pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>
         })
         .collect();
     scored.sort_by_key(|s| std::cmp::Reverse(s.0));
+    scored
+}
+
+/// Picks the platform a header row belongs to: among the platforms whose key column is present,
+/// the one that matches the most columns exactly, if only one does.
+pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>, String> {
+    let mut scored = fits(headers, options);
     match scored.as_slice() {
         [] => Err(
             "the header names no user key of any platform (hub needs user_email; identity userId \
@@ -334,6 +372,65 @@ pub fn detect(headers: &[String], options: &Options) -> Result<Box<dyn Platform>
         )),
         _ => Ok(scored.remove(0).1),
     }
+}
+
+/// The platform a `--url` is the service root of, and what in it says so: when exactly one
+/// platform recognises it.
+pub fn from_url(url: &url::Url, options: &Options) -> Option<(Box<dyn Platform>, String)> {
+    let mut claims: Vec<(Box<dyn Platform>, String)> = NAMES
+        .iter()
+        .filter_map(|n| by_name(n, options))
+        .filter_map(|p| p.url_sign(url).map(|sign| (p, sign)))
+        .collect();
+    (claims.len() == 1).then(|| claims.remove(0))
+}
+
+/// The platform a command is for, as far as the command line tells before any file is read.
+pub enum Named {
+    /// By `--platform` (or a profile), and not contradicted by `--url`.
+    Given(Box<dyn Platform>),
+    /// By `--url` alone, with what in it says so.
+    ByUrl(Box<dyn Platform>, String, url::Url),
+    /// Neither: the headers must tell.
+    Unknown,
+}
+
+/// The platform `name` (from `--platform` or a profile), or the one `url` is the service
+/// root of. A name and a URL that say different platforms are a usage error, before anything
+/// is read or sent.
+pub fn named(name: Option<&str>, url: Option<&str>, options: &Options) -> Result<Named, Error> {
+    let by_url = url
+        .and_then(|u| url::Url::parse(u.trim()).ok())
+        .and_then(|u| from_url(&u, options).map(|(p, sign)| (p, sign, u)));
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(match by_url {
+            Some((p, sign, u)) => Named::ByUrl(p, sign, u),
+            None => Named::Unknown,
+        });
+    };
+    let given = by_name(name, options).ok_or_else(|| {
+        Error::usage(format!(
+            "unknown platform '{name}' (use {})",
+            NAMES.join(", ")
+        ))
+    })?;
+    match by_url {
+        Some((p, sign, u)) if p.name() != given.name() => Err(Error::usage(format!(
+            "the platform is {name} (from --platform or the profile), but --url {u} is {}'s: \
+             {sign}. Give the {name} URL, or --platform {}",
+            p.name(),
+            p.name()
+        ))),
+        _ => Ok(Named::Given(given)),
+    }
+}
+
+/// Whether one of a URL's path segments is `segment`, in any case.
+pub fn has_segment(url: &url::Url, segment: &str) -> bool {
+    url.path_segments()
+        .into_iter()
+        .flatten()
+        .any(|s| s.eq_ignore_ascii_case(segment))
 }
 
 /// Reading every user up front is cheaper in calls, but holds them in memory: past this many

@@ -9,7 +9,9 @@ use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::records::{skip_empty_lines, Next, Numbering, Records};
-use super::{split_header, Cells, Dialect, Row, Rows, Sheet, TextBody};
+use super::{
+    above_header_warning, split_header, Cells, Dialect, HeaderMarks, Row, Rows, Sheet, TextBody,
+};
 use crate::error::Error;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -192,7 +194,8 @@ pub(super) fn open(
     source_path: &Path,
     mut file: File,
     head: Vec<u8>,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
+    marks: &HeaderMarks,
 ) -> Result<Sheet, Error> {
     let (mut encoding, bom_len) = detect_encoding(path, &head)?;
     if encoding == TextEncoding::Utf8 {
@@ -235,7 +238,9 @@ pub(super) fn open(
         ),
     };
     let rows = rows_from_reader(path, reader, delimiter, Numbering::default());
-    let (header, rows) = split_header(path, rows, "the file").map_err(|e| name_column(e, &[]))?;
+    let split = split_header(path, rows, "the file", marks).map_err(|e| name_column(e, &[]))?;
+    let (header, rows) = (split.header, split.rows);
+    warnings.extend(above_header_warning(&split.above, header.line));
     let headers = header.cells.to_vec();
     let rows = with_headers(rows, headers.clone());
     let report = crate::rules::is_report_header(&headers);
@@ -259,6 +264,8 @@ pub(super) fn open(
         // A report's cells were defused where they needed it, and so are again.
         cells_are_text: report,
         dialect: Some(dialect),
+        header_found: split.found,
+        other_sheets: Vec::new(),
     })
 }
 
@@ -297,7 +304,8 @@ fn body_after_header(
         match records.next_into(&mut row) {
             Next::Record(info) => {
                 let line = numbering.line(info.rows_before);
-                if row.is_blank() {
+                // Blank rows, and a title above the header, come before it.
+                if row.is_blank() || line < header.line {
                     continue;
                 }
                 if row.cells != header.cells || line != header.line {

@@ -9,7 +9,10 @@ use calamine::{
 };
 use chrono::Timelike;
 
-use super::{split_header, Cells, Format, Row, Sheet};
+use super::{
+    above_header_warning, quoted_list, split_header, Cells, Format, HeaderFound, HeaderMarks, Row,
+    Sheet,
+};
 use crate::error::Error;
 
 /// An OLE container holding an `EncryptionInfo` stream is a password-protected OOXML file.
@@ -26,6 +29,7 @@ pub(super) fn open(
     format: Format,
     sheet: Option<&str>,
     warnings: Vec<String>,
+    marks: &HeaderMarks,
 ) -> Result<Sheet, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     if format == Format::Ole && is_encrypted(&bytes) {
@@ -37,29 +41,36 @@ pub(super) fn open(
     }
     // calamine can panic on a damaged file (seen with a malformed .xls found by fuzzing); a
     // damaged file is an error to report, never a crash.
-    let read = || -> Result<(&'static str, Range<Data>, String), Error> {
+    let read = || -> Result<Chosen, Error> {
         let cursor = Cursor::new(bytes.as_slice());
         match format {
-            Format::Xlsx => first_sheet::<Xlsx<_>>(cursor, path, sheet, "XLSX", "an XLSX workbook"),
-            Format::Xlsb => first_sheet::<Xlsb<_>>(cursor, path, sheet, "XLSB", "an XLSB workbook"),
-            Format::Ods => first_sheet::<Ods<_>>(cursor, path, sheet, "ODS", "an ODS workbook"),
-            Format::Ole => first_sheet::<Xls<_>>(
+            Format::Xlsx => choose::<Xlsx<_>>(cursor, path, sheet, marks, "an XLSX workbook"),
+            Format::Xlsb => choose::<Xlsb<_>>(cursor, path, sheet, marks, "an XLSB workbook"),
+            Format::Ods => choose::<Ods<_>>(cursor, path, sheet, marks, "an ODS workbook"),
+            Format::Ole => choose::<Xls<_>>(
                 cursor,
                 path,
                 sheet,
-                "XLS",
+                marks,
                 "an Excel 97-2003 (.xls) workbook",
             ),
             Format::Text => unreachable!("text is read by the CSV reader"),
         }
     };
-    let (kind, range, sheet_name) = crate::crash::quietly(read).unwrap_or_else(|_| {
+    let chosen = crate::crash::quietly(read).unwrap_or_else(|_| {
         Err(Error::input(
             path,
             "cannot be read as a workbook: the file is damaged (the reader gave up on it); \
              open it in Excel and save it again",
         ))
     })?;
+    let kind = match format {
+        Format::Xlsx => "XLSX",
+        Format::Xlsb => "XLSB",
+        Format::Ods => "ODS",
+        _ => "XLS",
+    };
+    let (range, sheet_name) = (chosen.range, chosen.name);
     // calamine reads hidden rows like the others without saying which they are; an XLSX (or
     // XLSM) or ODS sheet's own XML is read for them. XLS and XLSB rows are read alike, uncounted.
     let last = range.end().map_or(0, |(r, _)| u64::from(r) + 1);
@@ -70,8 +81,11 @@ pub(super) fn open(
     };
     let hidden = rows_with_data(&range, hidden);
     let rows = rows_of(range);
-    let (header, rows) = split_header(path, rows, &format!("sheet '{sheet_name}'"))?;
+    let split = split_header(path, rows, &format!("sheet '{sheet_name}'"), marks)?;
+    let (header, rows) = (split.header, split.rows);
     let mut warnings = warnings;
+    warnings.extend(chosen.note);
+    warnings.extend(above_header_warning(&split.above, header.line));
     let hidden: Vec<u64> = hidden.into_iter().filter(|&r| r > header.line).collect();
     if let Some(w) = hidden_rows_warning(&hidden) {
         warnings.push(w);
@@ -86,17 +100,32 @@ pub(super) fn open(
         text: None,
         cells_are_text: true,
         dialect: None,
+        header_found: split.found,
+        other_sheets: chosen.others,
     })
 }
 
-/// Opens a workbook of one format and reads the sheet to use.
-fn first_sheet<'a, R>(
+/// The sheet to read, and what to say about the choice.
+struct Chosen {
+    range: Range<Data>,
+    name: String,
+    /// Why a sheet other than the first was read.
+    note: Option<String>,
+    /// The workbook's other sheets, for a message about a header that is not found.
+    others: Vec<String>,
+}
+
+/// Opens a workbook of one format and reads the sheet to use: `--sheet NAME`; else the first
+/// visible worksheet, unless no row at its top names a user key column (a cover or
+/// instructions sheet) and exactly one other visible worksheet has such a header, which is
+/// read instead, saying so. When several have one, the choice is the user's.
+fn choose<'a, R>(
     cursor: Cursor<&'a [u8]>,
     path: &Path,
     sheet: Option<&str>,
-    kind: &'static str,
+    marks: &HeaderMarks,
     what: &str,
-) -> Result<(&'static str, Range<Data>, String), Error>
+) -> Result<Chosen, Error>
 where
     R: Reader<Cursor<&'a [u8]>>,
     R::Error: std::fmt::Display,
@@ -108,9 +137,73 @@ where
         )
     };
     let mut wb: R = open_workbook_from_rs(cursor).map_err(|e| damaged(&e))?;
-    let name = pick_sheet(path, wb.sheets_metadata(), sheet)?;
+    let sheets = wb.sheets_metadata().to_vec();
+    let name = pick_sheet(path, &sheets, sheet)?;
     let range = wb.worksheet_range(&name).map_err(|e| damaged(&e))?;
-    Ok((kind, range, name))
+    let others: Vec<String> = sheets
+        .iter()
+        .filter(|s| s.name != name)
+        .map(|s| s.name.clone())
+        .collect();
+    let chosen = |range, name, note| Chosen {
+        range,
+        name,
+        note,
+        others: others.clone(),
+    };
+    if sheet.is_some() || marks.shown.is_empty() || names_a_user(&range, marks) {
+        return Ok(chosen(range, name, None));
+    }
+    let mut with_header = Vec::new();
+    for other in sheets.iter().filter(|s| {
+        s.name != name && s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet
+    }) {
+        // A sheet that cannot be read is not the one with the users; the first is read as
+        // before, and its own problem said.
+        if let Ok(r) = wb.worksheet_range(&other.name) {
+            if names_a_user(&r, marks) {
+                with_header.push((other.name.clone(), r));
+            }
+        }
+    }
+    match with_header.len() {
+        0 => Ok(chosen(range, name, None)),
+        1 => {
+            let (other, r) = with_header.remove(0);
+            let note = format!(
+                "the first sheet, '{name}', has no header naming a user key column; read sheet \
+                 '{other}', the only one with one (name another with --sheet NAME)"
+            );
+            Ok(chosen(r, other, Some(note)))
+        }
+        _ => {
+            let names: Vec<String> = with_header.into_iter().map(|(n, _)| n).collect();
+            Err(Error::input(
+                path,
+                format!(
+                    "the first sheet, '{name}', has no header naming a user key column (looked \
+                     for {}); sheets {} each have one: name the one to read with --sheet NAME",
+                    marks.shown,
+                    quoted_list(&names)
+                ),
+            ))
+        }
+    }
+}
+
+/// Whether a row at the top of a sheet names a user key column. Only the top is read: a
+/// sheet of a million rows is not copied to find out.
+fn names_a_user(range: &Range<Data>, marks: &HeaderMarks) -> bool {
+    let height = range.get_size().0;
+    let top: Vec<Result<Row, Error>> = (0..height)
+        .map(|i| Ok(row_at(range, i)))
+        .take(1000)
+        .collect();
+    let rows: super::Rows = Box::new(top.into_iter());
+    matches!(
+        split_header(Path::new(""), rows, "", marks),
+        Ok(split) if split.found == HeaderFound::Named
+    )
 }
 
 /// `--sheet NAME` (exact, then case-insensitive), else the first visible worksheet.
@@ -203,35 +296,41 @@ fn hidden_rows_warning(rows: &[u64]) -> Option<String> {
 }
 
 fn rows_of(range: Range<Data>) -> super::Rows {
-    let (first_row, first_col) = range
-        .start()
-        .map_or((0, 0), |(r, c)| (r as u64, c as usize));
-    let (height, width) = range.get_size();
+    let height = range.get_size().0;
     let mut i = 0usize;
     Box::new(std::iter::from_fn(move || {
         if i >= height {
             return None;
         }
-        // Cells keep Excel's columns: a sheet whose data starts in column C has two empty
-        // cells before it, as a person sees it.
-        let mut row = Row {
-            line: first_row + i as u64 + 1,
-            cells: Cells::with_capacity(first_col + width, 0),
-            bad_cells: Vec::new(),
-        };
-        for _ in 0..first_col {
-            row.cells.push("");
-        }
-        for c in 0..width {
-            let (text, problem) = cell_text(range.get((i, c)).unwrap_or(&Data::Empty));
-            if let Some(problem) = problem {
-                row.bad_cells.push((first_col + c, problem));
-            }
-            row.cells.push(&text);
-        }
         i += 1;
-        Some(Ok(row))
+        Some(Ok(row_at(&range, i - 1)))
     }))
+}
+
+/// The `i`th row of a range, numbered as Excel numbers it.
+fn row_at(range: &Range<Data>, i: usize) -> Row {
+    let (first_row, first_col) = range
+        .start()
+        .map_or((0, 0), |(r, c)| (r as u64, c as usize));
+    let width = range.get_size().1;
+    // Cells keep Excel's columns: a sheet whose data starts in column C has two empty
+    // cells before it, as a person sees it.
+    let mut row = Row {
+        line: first_row + i as u64 + 1,
+        cells: Cells::with_capacity(first_col + width, 0),
+        bad_cells: Vec::new(),
+    };
+    for _ in 0..first_col {
+        row.cells.push("");
+    }
+    for c in 0..width {
+        let (text, problem) = cell_text(range.get((i, c)).unwrap_or(&Data::Empty));
+        if let Some(problem) = problem {
+            row.bad_cells.push((first_col + c, problem));
+        }
+        row.cells.push(&text);
+    }
+    row
 }
 
 /// The text Excel shows for a cell, trimmed; error cells carry a reason to refuse the row.

@@ -158,6 +158,105 @@ pub struct Sheet {
     pub cells_are_text: bool,
     /// How delimited text is written; `None` for a workbook, which has no such thing.
     pub dialect: Option<Dialect>,
+    /// How the header row was told: by a column naming a user, or (none did) as the first
+    /// non-empty row.
+    pub header_found: HeaderFound,
+    /// A workbook's other sheets, for a message about a header that was not found.
+    pub other_sheets: Vec<String>,
+}
+
+/// How the header row of a sheet was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFound {
+    /// A row naming a user key column, exactly (or a report's own header).
+    Named,
+    /// A row with a column within a typo of a user key column (`Emial`).
+    NearlyNamed,
+    /// No row within the first [`HEADER_SEARCH`] non-empty ones names a user key column: the
+    /// first of them is taken.
+    FirstRow,
+}
+
+impl Sheet {
+    /// What a message about this sheet's header adds: where it looked, and where else to look.
+    pub fn header_hint(&self, marks: &HeaderMarks) -> String {
+        let mut hint = String::new();
+        if self.header_found == HeaderFound::FirstRow && !marks.names.is_empty() {
+            hint.push_str(&format!(
+                "; no row among the first {HEADER_SEARCH} non-empty ones names a user key column \
+                 (looked for {})",
+                marks.shown
+            ));
+        }
+        if !self.other_sheets.is_empty() {
+            hint.push_str(&format!(
+                "; this is {}; the workbook's other sheets are {}: name the one to read with \
+                 --sheet NAME",
+                self.description,
+                quoted_list(&self.other_sheets)
+            ));
+        }
+        hint
+    }
+}
+
+/// How many non-empty rows at the top of a sheet are looked at for the header: a title, a
+/// blank line and a note or two above it are common; a header further down is not.
+pub const HEADER_SEARCH: usize = 10;
+
+/// What tells the header row from a title above it: the header is the first row naming a
+/// user key column. The reader knows no platform; the caller lists those names. With none,
+/// the first non-empty row is the header (a report's, written by bulkedit itself).
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMarks {
+    /// The names, as [`crate::rules::normalize_header`] leaves them.
+    names: Vec<String>,
+    /// The names for a message: `user_email, email, userId, id or username`.
+    pub shown: String,
+}
+
+impl HeaderMarks {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, shown: impl Into<String>) -> Self {
+        let mut normalized: Vec<String> = names
+            .into_iter()
+            .map(crate::rules::normalize_header)
+            .collect();
+        normalized.sort_unstable();
+        normalized.dedup();
+        HeaderMarks {
+            names: normalized,
+            shown: shown.into(),
+        }
+    }
+
+    /// Whether a row names a user key column: exactly, within a typo, or not at all.
+    fn find(&self, row: &Row) -> Option<HeaderFound> {
+        let cells: Vec<String> = row
+            .cells
+            .iter()
+            .map(crate::rules::normalize_header)
+            .collect();
+        if crate::rules::is_report_header(&row.cells.to_vec())
+            || cells.iter().any(|c| self.names.contains(c))
+        {
+            return Some(HeaderFound::Named);
+        }
+        cells
+            .iter()
+            .filter(|c| !c.is_empty())
+            .any(|c| self.names.iter().any(|n| crate::rules::within_a_typo(c, n)))
+            .then_some(HeaderFound::NearlyNamed)
+    }
+}
+
+/// `'a', 'b' and 'c'`.
+pub fn quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// How a delimited text file is written, as found on reading it: what a file written for the
@@ -310,8 +409,15 @@ fn extension(path: &Path) -> String {
         .to_ascii_lowercase()
 }
 
-/// Opens a spreadsheet, finds its header row and returns the rows after it.
+/// Opens a spreadsheet whose header is its first non-empty row (a report bulkedit wrote) and
+/// returns the rows after it.
 pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
+    open_with(path, sheet, &HeaderMarks::default())
+}
+
+/// Opens a spreadsheet, finds its header row (the first naming a user key column, see
+/// [`HeaderMarks`]) and returns the rows after it.
+pub fn open_with(path: &Path, sheet: Option<&str>, marks: &HeaderMarks) -> Result<Sheet, Error> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if let Some(workbook) = name.strip_prefix("~$") {
         // What a file dialog or a shell's completion offers beside an open workbook.
@@ -328,11 +434,11 @@ pub fn open(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
     let regular = std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(true);
     if regular {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-        return open_file(path, path, file, sheet);
+        return open_file(path, path, file, sheet, marks);
     }
     let source = spool(path)?;
     let file = File::open(&source).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    open_file(path, &source, file, sheet)
+    open_file(path, &source, file, sheet, marks)
 }
 
 /// Input that is not a regular file (a FIFO, `/dev/stdin`) can be read only once: it is read
@@ -377,6 +483,7 @@ fn open_file(
     source: &Path,
     mut file: File,
     sheet: Option<&str>,
+    marks: &HeaderMarks,
 ) -> Result<Sheet, Error> {
     let mut head = vec![0u8; 64 * 1024];
     let n = read_up_to(&mut file, &mut head)
@@ -397,7 +504,7 @@ fn open_file(
             if sheet.is_some() {
                 warnings.push("--sheet is ignored for a text file".into());
             }
-            csv::open(path, source, file, head, warnings)
+            csv::open(path, source, file, head, warnings, marks)
         }
         _ => {
             if !workbook_ext {
@@ -413,7 +520,7 @@ fn open_file(
                 ));
             }
             drop(file);
-            let mut opened = excel::open(source, format, sheet, warnings)?;
+            let mut opened = excel::open(source, format, sheet, warnings, marks)?;
             opened.path = path.to_path_buf();
             Ok(opened)
         }
@@ -431,21 +538,111 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Skips blank rows to the first non-empty one, which is the header.
-fn split_header(path: &Path, mut rows: Rows, what: &str) -> Result<(Row, Rows), Error> {
-    loop {
+/// The header row and the rows after it: the first row among the first [`HEADER_SEARCH`]
+/// non-empty ones that names a user key column (else the first that nearly does, else the
+/// first non-empty row), blank rows skipped. Rows above the header (a title, a note) are
+/// returned apart, to be named in a warning: nothing is dropped silently.
+pub(crate) struct Split {
+    pub header: Row,
+    pub rows: Rows,
+    pub above: Vec<Row>,
+    pub found: HeaderFound,
+}
+
+fn split_header(
+    path: &Path,
+    mut rows: Rows,
+    what: &str,
+    marks: &HeaderMarks,
+) -> Result<Split, Error> {
+    let mut looked: Vec<Row> = Vec::new();
+    let mut failed: Option<Error> = None;
+    while looked.len() < HEADER_SEARCH.max(1) {
         match rows.next() {
-            None => {
-                return Err(Error::input(
-                    path,
-                    format!("{what} is empty: there is no header row"),
-                ))
+            None => break,
+            Some(Err(e)) => {
+                failed = Some(e);
+                break;
             }
-            Some(Err(e)) => return Err(e),
             Some(Ok(row)) if row.is_blank() => continue,
-            Some(Ok(row)) => return Ok((row, rows)),
+            Some(Ok(row)) => {
+                let named = marks.names.is_empty() || marks.find(&row) == Some(HeaderFound::Named);
+                looked.push(row);
+                if named {
+                    break;
+                }
+            }
         }
     }
+    if looked.is_empty() {
+        return Err(failed.unwrap_or_else(|| {
+            Error::input(path, format!("{what} is empty: there is no header row"))
+        }));
+    }
+    let named = looked
+        .iter()
+        .position(|r| marks.names.is_empty() || marks.find(r) == Some(HeaderFound::Named));
+    // A typo of a key column marks the header only below nothing but title lines (one cell
+    // each): in the rows of a header that names no key, a first name such as `Logan` is a
+    // typo of `login` too.
+    let titles = looked
+        .iter()
+        .take_while(|r| r.cells.iter().filter(|c| !c.trim().is_empty()).count() <= 1)
+        .count();
+    let nearly = looked
+        .iter()
+        .take(titles + 1)
+        .position(|r| marks.find(r) == Some(HeaderFound::NearlyNamed));
+    let (at, found) = match (named, nearly) {
+        (Some(at), _) => (at, HeaderFound::Named),
+        (None, Some(at)) => (at, HeaderFound::NearlyNamed),
+        (None, None) => (0, HeaderFound::FirstRow),
+    };
+    let mut looked = looked.into_iter();
+    let above: Vec<Row> = looked.by_ref().take(at).collect();
+    let header = looked
+        .next()
+        .expect("the header is among the rows looked at");
+    // The rows looked at past the header, and a reading error met while looking, come first.
+    let ahead: Vec<Result<Row, Error>> = looked.map(Ok).chain(failed.map(Err)).collect();
+    Ok(Split {
+        header,
+        rows: Box::new(ahead.into_iter().chain(rows)),
+        above,
+        found,
+    })
+}
+
+/// The warning for rows above the header, taken for a title and not read as users.
+fn above_header_warning(above: &[Row], header_line: u64) -> Option<String> {
+    let first = above.first()?;
+    let text = |r: &Row| -> String {
+        let cells: Vec<&str> = r
+            .cells
+            .iter()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let joined = cells.join(" ");
+        if joined.chars().count() > 60 {
+            format!("{}…", joined.chars().take(60).collect::<String>())
+        } else {
+            joined
+        }
+    };
+    let which = if above.len() == 1 {
+        format!("row {} ('{}') is", first.line, text(first))
+    } else {
+        format!(
+            "rows {} to {} ('{}', …) are",
+            first.line,
+            above[above.len() - 1].line,
+            text(first)
+        )
+    };
+    Some(format!(
+        "{which} above the header (row {header_line}) and taken for a title: not read as users"
+    ))
 }
 
 /// Parses delimited text held in memory, as the CSV reader does with a file (no encoding or

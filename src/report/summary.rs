@@ -125,9 +125,9 @@ impl Summary {
         let secs = elapsed.as_secs_f64();
         match sent {
             Some(requests) if secs > 0.0 => out.push_str(&format!(
-                "took {secs:.1} s: {} rows/s, {requests} requests ({:.1}/s)\n",
+                "took {secs:.1} s: {} rows/s, {requests} requests ({}/s)\n",
                 format_rate(total as f64 / secs),
-                requests as f64 / secs
+                format_rate(requests as f64 / secs)
             )),
             _ => out.push_str(&format!(
                 "took {secs:.2} s ({} rows/s)\n",
@@ -146,11 +146,7 @@ impl Summary {
 }
 
 fn format_rate(r: f64) -> String {
-    if r >= 100.0 {
-        format!("{r:.0}")
-    } else {
-        format!("{r:.1}")
-    }
+    crate::engine::rate::shown(r)
 }
 
 /// `1 row`, `2 rows`: a count and its noun, as a person would write them.

@@ -16,6 +16,8 @@ mod files;
 mod home;
 mod hostile;
 mod joiners;
+mod keyring;
+mod messages;
 mod plans;
 mod properties;
 mod races;

@@ -29,6 +29,7 @@ use crate::report::{self};
 use super::{Connection, Console};
 use facts::Facts;
 use prepare::{Connected, Survey, Target};
+pub(crate) use progress::rate_key;
 use progress::Progress;
 use send::{Run, Sent};
 use undo::UndoFile;

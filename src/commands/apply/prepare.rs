@@ -20,7 +20,7 @@ use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
 use crate::rules::FieldError;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::secrets::{token_file_warning, Secrets};
+use crate::secrets::{token_file_warning, Secrets, Sources};
 
 use super::{check_url, ApplyArgs};
 use crate::commands::{read_ahead, Console};
@@ -81,6 +81,11 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
     let input = check::open_input(
         &args.file,
         args.platform.as_deref(),
+        // The sandbox's URL is its own, whatever the platform: only a URL given says one.
+        args.connection
+            .url
+            .as_deref()
+            .filter(|_| !args.connection.sandbox),
         args.sheet.as_deref(),
         &args.options,
     )?;
@@ -92,10 +97,14 @@ pub fn open(args: &ApplyArgs, console: &Console) -> Result<Input, Error> {
 
 /// The URL and credentials: the built-in sandbox's, or the user's.
 pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Result<Target, Error> {
-    let mut secrets = Secrets::from_env(
-        args.connection.token_file.as_deref(),
-        args.connection.token_env.as_deref(),
-    )?;
+    let c = &args.connection;
+    let mut secrets = Secrets::gather(&Sources {
+        token_file: c.token_file.as_deref(),
+        token_env: c.token_env.as_deref(),
+        store: c.store.as_ref(),
+        username: c.username.as_deref(),
+        client_id: c.client_id.as_deref(),
+    })?;
     if let Some(w) = args
         .connection
         .token_file
@@ -361,7 +370,7 @@ fn roster(args: &ApplyArgs, survey: &Survey) -> Result<Roster, Error> {
         columns: key_cols.iter().map(|(name, _)| *name).collect(),
         ..Roster::default()
     };
-    let rows = crate::read::open(&args.file, args.sheet.as_deref())?.rows;
+    let rows = check::open_sheet(&args.file, args.sheet.as_deref())?.rows;
     for chunk in read_ahead(rows) {
         let chunk = chunk?;
         let checked = check::check_chunk(platform, &survey.layout, &chunk);
@@ -410,7 +419,7 @@ fn twins(
     session: &dyn Session,
 ) -> Result<HashMap<u64, FieldError>, Error> {
     let platform = survey.platform.as_ref();
-    let rows = crate::read::open(&args.file, args.sheet.as_deref())?.rows;
+    let rows = check::open_sheet(&args.file, args.sheet.as_deref())?.rows;
     // Users by id, each with the rows that name them: at most one entry per listed user.
     let mut named: HashMap<String, Vec<(u64, UserKey)>> = HashMap::new();
     for chunk in read_ahead(rows) {

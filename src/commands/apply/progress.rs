@@ -23,9 +23,10 @@ impl<'c> Progress<'c> {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+                    "{bar:30} {pos}/{len} rows  {rate} rows/s  ETA {eta}  {msg}",
                 )
-                .expect("the template is valid"),
+                .expect("the template is valid")
+                .with_key("rate", rate_key),
             );
             bar
         });
@@ -62,8 +63,9 @@ impl<'c> Progress<'c> {
                     let done = summary.total();
                     let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
                     self.console.info(&format!(
-                        "{done}/{} rows, {rate:.1} rows/s, {ok} ok, {bad} failed",
-                        self.total
+                        "{done}/{} rows, {} rows/s, {ok} ok, {bad} failed",
+                        self.total,
+                        crate::engine::rate::shown(rate)
                     ));
                 }
             }
@@ -77,4 +79,9 @@ impl<'c> Progress<'c> {
         }
         self.console.set_bar(None);
     }
+}
+
+/// The bar's rate, as the summary shows rates (indicatif's own has four decimals).
+pub fn rate_key(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = out.write_str(&crate::engine::rate::shown(state.per_sec()));
 }

@@ -149,7 +149,7 @@ fn made_earlier(now: Outcome, earlier: &Outcome) -> Outcome {
 pub fn send(run: &Run, journal: &mut Journal, progress: &Progress) -> Result<Sent, Error> {
     let args = run.args;
     // The first pass consumed the rows; platform and layout are kept, only the rows are read again.
-    let rows = read::open(&args.file, args.sheet.as_deref())?.rows;
+    let rows = crate::check::open_sheet(&args.file, args.sheet.as_deref())?.rows;
     let (job_tx, job_rx) = bounded::<Job>(args.connection.concurrency * 4);
     let (done_tx, done_rx) = bounded::<Done>(args.connection.concurrency * 64);
     let panic_row = test_panic_row();

@@ -146,6 +146,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
         check::open_input(
             &args.file,
             args.platform.as_deref(),
+            None,
             args.sheet.as_deref(),
             &args.options,
         )
