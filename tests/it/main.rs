@@ -29,3 +29,4 @@ mod trust;
 mod undo;
 mod validate;
 mod wire;
+mod workbook;

@@ -79,6 +79,11 @@ impl<'a> UndoFile<'a> {
         self.rows.push(row);
     }
 
+    /// Whether no line gives the file a row to put back.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// Writes the file when any line changed something; says what it holds.
     pub fn write(self, path: &Path, workbook: bool) -> Result<Option<Written>, Error> {
         if self.rows.is_empty() && self.lost.is_empty() && self.unnamed == 0 {
