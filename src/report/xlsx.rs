@@ -5,7 +5,7 @@
 //! them: it is fixed and run again, and a run reads a workbook's first sheet.
 //!
 //! The rows go to a temporary file as they are written (the writer's constant-memory mode),
-//! so a million-row report needs no more memory than a small one; column widths are measured
+//! so memory stays flat however many rows a report has; column widths are measured
 //! as each cell goes by and set at the end, which that mode allows (they are written before
 //! the rows only when the file is put together).
 
@@ -23,11 +23,13 @@ use super::{AtomicFile, Columns, ReportRow, Sink};
 use crate::engine::Status;
 
 /// The sheet a report's rows are on.
-pub(super) const REPORT_SHEET: &str = "Report";
+const REPORT_SHEET: &str = "Report";
 /// The sheet a failures file's rows are on.
 const FAILURES_SHEET: &str = "Failures";
 /// A report's first sheet.
 const SUMMARY_SHEET: &str = "Summary";
+/// The heading of its table of rows per status.
+const STATUS_TABLE: &str = "Rows per status";
 
 /// The most characters an Excel cell holds.
 const EXCEL_CELL_CHARS: usize = 32_767;
@@ -48,6 +50,8 @@ const WRAP_WIDTH: usize = 45;
 const INPUT_WIDTH: usize = 40;
 /// The height of one line of text in the default font (Calibri 11), in points.
 const LINE_HEIGHT: f64 = 15.0;
+/// The tallest row Excel allows, in points.
+const MAX_ROW_HEIGHT: f64 = 409.0;
 /// Notes a sheet carries at most. Each costs the writer kilobytes until the file is saved, and
 /// nobody reads a million of them: past this many, a broken cell is still red and its row's
 /// `error` column still says why, without a note.
@@ -55,7 +59,7 @@ const MAX_NOTES: usize = 10_000;
 
 /// Room around a cell's text, and for the filter button in the header.
 const PADDING: f64 = 2.0;
-const FILTER_BUTTON: f64 = 2.0;
+const FILTER_BUTTON: usize = 2;
 
 /// `text`, cut to the first [`EXCEL_CELL_CHARS`] characters.
 fn cut(text: &str) -> &str {
@@ -79,6 +83,36 @@ pub(super) fn open_rows(path: &Path) -> Result<crate::read::Sheet, crate::error:
         }
     }
     crate::read::open(path, None)
+}
+
+/// Whether a workbook report records writes made to a server, as its summary's counts per
+/// status say: read from the small first sheet rather than the rows. `None` when it has no
+/// summary to tell (a workbook an earlier bulkedit wrote, or not a report).
+pub(super) fn summary_records_writes(path: &Path) -> Option<bool> {
+    if !super::is_xlsx(path) {
+        return None;
+    }
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(path).ok()?;
+    let range = calamine::Reader::worksheet_range(&mut book, SUMMARY_SHEET).ok()?;
+    let mut rows = range
+        .rows()
+        .skip_while(|r| !matches!(r.first(), Some(calamine::Data::String(s)) if s == STATUS_TABLE));
+    rows.next()?;
+    let mut writes = false;
+    for row in rows.skip(1) {
+        let Some(calamine::Data::String(name)) = row.first() else {
+            break;
+        };
+        let Some(status) = Status::parse(name) else {
+            break;
+        };
+        let n = match row.get(1) {
+            Some(calamine::Data::Float(n)) => *n,
+            _ => 0.0,
+        };
+        writes |= status.is_write() && n > 0.0;
+    }
+    Some(writes)
 }
 
 /// The sheet to read of an input given without `--sheet`, when it is a workbook report
@@ -211,9 +245,9 @@ fn shown_width(text: &str) -> usize {
     text.lines().map(UnicodeWidthStr::width).max().unwrap_or(0)
 }
 
-/// How many lines `text` takes wrapped in a column `width` characters wide. Set as the row's
-/// height, because neither Excel nor LibreOffice sizes a row to its wrapped text when opening
-/// a file: the second line would hide under the next row.
+/// How many lines `text` takes wrapped in a column `width` characters wide, to set the row's
+/// height by ([`row_height`]): LibreOffice does not size a row to its wrapped text when it
+/// opens a file, and the second line would hide under the next row.
 fn lines_in(text: &str, width: usize) -> usize {
     // An average letter is narrower than the digit a column's width is counted in, and a
     // line breaks between words: a line holds about an eighth more characters than the
@@ -222,6 +256,11 @@ fn lines_in(text: &str, width: usize) -> usize {
     text.split('\n')
         .map(|line| UnicodeWidthStr::width(line).div_ceil(room).max(1))
         .sum()
+}
+
+/// The height of a row that shows `lines` lines, in points.
+fn row_height(lines: usize) -> f64 {
+    (LINE_HEIGHT * lines as f64).min(MAX_ROW_HEIGHT)
 }
 
 pub(super) struct XlsxSink {
@@ -272,7 +311,7 @@ impl XlsxSink {
         })();
         let widths = headers
             .iter()
-            .map(|h| shown_width(h) + FILTER_BUTTON as usize)
+            .map(|h| shown_width(h) + FILTER_BUTTON)
             .collect();
         XlsxSink {
             file: AtomicFile::new(path),
@@ -382,7 +421,7 @@ impl XlsxSink {
             sheet.write_string_with_format(r, col, text, format)?;
         }
         if lines > 1 {
-            sheet.set_row_height(r, LINE_HEIGHT * lines.min(40) as f64)?;
+            sheet.set_row_height(r, row_height(lines))?;
         }
         for (c, text) in marked {
             self.notes += 1;
@@ -461,7 +500,9 @@ struct SummarySheet<'a> {
     label: Format,
     value: Format,
     number: Format,
-    decimal: Format,
+    /// Seconds to the hundredth, and rates to the tenth.
+    hundredths: Format,
+    tenths: Format,
     time: Format,
     heading: Format,
 }
@@ -476,7 +517,8 @@ impl<'a> SummarySheet<'a> {
             label: top.clone().set_bold(),
             value: top.clone().set_text_wrap(),
             number: left.clone(),
-            decimal: left.clone().set_num_format("0.00"),
+            hundredths: left.clone().set_num_format("0.00"),
+            tenths: left.clone().set_num_format("0.0"),
             time: left.set_num_format("yyyy-mm-dd hh:mm:ss"),
             heading: top.set_bold().set_font_size(13),
         }
@@ -511,8 +553,7 @@ impl<'a> SummarySheet<'a> {
             .write_string_with_format(self.row, 1, text, &self.value)?;
         let lines = lines_in(text, SUMMARY_WIDTH);
         if lines > 1 {
-            self.sheet
-                .set_row_height(self.row, LINE_HEIGHT * lines.min(40) as f64)?;
+            self.sheet.set_row_height(self.row, row_height(lines))?;
         }
         self.row += 1;
         Ok(())
@@ -526,10 +567,17 @@ impl<'a> SummarySheet<'a> {
         Ok(())
     }
 
-    fn decimal(&mut self, label: &str, n: f64) -> Result<(), XlsxError> {
+    /// A number rounded to `places` (1 or 2) decimal places, shown so.
+    fn decimal(&mut self, label: &str, n: f64, places: i32) -> Result<(), XlsxError> {
         self.label(label)?;
+        let scale = 10f64.powi(places);
+        let look = if places == 1 {
+            &self.tenths
+        } else {
+            &self.hundredths
+        };
         self.sheet
-            .write_number_with_format(self.row, 1, n, &self.decimal)?;
+            .write_number_with_format(self.row, 1, (n * scale).round() / scale, look)?;
         self.row += 1;
         Ok(())
     }
@@ -575,11 +623,11 @@ impl<'a> SummarySheet<'a> {
         self.time("Started (UTC)", facts.started)?;
         self.time("Ended (UTC)", facts.started + facts.took)?;
         let secs = facts.took.as_secs_f64();
-        self.decimal("Duration (s)", (secs * 100.0).round() / 100.0)?;
+        self.decimal("Duration (s)", secs, 2)?;
         let total = facts.summary.total();
         self.count("Rows", total as f64)?;
         let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
-        self.decimal("Rows per second", (rate * 10.0).round() / 10.0)?;
+        self.decimal("Rows per second", rate, 1)?;
         if let Some(n) = facts.requests {
             self.count("Requests", n as f64)?;
         }
@@ -598,7 +646,7 @@ impl<'a> SummarySheet<'a> {
         }
 
         self.gap();
-        self.heading("Rows per status")?;
+        self.heading(STATUS_TABLE)?;
         self.table_header("Status", "Rows")?;
         for status in Status::ALL {
             let n = facts.summary.count(status);
@@ -695,5 +743,27 @@ impl Sink for XlsxSink {
 
     fn abandon(self: Box<Self>) {
         self.file.abandon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_reason_makes_its_row_tall_but_never_past_excels_limit() {
+        assert_eq!(lines_in("short", WRAP_WIDTH), 1);
+        assert_eq!(lines_in("first\nsecond\n", WRAP_WIDTH), 3);
+        let long = "word ".repeat(40);
+        assert!(lines_in(&long, WRAP_WIDTH) >= 4, "200 characters in 45");
+        assert_eq!(row_height(1), LINE_HEIGHT);
+        assert_eq!(row_height(10_000), MAX_ROW_HEIGHT);
+    }
+
+    #[test]
+    fn east_asian_text_takes_two_columns_a_character() {
+        assert_eq!(shown_width("user00001@example.com"), 21);
+        assert_eq!(shown_width("数据分析师"), 10);
+        assert_eq!(shown_width("Müller\nab"), 6);
     }
 }

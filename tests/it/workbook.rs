@@ -592,6 +592,20 @@ fn a_workbook_plan_is_applied_from_its_rows_past_the_summary() {
     let out = apply(&sb, &input, &plan, &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(book(&plan).sheet_names(), ["Summary", "Report"]);
+    // A dry run's report records no write: the next dry run replaces it, its summary says so.
+    let out = apply(&sb, &input, &plan, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("records writes"),
+        "{}",
+        stderr_of(&out)
+    );
+    let kept: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("plan-"))
+        .collect();
+    assert!(kept.is_empty(), "nothing kept aside: {kept:?}");
     let rows = rows_of(&plan);
     assert_eq!(rows[0]["header"][1], "status", "{rows:?}");
     assert_eq!(rows[1]["cells"][1], "would-update");
