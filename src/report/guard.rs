@@ -186,7 +186,10 @@ fn records_writes(report: &Path) -> bool {
     if !super::is_xlsx(&source) && !mentions_a_write(&source).unwrap_or(true) {
         return false;
     }
-    let Ok(sheet) = crate::read::open(&source, None) else {
+    if let Some(writes) = super::xlsx::summary_records_writes(&source) {
+        return writes;
+    }
+    let Ok(sheet) = super::xlsx::open_rows(&source) else {
         // Not a report this run can read: keep it, to be safe.
         return true;
     };

@@ -250,7 +250,7 @@ pub fn read_earlier(
         // A run killed before its first outcome sent nothing: there is nothing to skip.
         return Ok(Earlier::none());
     }
-    let sheet = crate::read::open(&source, None).map_err(|e| format!("--resume: {e}"))?;
+    let sheet = super::xlsx::open_rows(&source).map_err(|e| format!("--resume: {e}"))?;
     let expected = columns.header_row();
     let without_changes = |h: &[String]| -> Vec<String> {
         h.iter()
@@ -455,7 +455,7 @@ fn broken() -> io::Error {
 /// this run wrote (those from byte `from` on); a later line for the same row wins.
 /// `field_errors` holds the broken cells of invalid rows by row number, to mark them in a
 /// workbook. Each final line is also handed to `each` (the undo file is built from them).
-/// Returns whether a failures file was written.
+/// The files are put in place by [`Finalized::finish`].
 pub fn finalize(
     journal: &Path,
     from: u64,
@@ -463,7 +463,7 @@ pub fn finalize(
     columns: &Columns,
     field_errors: &HashMap<u64, Vec<FieldError>>,
     mut each: impl FnMut(&Outcome, &Cells),
-) -> io::Result<bool> {
+) -> io::Result<Finalized> {
     // Written in `columns.csv` (see `Journal::open`); the reader takes off a BOM and reads
     // either line end.
     let mut reader = csv::ReaderBuilder::new()
@@ -542,11 +542,34 @@ pub fn finalize(
         })?;
         each(&outcome, &cells);
     }
-    let wrote_failures = writer.finish()?;
-    if journal != report {
-        std::fs::remove_file(journal)?;
+    Ok(Finalized {
+        writer,
+        journal: journal.to_path_buf(),
+        report: report.to_path_buf(),
+    })
+}
+
+/// The final report with every row written, not yet in place: a workbook's summary sheet
+/// needs what the run learned from the rows (how it ended, the undo file).
+pub struct Finalized {
+    writer: ReportWriter,
+    journal: PathBuf,
+    report: PathBuf,
+}
+
+impl Finalized {
+    /// Puts the report and failures file in place, a workbook report summed up by `facts`,
+    /// and removes the journal. Returns whether a failures file was written.
+    pub fn finish(mut self, facts: Option<super::summary::RunFacts>) -> io::Result<bool> {
+        if let Some(facts) = facts {
+            self.writer.sum_up(facts);
+        }
+        let wrote_failures = self.writer.finish()?;
+        if self.journal != self.report {
+            std::fs::remove_file(&self.journal)?;
+        }
+        Ok(wrote_failures)
     }
-    Ok(wrote_failures)
 }
 
 #[cfg(test)]
@@ -580,6 +603,8 @@ mod tests {
             &HashMap::new(),
             |_, _| {},
         )
+        .unwrap()
+        .finish(None)
         .unwrap();
         let text = std::fs::read_to_string(&report).unwrap();
         assert_eq!(
@@ -626,6 +651,8 @@ mod tests {
         finalize(&report, from, &report, &columns, &HashMap::new(), |_, c| {
             seen.push(c.to_vec())
         })
+        .unwrap()
+        .finish(None)
         .unwrap();
         assert_eq!(
             seen,

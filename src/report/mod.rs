@@ -22,6 +22,7 @@ use crate::read::{self, Cells};
 use crate::rules::{needs_defusing, FieldError};
 
 pub use crate::rules::REPORT_COLUMNS;
+pub use xlsx::report_rows_sheet;
 
 /// Report lines that stand for no input row (the users `--deactivate-missing` found missing
 /// from the roster) are numbered from here, so that they sort after every input row; their
@@ -623,6 +624,9 @@ trait Sink: Send {
     fn rows_done(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// What the run was, for a workbook's first sheet; `failures`: the failures file, when
+    /// one is written. A CSV report has no room for it.
+    fn sum_up(&mut self, _facts: summary::RunFacts, _failures: Option<&Path>) {}
     fn finish(self: Box<Self>) -> io::Result<()>;
     fn abandon(self: Box<Self>);
 }
@@ -757,9 +761,11 @@ impl Sink for CsvSink {
     }
 }
 
-fn create_sink(path: &Path, columns: &Columns) -> io::Result<Box<dyn Sink>> {
+/// `failures`: the sink is the failures file, whose workbook holds its rows alone (it is
+/// fixed and run again, and a run reads a workbook's first sheet).
+fn create_sink(path: &Path, columns: &Columns, failures: bool) -> io::Result<Box<dyn Sink>> {
     if is_xlsx(path) {
-        Ok(Box::new(xlsx::XlsxSink::create(path, columns)))
+        Ok(Box::new(xlsx::XlsxSink::create(path, columns, failures)))
     } else {
         Ok(Box::new(CsvSink::create(path, columns)?))
     }
@@ -783,7 +789,7 @@ impl ReportWriter {
             std::fs::create_dir_all(dir)?;
         }
         Ok(ReportWriter {
-            report: Some(create_sink(report_path, &columns)?),
+            report: Some(create_sink(report_path, &columns, false)?),
             failures: None,
             report_path: report_path.to_path_buf(),
             failures_path: failures_path(report_path),
@@ -829,7 +835,7 @@ impl ReportWriter {
         }
         if !failures.is_empty() {
             if self.failures.is_none() {
-                self.failures = Some(create_sink(&self.failures_path, &self.columns)?);
+                self.failures = Some(create_sink(&self.failures_path, &self.columns, true)?);
             }
             if let Some(sink) = self.failures.as_mut() {
                 sink.write_lines(failures)?;
@@ -844,13 +850,25 @@ impl ReportWriter {
         }
         if row.outcome.status.needs_attention() {
             if self.failures.is_none() {
-                self.failures = Some(create_sink(&self.failures_path, &self.columns)?);
+                self.failures = Some(create_sink(&self.failures_path, &self.columns, true)?);
             }
             if let Some(f) = self.failures.as_mut() {
                 f.write(row)?;
             }
         }
         Ok(())
+    }
+
+    /// What the run was, for a workbook report's first sheet (a CSV report has no room for
+    /// it): given after the last row, before [`ReportWriter::finish`].
+    pub fn sum_up(&mut self, facts: summary::RunFacts) {
+        let failures = self
+            .failures
+            .is_some()
+            .then_some(self.failures_path.as_path());
+        if let Some(r) = self.report.as_mut() {
+            r.sum_up(facts, failures);
+        }
     }
 
     /// Every row is written: the rest of both files starts going to disk while the caller

@@ -2,11 +2,34 @@
 //! where the reports are.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::engine::{Outcome, Status};
 use crate::rules::FieldError;
+
+/// What a workbook report's first sheet says of the run: the facts `apply --summary-json`
+/// writes, as far as the command that ran knows them. Plain values, so that the report needs
+/// nothing of the commands.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// The command that ran: `apply` or `validate`.
+    pub command: &'static str,
+    pub input: PathBuf,
+    pub platform: String,
+    /// Where the rows went (`apply`): the service's address, or `sandbox`.
+    pub target: Option<String>,
+    /// Whether nothing was written (`apply`).
+    pub dry_run: Option<bool>,
+    pub started: SystemTime,
+    pub took: Duration,
+    pub summary: Summary,
+    /// HTTP requests sent (`apply`).
+    pub requests: Option<u64>,
+    /// The undo file, when the run wrote one.
+    pub undo: Option<PathBuf>,
+    pub exit_code: i32,
+}
 
 /// Distinct error texts kept for "most common errors"; more would only cost memory.
 const MAX_DISTINCT: usize = 10_000;

@@ -193,8 +193,7 @@ fn an_xlsx_report_cuts_a_cell_too_long_for_excel_with_a_note() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let mut book: Xlsx<_> = open_workbook(&report).unwrap();
-    let name = book.sheet_names()[0].clone();
-    let range = book.worksheet_range(&name).unwrap();
+    let range = book.worksheet_range("Report").unwrap();
     let header: Vec<String> = range
         .rows()
         .next()

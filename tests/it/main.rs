@@ -32,3 +32,4 @@ mod trust;
 mod undo;
 mod validate;
 mod wire;
+mod workbook;

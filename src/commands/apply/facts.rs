@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::Status;
 use crate::error::Error;
-use crate::report::summary::Summary;
+use crate::report::summary::{RunFacts, Summary};
 
 /// What the run learned as it went; what it never reached stays empty.
 #[derive(Default)]
@@ -68,6 +68,32 @@ impl Facts {
             "exit_code": exit_code,
             "error": error.map(|e| crate::crash::redact(&e.to_string())),
         })
+    }
+
+    /// The same facts for a workbook report's first sheet, known once every row is in the
+    /// report: `undo`, the undo file the run is about to write.
+    pub fn for_workbook(
+        &self,
+        input: &Path,
+        dry_run: bool,
+        exit_code: i32,
+        started: SystemTime,
+        took: Duration,
+        undo: Option<PathBuf>,
+    ) -> RunFacts {
+        RunFacts {
+            command: "apply",
+            input: input.to_path_buf(),
+            platform: self.platform.clone().unwrap_or_default(),
+            target: self.target.clone(),
+            dry_run: Some(dry_run),
+            started,
+            took,
+            summary: self.summary.clone().unwrap_or_default(),
+            requests: self.requests,
+            undo,
+            exit_code,
+        }
     }
 }
 

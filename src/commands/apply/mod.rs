@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use url::Url;
 
@@ -139,8 +139,26 @@ pub fn run(
 ) -> Result<i32, Error> {
     let started_at = std::time::SystemTime::now();
     let started = Instant::now();
+    // A workbook report fed back in (a plan) is read at its rows, past its summary.
+    let reading_rows;
+    let args = match (&args.sheet, report::report_rows_sheet(&args.file)) {
+        (None, Some(sheet)) => {
+            reading_rows = ApplyArgs {
+                sheet: Some(sheet.to_string()),
+                ..args.clone()
+            };
+            &reading_rows
+        }
+        _ => args,
+    };
     let mut facts = Facts::default();
-    let result = run_facts(args, console, interrupted, &mut facts, started);
+    let result = run_facts(
+        args,
+        console,
+        interrupted,
+        &mut facts,
+        (started_at, started),
+    );
     if let Some(path) = &args.summary_json {
         let code = match &result {
             Ok(code) => *code,
@@ -165,7 +183,7 @@ fn run_facts(
     console: &Console,
     interrupted: &Arc<AtomicBool>,
     facts: &mut Facts,
-    started: Instant,
+    started: (SystemTime, Instant),
 ) -> Result<i32, Error> {
     let input = prepare::open(args, console)?;
     facts.platform = Some(input.platform.name().to_string());
@@ -333,7 +351,7 @@ fn finish(
     stop: &Stop,
     journal: Journal,
     sent: Sent,
-    started: Instant,
+    (started_at, started): (SystemTime, Instant),
     facts: &mut Facts,
 ) -> Result<i32, Error> {
     let journal_path = journal.path.clone();
@@ -344,7 +362,7 @@ fn finish(
     let report_path = &survey.report_path;
     let mut undo = UndoFile::new(survey.platform.as_ref(), &survey.layout);
     let mut losses = losses::Losses::new(survey.platform.as_ref());
-    let wrote_failures = journal::finalize(
+    let finalized = journal::finalize(
         &journal_path,
         from,
         report_path,
@@ -358,6 +376,13 @@ fn finish(
         },
     )
     .map_err(|e| Error::report(report_path, e))?;
+    let summary = sent.summary;
+    let code = match stop.reason() {
+        StopReason::Interrupted => 130,
+        StopReason::MaxErrors | StopReason::Auth | StopReason::ServerPause => 3,
+        _ if summary.any_problem() => 1,
+        _ => 0,
+    };
     let undo_path = report::undo_path(report_path);
     // Spelled as the report is, so that it opens as the input did; with a BOM whatever the
     // input was, since its cells are the server's values, which may hold any character.
@@ -365,6 +390,19 @@ fn finish(
         bom: true,
         ..survey.columns.csv
     });
+    facts.summary = Some(summary.clone());
+    facts.requests = Some(connected.http.requests_sent());
+    let about = facts.for_workbook(
+        &args.file,
+        args.dry_run,
+        code,
+        started_at,
+        started.elapsed(),
+        (!undo.is_empty()).then(|| undo_path.clone()),
+    );
+    let wrote_failures = finalized
+        .finish(Some(about))
+        .map_err(|e| Error::report(report_path, e))?;
     // The report is whole by now: an undo file that cannot be written is said, not fatal.
     let undone = match undo.write(&undo_path, undo_csv) {
         Ok(written) => written,
@@ -383,10 +421,7 @@ fn finish(
             rows(resumed.sent_again)
         ));
     }
-    let summary = sent.summary;
     let failures = report::failures_path(report_path);
-    facts.summary = Some(summary.clone());
-    facts.requests = Some(connected.http.requests_sent());
     facts.report = Some(report_path.clone());
     facts.failures = wrote_failures.then(|| failures.clone());
     facts.undo = undone
@@ -406,15 +441,12 @@ fn finish(
         console.warn(&lost);
     }
     console.summary(&text);
-    Ok(match stop.reason() {
-        StopReason::Interrupted => 130,
-        why @ (StopReason::MaxErrors | StopReason::Auth | StopReason::ServerPause) => {
-            console.warn(&stop_message(why));
-            3
-        }
-        _ if summary.any_problem() => 1,
-        _ => 0,
-    })
+    if let why @ (StopReason::MaxErrors | StopReason::Auth | StopReason::ServerPause) =
+        stop.reason()
+    {
+        console.warn(&stop_message(why));
+    }
+    Ok(code)
 }
 
 /// `1 row`, `2 rows`.

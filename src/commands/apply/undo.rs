@@ -80,6 +80,11 @@ impl<'a> UndoFile<'a> {
         self.rows.push(row);
     }
 
+    /// Whether no line gives the file a row to put back.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// Writes the file when any line changed something, as a workbook or else CSV in
     /// `dialect`; says what it holds.
     pub fn write(self, path: &Path, csv: Option<CsvDialect>) -> Result<Option<Written>, Error> {

@@ -141,13 +141,16 @@ fn pass(
 /// to write the report with them marked. Rows are never held back in case one repeats: memory
 /// stays flat, and a file without duplicates (the usual one) is read once.
 pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
+    let started_at = std::time::SystemTime::now();
     let started = Instant::now();
+    // A workbook report fed back in is read at its rows, past its summary.
+    let sheet = (args.sheet.as_deref()).or_else(|| report::report_rows_sheet(&args.file));
     let open = || {
         check::open_input(
             &args.file,
             args.platform.as_deref(),
             None,
-            args.sheet.as_deref(),
+            sheet,
             &args.options,
         )
     };
@@ -184,13 +187,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
     )?;
     writer.rows_done().map_err(cannot_write)?;
     let dups = keys.duplicates(|wanted| {
-        check::reread_keys(
-            &args.file,
-            &platform_name,
-            args.sheet.as_deref(),
-            &args.options,
-            wanted,
-        )
+        check::reread_keys(&args.file, &platform_name, sheet, &args.options, wanted)
     })?;
     if !dups.is_empty() {
         // Rare: rows that looked valid name the same user. Write the report again with them
@@ -198,6 +195,20 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
         drop(writer);
         (writer, summary) = pass(open()?, &report_path, &dups, None, args.create)?;
     }
+    let code = if summary.any_problem() { 1 } else { 0 };
+    writer.sum_up(report::summary::RunFacts {
+        command: "validate",
+        input: args.file.clone(),
+        platform: platform_name,
+        target: None,
+        dry_run: None,
+        started: started_at,
+        took: started.elapsed(),
+        summary: summary.clone(),
+        requests: None,
+        undo: None,
+        exit_code: code,
+    });
     let failures_path = writer.failures_path.clone();
     let wrote_failures = writer.finish().map_err(cannot_write)?;
     console.summary(&summary.render(
@@ -206,5 +217,5 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
         &report_path,
         wrote_failures.then_some(failures_path.as_path()),
     ));
-    Ok(if summary.any_problem() { 1 } else { 0 })
+    Ok(code)
 }

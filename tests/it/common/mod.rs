@@ -110,7 +110,17 @@ pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// Runs `bulkedit rows FILE` and returns each JSON line.
 pub fn rows_of(file: &Path) -> Vec<serde_json::Value> {
-    let out = bulkedit().arg("rows").arg(file).output().expect("runs");
+    rows_of_sheet(file, None)
+}
+
+/// [`rows_of`] a workbook's sheet: a workbook report's rows are on its sheet `Report`.
+pub fn rows_of_sheet(file: &Path, sheet: Option<&str>) -> Vec<serde_json::Value> {
+    let mut cmd = bulkedit();
+    cmd.arg("rows").arg(file);
+    if let Some(sheet) = sheet {
+        cmd.args(["--sheet", sheet]);
+    }
+    let out = cmd.output().expect("runs");
     assert!(
         out.status.success(),
         "rows failed: {}",
