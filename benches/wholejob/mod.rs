@@ -133,7 +133,12 @@ fn run_job(sb: &Sandbox, platform: &str, sheet: &Path, n: usize) -> Job {
     let mut cmd = Command::new(BIN);
     cmd.arg("apply")
         .arg(sheet)
-        .args(["--platform", platform, "--url", sb.url_for(platform).as_str()])
+        .args([
+            "--platform",
+            platform,
+            "--url",
+            sb.url_for(platform).as_str(),
+        ])
         .args(["--rate", "unlimited", "--quiet", "--yes", "--concurrency"])
         .arg(WORKERS.to_string())
         .arg("--report")
@@ -259,7 +264,15 @@ fn run_wrk(sb: &Sandbox, platform: &str, requests: &Path) -> (f64, Duration) {
     std::fs::write(&script, SCRIPT).unwrap();
     let started = Instant::now();
     let out = Command::new("wrk")
-        .args(["-t1", "-c", &WORKERS.to_string(), "-d120s", "--timeout", "30s", "-s"])
+        .args([
+            "-t1",
+            "-c",
+            &WORKERS.to_string(),
+            "-d120s",
+            "--timeout",
+            "30s",
+            "-s",
+        ])
         .arg(&script)
         .arg(sb.base_url())
         .arg("--")

@@ -9,12 +9,68 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use super::page::{parse, pick, Users};
 use super::UserKey;
 use crate::engine::{Outcome, Status};
 use crate::rules;
 
 /// A listed user's record, and when its page was read.
 pub type Listed = (Map<String, Value>, Instant);
+
+/// A page of the user list made ready for the cache where it was read: each user's text, with
+/// the keys it is found by, so that pages read at once are not gone through one after the
+/// other once the last has come.
+pub struct Page {
+    /// Each record with the keys it answers to.
+    records: Vec<(Box<str>, Vec<Key>)>,
+    read_at: Instant,
+}
+
+impl Page {
+    /// `keys`: the fields a user is found by, each with the record member that holds it.
+    pub fn new(users: Users, keys: &[(&'static str, &'static str)]) -> Self {
+        let read_at = Instant::now();
+        let members: Vec<&str> = keys.iter().map(|(_, member)| *member).collect();
+        let records = users
+            .into_iter()
+            .map(|text| {
+                let found = pick(&text, &members)
+                    .into_iter()
+                    .zip(keys)
+                    .filter_map(|(value, (field, member))| {
+                        let value = key_text(value.as_ref()?)?;
+                        Some(Key {
+                            normalized: normalized(field, &value),
+                            value,
+                            member,
+                        })
+                    })
+                    .collect();
+                (text, found)
+            })
+            .collect();
+        Page { records, read_at }
+    }
+}
+
+/// A key a record answers to.
+struct Key {
+    /// As [`UserKey::normalized`] spells it.
+    normalized: String,
+    /// As the server spells it.
+    value: String,
+    /// The record's member that holds it.
+    member: &'static str,
+}
+
+/// A key as text: ids come as strings or as whole numbers.
+pub fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => n.as_i64().map(|i| i.to_string()),
+        _ => None,
+    }
+}
 
 #[derive(Default)]
 pub struct UserCache {
@@ -29,34 +85,24 @@ pub struct UserCache {
 }
 
 impl UserCache {
-    /// Keeps every record of a list page (the objects [`take_objects`] gave), each findable
-    /// by the `(key field, value)` pairs `keys` names for it: an id, an e-mail, a name.
-    pub fn add_page(
-        &mut self,
-        page: Vec<Value>,
-        keys: impl Fn(&Value) -> Vec<(&'static str, Option<String>)>,
-    ) {
-        let now = Instant::now();
-        for record in &page {
+    /// Keeps the records of a page made ready with [`Page::new`], after those kept before.
+    pub fn add(&mut self, page: Page) {
+        for (record, keys) in page.records {
             let at = self.records.len() as u32;
-            self.records
-                .push(serde_json::to_string(record).unwrap_or_default().into());
-            self.read_at.push(now);
-            for (field, value) in keys(record) {
-                if let Some(v) = value {
-                    let key = normalized(field, &v);
-                    if let Some(&other) = self.index.get(&key) {
-                        if other != at {
-                            let spelled = self.twins.entry(key).or_default();
-                            if spelled.is_empty() {
-                                spelled.push(spelling(&self.records[other as usize], field));
-                            }
-                            spelled.push(v);
+            self.records.push(record);
+            self.read_at.push(page.read_at);
+            for key in keys {
+                if let Some(&other) = self.index.get(&key.normalized) {
+                    if other != at {
+                        let spelled = self.twins.entry(key.normalized).or_default();
+                        if spelled.is_empty() {
+                            spelled.push(spelling(&self.records[other as usize], key.member));
                         }
-                        continue;
+                        spelled.push(key.value);
                     }
-                    self.index.insert(key, at);
+                    continue;
                 }
+                self.index.insert(key.normalized, at);
             }
         }
     }
@@ -71,10 +117,7 @@ impl UserCache {
         let Some(&at) = self.index.get(&wanted) else {
             return Ok(None);
         };
-        match serde_json::from_str(&self.records[at as usize]) {
-            Ok(Value::Object(m)) => Ok(Some((m, self.read_at[at as usize]))),
-            _ => Ok(None),
-        }
+        Ok(parse(&self.records[at as usize]).map(|m| (m, self.read_at[at as usize])))
     }
 
     pub fn len(&self) -> usize {
@@ -83,12 +126,7 @@ impl UserCache {
 
     /// Every listed user, freshly parsed: the server's side of a roster comparison.
     pub fn users(&self) -> impl Iterator<Item = Map<String, Value>> + '_ {
-        self.records
-            .iter()
-            .filter_map(|r| match serde_json::from_str(r) {
-                Ok(Value::Object(m)) => Some(m),
-                _ => None,
-            })
+        self.records.iter().filter_map(|r| parse(r))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,15 +134,12 @@ impl UserCache {
     }
 }
 
-/// A record's `field` as the server spells it.
-fn spelling(record: &str, field: &str) -> String {
-    serde_json::from_str::<Value>(record)
-        .ok()
-        .and_then(|r| match &r[field] {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+/// A record's key in `member` as the server spells it.
+fn spelling(record: &str, member: &str) -> String {
+    pick(record, &[member])
+        .pop()
+        .flatten()
+        .and_then(|v| key_text(&v))
         .unwrap_or_default()
 }
 
@@ -189,23 +224,6 @@ pub fn search_exact(
     .http(200, attempts))
 }
 
-/// Moves the objects out of a JSON array (a list page), or `None` when there is no array: an
-/// answer whose shape is not understood is not an empty list.
-pub fn take_list(v: &mut Value) -> Option<Vec<Value>> {
-    match v.take() {
-        Value::Array(items) => Some(items.into_iter().filter(Value::is_object).collect()),
-        _ => None,
-    }
-}
-
-/// Moves the objects out of a JSON array (a list page), leaving `Null` behind.
-pub fn take_objects(v: &mut Value) -> Vec<Value> {
-    match v.take() {
-        Value::Array(items) => items.into_iter().filter(Value::is_object).collect(),
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,18 +232,12 @@ mod tests {
     #[test]
     fn finds_a_record_by_any_of_its_keys_case_insensitively() {
         let mut cache = UserCache::default();
-        cache.add_page(
-            vec![
-                json!({"id": 7, "username": "Ada.L", "roles": [{"id": 2}]}),
-                json!({"id": 8, "username": "grace"}),
-            ],
-            |u| {
-                vec![
-                    ("id", u["id"].as_i64().map(|i| i.to_string())),
-                    ("username", u["username"].as_str().map(str::to_string)),
-                ]
-            },
-        );
+        let users = [
+            json!({"id": 7, "username": "Ada.L", "roles": [{"id": 2}]}),
+            json!({"id": 8, "username": "grace"}),
+        ];
+        let texts = users.iter().map(|u| u.to_string().into()).collect();
+        cache.add(Page::new(texts, &[("id", "id"), ("username", "username")]));
         let by_name = cache.get(&UserKey {
             field: "username",
             value: " ada.l ".into(),

@@ -6,13 +6,14 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::cache::{search_exact, take_list};
+use super::cache::search_exact;
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
+use super::page::{self, read_page, Users};
 use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Platform,
-    Record, Session, Template, UserKey,
+    endpoint, server_message, Changes, Checker, Connect, Edit, Field, Keep, Platform, Record,
+    Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request, Status};
@@ -431,7 +432,7 @@ impl ControlRoomSession {
         filter: Option<Value>,
         offset: usize,
         length: usize,
-    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
+    ) -> Result<(Users, usize, u32), Outcome> {
         let mut body = json!({"page": {"offset": offset, "length": length}});
         if let Some(f) = filter {
             body["filter"] = f;
@@ -441,9 +442,8 @@ impl ControlRoomSession {
             endpoint(&self.base, &["v1", "usermanagement", "users", "list"]),
         )
         .json(&body);
-        let (mut b, attempts) = read_json(&self.http, &req, &self.auth, "listing users")?;
-        let users = take_list(&mut b["list"])
-            .ok_or_else(|| super::unknown_shape("listing users", attempts))?;
+        let (b, users, attempts) =
+            read_page(&self.http, &req, &self.auth, "listing users", &["list"])?;
         let total = b["page"]["totalFilter"]
             .as_u64()
             .or(b["page"]["total"].as_u64())
@@ -528,7 +528,7 @@ impl Vendor for ControlRoomSession {
         search_exact(username, &key.value, |_| {
             let (users, total, n) = self.list(Some(filter.clone()), offset, LENGTH)?;
             offset += users.len();
-            Ok((users, offset < total, n))
+            Ok((page::values(users), offset < total, n))
         })
     }
 

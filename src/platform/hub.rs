@@ -6,8 +6,9 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{search_exact, take_list};
+use super::cache::search_exact;
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
+use super::page::{self, read_page, Users};
 use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::{
     endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Layout,
@@ -557,19 +558,22 @@ impl HubSession {
         search: Option<&str>,
         page: usize,
         limit: usize,
-    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
+    ) -> Result<(Users, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["users"]);
         url.query_pairs_mut()
             .append_pair("s", search.unwrap_or(""))
             .append_pair("inviteStatus", "all")
             .append_pair("limit", &limit.to_string())
             .append_pair("page", &page.to_string());
-        let (mut body, attempts) =
-            read_json(&self.http, &Request::get(url), &self.auth, "reading users")?;
-        let data = &mut body["data"];
-        let users = take_list(&mut data["users"])
-            .ok_or_else(|| super::unknown_shape("reading users", attempts))?;
-        let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
+        let req = Request::get(url);
+        let (body, users, attempts) = read_page(
+            &self.http,
+            &req,
+            &self.auth,
+            "reading users",
+            &["data", "users"],
+        )?;
+        let pages = body["data"]["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
 }
@@ -590,7 +594,7 @@ impl Vendor for HubSession {
         // The search matches loosely: only the exact e-mail is the row's user, on any page.
         search_exact(FIELDS[EMAIL].name, &key.value, |n| {
             let (users, pages, attempts) = self.users_page(Some(&key.value), n + 1, 50)?;
-            Ok((users, n + 1 < pages, attempts))
+            Ok((page::values(users), n + 1 < pages, attempts))
         })
     }
 

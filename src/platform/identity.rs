@@ -6,15 +6,16 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{search_exact, take_list};
+use super::cache::search_exact;
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
+use super::page::{self, read_page, Users};
 use super::rmw::{
     field_changes, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor,
 };
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, jwt_claims, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep,
-    Plan, Platform, Record, Session, Template, UserKey,
+    endpoint, jwt_claims, server_message, Changes, Checker, Connect, Edit, Field, Keep, Plan,
+    Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request, Status};
@@ -409,21 +410,21 @@ impl IdentitySession {
         term: &str,
         top: usize,
         skip: usize,
-    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
+    ) -> Result<(Users, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["api", "User", "users", partition]);
         url.query_pairs_mut()
             .append_pair("searchTerm", term)
             .append_pair("top", &top.to_string())
             .append_pair("skip", &skip.to_string());
-        let (mut body, attempts) = read_json(
+        let req = Request::get(url);
+        let (body, results, attempts) = read_page(
             &self.http,
-            &Request::get(url),
+            &req,
             &self.auth,
             "searching users",
+            &["results"],
         )?;
         let total = body["totalCount"].as_u64().unwrap_or(0) as usize;
-        let results = take_list(&mut body["results"])
-            .ok_or_else(|| super::unknown_shape("searching users", attempts))?;
         Ok((results, total, attempts))
     }
 
@@ -537,7 +538,7 @@ impl Vendor for IdentitySession {
         search_exact(FIELDS[EMAIL].name, &key.value, |_| {
             let (results, total, n) = self.search(partition, &key.value, TOP, skip)?;
             skip += results.len();
-            Ok((results, skip < total, n))
+            Ok((page::values(results), skip < total, n))
         })
     }
 

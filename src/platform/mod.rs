@@ -8,6 +8,7 @@ pub mod control_room;
 pub mod dictionary;
 pub mod hub;
 pub mod identity;
+pub mod page;
 pub mod rmw;
 pub mod token;
 pub mod undo;
@@ -139,6 +140,9 @@ pub struct Plan {
     pub create: bool,
     /// `--deactivate-missing`: every user is read up front, to compare with the roster.
     pub deactivate_missing: bool,
+    /// Requests the run may have in flight at once (`--concurrency`): pages of the list read
+    /// up front are read that many at a time.
+    pub workers: usize,
 }
 
 /// The file as a roster, for `--deactivate-missing`: who it names, and who is never deactivated.

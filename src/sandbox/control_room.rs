@@ -301,9 +301,17 @@ fn list(world: &World, call: &Call) -> Answer {
         .collect();
     let total_filter = all.len();
     let page: Vec<&Map<String, Value>> = all.into_iter().skip(offset).take(length).collect();
-    Answer::json(
+    #[derive(serde::Serialize)]
+    struct Listed<'a> {
+        page: Value,
+        list: Vec<&'a Map<String, Value>>,
+    }
+    Answer::written(
         200,
-        json!({"page": {"offset": offset, "total": world.control_room.list.len(), "totalFilter": total_filter}, "list": page}),
+        &Listed {
+            page: json!({"offset": offset, "total": world.control_room.list.len(), "totalFilter": total_filter}),
+            list: page,
+        },
     )
 }
 

@@ -289,18 +289,34 @@ fn users(world: &World, call: &Call) -> Answer {
         let total = matches.len();
         (total, matches.into_iter().skip(skip).take(limit).collect())
     };
-    Answer::json(
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        page: usize,
+        page_size: usize,
+        total_items: usize,
+        total_pages: usize,
+        users: Vec<&'a super::store::Record>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Listed<'a> {
+        message: &'static str,
+        status_code: u16,
+        data: Data<'a>,
+    }
+    Answer::written(
         200,
-        json!({
-            "message": "Success",
-            "statusCode": 200,
-            "data": {
-                "page": page,
-                "pageSize": limit,
-                "totalItems": total,
-                "totalPages": total.div_ceil(limit),
-                "users": page_users,
-            }
-        }),
+        &Listed {
+            message: "Success",
+            status_code: 200,
+            data: Data {
+                page,
+                page_size: limit,
+                total_items: total,
+                total_pages: total.div_ceil(limit),
+                users: page_users,
+            },
+        },
     )
 }

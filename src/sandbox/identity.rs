@@ -161,7 +161,19 @@ fn search(world: &World, call: &Call, partition: &str) -> Answer {
         .collect();
     let total = matches.len();
     let results: Vec<&Map<String, Value>> = matches.into_iter().skip(skip).take(top).collect();
-    Answer::json(200, json!({"totalCount": total, "results": results}))
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Found<'a> {
+        total_count: usize,
+        results: Vec<&'a Map<String, Value>>,
+    }
+    Answer::written(
+        200,
+        &Found {
+            total_count: total,
+            results,
+        },
+    )
 }
 
 /// The field types ASP.NET's model binding checks before the command runs.

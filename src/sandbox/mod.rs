@@ -351,6 +351,17 @@ impl Answer {
             headers: vec![("content-type", "application/json; charset=utf-8".into())],
         }
     }
+    /// A JSON body written straight from borrowed records: a page of a thousand users is not
+    /// copied into a new value first (under the store's lock, that copy held every other
+    /// request up).
+    pub fn written(status: u16, body: &impl serde::Serialize) -> Self {
+        Answer {
+            status,
+            body: serde_json::to_vec(body).expect("JSON values serialize"),
+            json: None,
+            headers: vec![("content-type", "application/json; charset=utf-8".into())],
+        }
+    }
     pub fn empty(status: u16) -> Self {
         Answer {
             status,
@@ -532,11 +543,19 @@ async fn serve(app: Arc<App>, req: Request<Body>) -> Response {
             .headers
             .iter()
             .filter(|(name, _)| *name != "host" && *name != "content-length")
-            .map(|(name, v)| (name.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .map(|(name, v)| {
+                (
+                    name.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into(),
+                )
+            })
             .collect();
         let kept = Captured {
             method: parts.method.to_string(),
-            target: parts.uri.path_and_query().map_or(path.clone(), |p| p.to_string()),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or(path.clone(), |p| p.to_string()),
             headers,
             body: body.clone(),
             status: answer.status,

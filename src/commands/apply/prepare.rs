@@ -185,6 +185,7 @@ pub fn survey(
     let mut plan = Plan {
         create: args.create,
         deactivate_missing: args.deactivate_missing,
+        workers: args.connection.concurrency,
         ..Plan::default()
     };
     let mut total_rows = 0u64;
