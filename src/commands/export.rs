@@ -88,7 +88,7 @@ pub fn run(
         interrupted,
     )?);
     let session =
-        prepare::log_in(platform.as_ref(), &apply_args, &target, &http).map_err(redact)?;
+        prepare::log_in(platform.as_ref(), &apply_args, &target, &http, true).map_err(redact)?;
     let export = session
         .export()
         .ok_or_else(|| Error::usage(format!("{} cannot list its users here", platform.name())))?;
@@ -189,7 +189,7 @@ fn read_all(
     let to_rows = |users: page::Users| -> Vec<Vec<String>> {
         users
             .iter()
-            .filter_map(|u| page::parse(u))
+            .filter_map(page::parse)
             .filter_map(|u| export.row(&u, columns, names))
             .collect()
     };

@@ -5,6 +5,10 @@
 //! record is cheaper than cloning the map twice, which the first version did for every row.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -21,8 +25,10 @@ pub type Listed = (Map<String, Value>, Instant);
 /// the keys it is found by, so that pages read at once are not gone through one after the
 /// other once the last has come.
 pub struct Page {
-    /// Each record with the keys it answers to.
-    records: Vec<(Box<str>, Vec<Key>)>,
+    /// The page's text, which the records are parts of.
+    text: Arc<String>,
+    /// Each record's place in the text, with the keys it answers to.
+    records: Vec<(Range<usize>, Vec<Key>)>,
     read_at: Instant,
 }
 
@@ -31,10 +37,11 @@ impl Page {
     pub fn new(users: Users, keys: &[(&'static str, &'static str)]) -> Self {
         let read_at = Instant::now();
         let members: Vec<&str> = keys.iter().map(|(_, member)| *member).collect();
-        let records = users
+        let (text, places) = users.into_parts();
+        let records = places
             .into_iter()
-            .map(|text| {
-                let found = pick(&text, &members)
+            .map(|place| {
+                let found = pick(&text[place.clone()], &members)
                     .into_iter()
                     .zip(keys)
                     .filter_map(|(value, (field, member))| {
@@ -46,10 +53,14 @@ impl Page {
                         })
                     })
                     .collect();
-                (text, found)
+                (place, found)
             })
             .collect();
-        Page { records, read_at }
+        Page {
+            text,
+            records,
+            read_at,
+        }
     }
 }
 
@@ -74,30 +85,47 @@ pub fn key_text(v: &Value) -> Option<String> {
 
 #[derive(Default)]
 pub struct UserCache {
-    records: Vec<Box<str>>,
+    /// The text of every page read, which the records are parts of.
+    pages: Vec<Arc<String>>,
+    /// Each record: its page and its place in it.
+    records: Vec<(u32, Range<usize>)>,
     /// When each record's page was read: a copy too old is read again before it is written.
     read_at: Vec<Instant>,
-    /// `UserKey::normalized()` of every key a record can be found by → its index.
-    index: HashMap<String, u32>,
+    /// `UserKey::normalized()` of every key a record can be found by → its index. Hashed
+    /// with Fx: tens of thousands of keys go in while the first row waits for the list.
+    index: FxHashMap<String, u32>,
     /// Keys that more than one record answers to (spellings differing only in case): each
     /// with every spelling, so that a row naming one fails rather than picks.
     twins: HashMap<String, Vec<String>>,
 }
 
 impl UserCache {
+    /// Room for about `users` users found by `keys` keys each.
+    pub fn with_capacity(users: usize, keys: usize) -> Self {
+        UserCache {
+            pages: Vec::new(),
+            records: Vec::with_capacity(users),
+            read_at: Vec::with_capacity(users),
+            index: FxHashMap::with_capacity_and_hasher(users * keys, Default::default()),
+            twins: HashMap::new(),
+        }
+    }
+
     /// Keeps the records of a page made ready with [`Page::new`], after those kept before.
     pub fn add(&mut self, page: Page) {
-        for (record, keys) in page.records {
+        let number = self.pages.len() as u32;
+        self.pages.push(page.text);
+        for (place, keys) in page.records {
             let at = self.records.len() as u32;
-            self.records.push(record);
+            self.records.push((number, place));
             self.read_at.push(page.read_at);
             for key in keys {
                 if let Some(&other) = self.index.get(&key.normalized) {
                     if other != at {
+                        let first = (!self.twins.contains_key(&key.normalized))
+                            .then(|| spelling(self.text(other), key.member));
                         let spelled = self.twins.entry(key.normalized).or_default();
-                        if spelled.is_empty() {
-                            spelled.push(spelling(&self.records[other as usize], key.member));
-                        }
+                        spelled.extend(first);
                         spelled.push(key.value);
                     }
                     continue;
@@ -117,7 +145,13 @@ impl UserCache {
         let Some(&at) = self.index.get(&wanted) else {
             return Ok(None);
         };
-        Ok(parse(&self.records[at as usize]).map(|m| (m, self.read_at[at as usize])))
+        Ok(parse(self.text(at)).map(|m| (m, self.read_at[at as usize])))
+    }
+
+    /// The text of the record at `at`.
+    fn text(&self, at: u32) -> &str {
+        let (page, place) = &self.records[at as usize];
+        &self.pages[*page as usize][place.clone()]
     }
 
     pub fn len(&self) -> usize {
@@ -126,7 +160,7 @@ impl UserCache {
 
     /// Every listed user, freshly parsed: the server's side of a roster comparison.
     pub fn users(&self) -> impl Iterator<Item = Map<String, Value>> + '_ {
-        self.records.iter().filter_map(|r| parse(r))
+        (0..self.records.len() as u32).filter_map(|at| parse(self.text(at)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -236,7 +270,7 @@ mod tests {
             json!({"id": 7, "username": "Ada.L", "roles": [{"id": 2}]}),
             json!({"id": 8, "username": "grace"}),
         ];
-        let texts = users.iter().map(|u| u.to_string().into()).collect();
+        let texts = Users::from_texts(users.iter().map(|u| u.to_string()));
         cache.add(Page::new(texts, &[("id", "id"), ("username", "username")]));
         let by_name = cache.get(&UserKey {
             field: "username",

@@ -309,14 +309,20 @@ impl Platform for ControlRoom {
             base: settings.url.clone(),
             roles: OnceLock::new(),
         };
-        // A token given as is proves nothing until used: one page of one user proves the URL,
-        // the token and the permission to read users.
+        // A token given as is proves nothing until used: a page of the user list proves the
+        // URL, the token and the permission to read users; one user long, or the list's first
+        // page when the run is about to read it all.
+        let length = if settings.first_page {
+            ControlRoomSession::PAGE
+        } else {
+            1
+        };
         let req = Request::new(
             Method::POST,
             endpoint(&session.base, &["v1", "usermanagement", "users", "list"]),
         )
-        .json(&json!({"page": {"offset": 0, "length": 1}}));
-        super::preflight(
+        .json(&json!({"page": {"offset": 0, "length": length}}));
+        let reply = super::preflight(
             &settings.http,
             &req,
             &session.auth,
@@ -324,11 +330,23 @@ impl Platform for ControlRoom {
             "a Control Room (is --url the Control Room root?)",
             false,
         )?;
-        Ok(Box::new(ReadModifyWrite::new(
-            session,
-            settings.url.clone(),
-        )))
+        let first = settings
+            .first_page
+            .then(|| ControlRoomSession::first_page(&reply))
+            .flatten();
+        Ok(Box::new(
+            ReadModifyWrite::new(session, settings.url.clone()).with_first_page(first),
+        ))
     }
+}
+
+/// How many users a list answer says match: its filter's count, or the whole count.
+fn list_total(envelope: &Value) -> usize {
+    let page = &envelope["page"];
+    page["totalFilter"]
+        .as_u64()
+        .or(page["total"].as_u64())
+        .unwrap_or(0) as usize
 }
 
 enum LoginError {
@@ -444,11 +462,16 @@ impl ControlRoomSession {
         .json(&body);
         let (b, users, attempts) =
             read_page(&self.http, &req, &self.auth, "listing users", &["list"])?;
-        let total = b["page"]["totalFilter"]
-            .as_u64()
-            .or(b["page"]["total"].as_u64())
-            .unwrap_or(0) as usize;
-        Ok((users, total, attempts))
+        Ok((users, list_total(&b), attempts))
+    }
+
+    /// The first page of the whole list, in the answer to the log-in's read of it.
+    fn first_page(reply: &Reply) -> Option<ListPage> {
+        let (envelope, users) = page::split_page(&reply.body, &["list"])?;
+        Some(ListPage {
+            users,
+            total: Total::Users(list_total(&envelope)),
+        })
     }
 
     fn role_catalog(&self) -> Result<&Vec<Value>, String> {
@@ -767,10 +790,10 @@ impl Vendor for ControlRoomSession {
         match reply.status {
             // The documented success carries the user back: the same one.
             200 | 201 => {
-                let same = reply
-                    .json()
-                    .as_ref()
-                    .and_then(|b| b.get("id"))
+                // Only its id is read: the rest of the user is not needed.
+                let same = page::pick(&reply.body, &["id"])
+                    .pop()
+                    .flatten()
                     .and_then(|v| {
                         v.as_i64()
                             .map(|i| i.to_string())

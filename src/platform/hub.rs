@@ -487,14 +487,27 @@ impl Platform for Hub {
             auth,
             base,
         };
-        // Reading the roles proves the URL and the token before any row is touched.
-        let reply = settings
-            .http
-            .send(
+        // Reading the roles proves the URL and the token before any row is touched. When the
+        // run is about to read the whole user list, its first page is read beside them: it is
+        // kept only if the roles say the URL and the token are good.
+        let (reply, first) = std::thread::scope(|scope| {
+            let first = settings.first_page.then(|| {
+                scope.spawn(|| {
+                    let (users, pages, _) = session.users_page(None, 1, HubSession::PAGE).ok()?;
+                    Some(ListPage {
+                        users,
+                        total: Total::Pages(pages),
+                    })
+                })
+            });
+            let reply = settings.http.send(
                 &Request::get(endpoint(&session.base, &["roles"])),
                 &session.auth,
-            )
-            .map_err(|e| super::start_error(e, settings.url))?;
+            );
+            let first = first.and_then(|t| t.join().ok().flatten());
+            (reply, first)
+        });
+        let reply = reply.map_err(|e| super::start_error(e, settings.url))?;
         if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
             return Err(Error::url(
                 settings.url,
@@ -508,7 +521,9 @@ impl Platform for Hub {
         match reply.status {
             200..=299 => {
                 let base = session.base.clone();
-                Ok(Box::new(ReadModifyWrite::new(session, base)))
+                Ok(Box::new(
+                    ReadModifyWrite::new(session, base).with_first_page(first),
+                ))
             }
             403 => Err(Error::Authentication(format!(
                 "the token lacks the permission to manage users ({})",

@@ -255,18 +255,21 @@ impl Platform for Identity {
         // One read proves the URL, the token and the permission to read users before any
         // row: one user of the partition, or without a partition a user by an id no one has
         // (the API's own 404 answers as well as a user would).
+        // When the run is about to read the whole list, that user is its first page.
+        let listing = settings.first_page && session.partition.is_some();
         let (url, missing_ok) = match &session.partition {
             Some(p) => {
+                let top = if listing { IdentitySession::PAGE } else { 1 };
                 let mut url = endpoint(&session.base, &["api", "User", "users", p]);
                 url.query_pairs_mut()
                     .append_pair("searchTerm", "")
-                    .append_pair("top", "1")
+                    .append_pair("top", &top.to_string())
                     .append_pair("skip", "0");
                 (url, false)
             }
             None => (endpoint(&session.base, &["api", "User", NO_ONE]), true),
         };
-        super::preflight(
+        let reply = super::preflight(
             &settings.http,
             &Request::get(url),
             &session.auth,
@@ -274,10 +277,19 @@ impl Platform for Identity {
             "Identity Server's API (is --url everything before /api/User?)",
             missing_ok,
         )?;
-        Ok(Box::new(ReadModifyWrite::new(
-            session,
-            settings.url.clone(),
-        )))
+        let first = listing
+            .then(|| {
+                let (envelope, users) = page::split_page(&reply.body, &["results"])?;
+                let total = envelope["totalCount"].as_u64().unwrap_or(0) as usize;
+                Some(ListPage {
+                    users,
+                    total: Total::Users(total),
+                })
+            })
+            .flatten();
+        Ok(Box::new(
+            ReadModifyWrite::new(session, settings.url.clone()).with_first_page(first),
+        ))
     }
 }
 

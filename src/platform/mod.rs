@@ -126,6 +126,10 @@ pub struct Connect<'a> {
     /// `--partition` (identity), already merged with `BULKEDIT_PARTITION`.
     pub partition: Option<&'a str>,
     pub http: Arc<Http>,
+    /// The run will most likely read the whole user list: the read that proves the URL and
+    /// the credentials reads its first page (or is sent beside it), which the list then
+    /// starts from instead of asking again.
+    pub first_page: bool,
 }
 
 /// What the rows ahead ask of a session, counted before anything is sent.
@@ -429,7 +433,8 @@ pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> Error {
 /// kind of credential: it proves that `--url` is the API (`what` says which, and where its
 /// root is), that the credentials are accepted and that they may read users. When not, the
 /// run stops (exit 2) saying which of the three is wrong. `missing_ok`: the read names a user
-/// that need not exist, so the API's own 404 is an answer too.
+/// that need not exist, so the API's own 404 is an answer too. The answer, when it is one, is
+/// the caller's to keep (a first page of users, say).
 pub fn preflight(
     http: &Http,
     req: &crate::engine::Request,
@@ -437,17 +442,19 @@ pub fn preflight(
     url: &url::Url,
     what: &str,
     missing_ok: bool,
-) -> Result<(), Error> {
+) -> Result<crate::engine::Reply, Error> {
     let reply = http.send(req, auth).map_err(|e| start_error(e, url))?;
-    if is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+    // Checked without building it: the answer may be a page of a thousand users.
+    let not_json = || serde_json::from_str::<serde::de::IgnoredAny>(&reply.body).is_err();
+    if is_web_page(&reply) || (reply.is_success() && not_json()) {
         return Err(Error::url(
             url,
             format!("{url} is not {what}: {}", not_the_api(&reply)),
         ));
     }
     match reply.status {
-        200..=299 => Ok(()),
-        404 if missing_ok => Ok(()),
+        200..=299 => Ok(reply),
+        404 if missing_ok => Ok(reply),
         403 => Err(Error::Authentication(format!(
             "the credentials were accepted but lack the permission to read users ({})",
             server_message(&reply)

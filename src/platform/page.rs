@@ -5,6 +5,8 @@
 //! of a second of CPU before the first row could be sent; as text they are a scan.
 
 use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -12,8 +14,49 @@ use serde_json::{Map, Value};
 
 use crate::engine::{Auth, Http, Outcome, Request};
 
-/// The users of a list page, each a JSON object as the server wrote it.
-pub type Users = Vec<Box<str>>;
+/// The users of a list page: the answer's text, kept whole and shared, and where each user
+/// object lies in it (copying twenty thousand users out one by one cost as much as reading
+/// them).
+#[derive(Clone, Default)]
+pub struct Users {
+    text: Arc<String>,
+    at: Vec<Range<usize>>,
+}
+
+impl Users {
+    /// Users from their texts, each a JSON object.
+    pub fn from_texts<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Users {
+        let mut text = String::new();
+        let mut at = Vec::new();
+        for t in texts {
+            let start = text.len();
+            text.push_str(t.as_ref());
+            at.push(start..text.len());
+        }
+        Users {
+            text: Arc::new(text),
+            at,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Each user's text, in page order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.at.iter().map(|r| &self.text[r.clone()])
+    }
+
+    /// The page's text and each user's place in it, for a cache to keep as they are.
+    pub fn into_parts(self) -> (Arc<String>, Vec<Range<usize>>) {
+        (self.text, self.at)
+    }
+}
 
 /// Sends a list read and splits its JSON answer: every member but the user list, as a tree,
 /// and the user objects of the array at `path` (member names, outermost first) as text. A
@@ -36,29 +79,60 @@ pub fn read_page(
         )
         .http(reply.status, reply.attempts));
     }
-    let mut de = serde_json::Deserializer::from_str(&reply.body);
-    let split = Split { path }
-        .deserialize(&mut de)
-        .and_then(|split| de.end().map(|()| split));
-    match split {
+    match split(&reply.body, path) {
         Ok(Split_ {
             envelope,
-            users: Some(users),
-        }) => Ok((envelope, users, reply.attempts)),
+            users: Some(at),
+        }) => {
+            let users = Users {
+                text: Arc::new(reply.body),
+                at,
+            };
+            Ok((envelope, users, reply.attempts))
+        }
         Ok(_) => Err(super::unknown_shape(what, reply.attempts)),
         Err(_) => Err(super::not_the_api_outcome(&reply, what)),
     }
 }
 
-/// What [`Split`] gives: the envelope, and the users when the array was where it should be.
-struct Split_ {
-    envelope: Value,
-    users: Option<Users>,
+/// A list page's JSON answer as [`read_page`] splits it, when it is a JSON object with the
+/// user array at `path`.
+pub fn split_page(body: &str, path: &[&str]) -> Option<(Value, Users)> {
+    match split(body, path) {
+        Ok(Split_ {
+            envelope,
+            users: Some(at),
+        }) => Some((
+            envelope,
+            Users {
+                text: Arc::new(body.to_string()),
+                at,
+            },
+        )),
+        _ => None,
+    }
 }
 
-/// Walks an object down `path` to the user array.
+fn split(body: &str, path: &[&str]) -> Result<Split_, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(body);
+    let base = body.as_ptr() as usize;
+    Split { path, base }
+        .deserialize(&mut de)
+        .and_then(|split| de.end().map(|()| split))
+}
+
+/// What [`Split`] gives: the envelope, and where the users are when the array was where it
+/// should be.
+struct Split_ {
+    envelope: Value,
+    users: Option<Vec<Range<usize>>>,
+}
+
+/// Walks an object down `path` to the user array. `base`: the address of the whole answer's
+/// text, which every part of it is read from, to tell where a user lies in it.
 struct Split<'p> {
     path: &'p [&'p str],
+    base: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Split<'_> {
@@ -87,13 +161,16 @@ impl<'de> Visitor<'de> for Split<'_> {
             if Some(key.as_str()) != wanted {
                 envelope.insert(key, map.next_value::<Value>()?);
             } else if deeper.is_empty() {
-                let list: &RawValue = map.next_value()?;
-                users = objects(list);
+                users = map.next_value_seed(Objects { base: self.base })?;
             } else {
                 // A member on the way that is not an object has no user list in it.
                 let raw: &RawValue = map.next_value()?;
                 let mut de = serde_json::Deserializer::from_str(raw.get());
-                if let Ok(inner) = (Split { path: deeper }).deserialize(&mut de) {
+                let inner = Split {
+                    path: deeper,
+                    base: self.base,
+                };
+                if let Ok(inner) = inner.deserialize(&mut de) {
                     users = inner.users;
                     envelope.insert(key, inner.envelope);
                 }
@@ -106,18 +183,65 @@ impl<'de> Visitor<'de> for Split<'_> {
     }
 }
 
-/// The objects of a JSON array as text; anything else in it is left out, as no user. `None`
-/// when it is not an array.
-fn objects(list: &RawValue) -> Option<Users> {
-    let items: Vec<&RawValue> = serde_json::from_str(list.get()).ok()?;
-    Some(
-        items
-            .into_iter()
-            .map(RawValue::get)
-            .filter(|text| text.starts_with('{'))
-            .map(Box::from)
-            .collect(),
-    )
+/// Where the objects of a JSON array lie, read in one pass; anything else in it is left
+/// out, as no user. `None` when the value is not an array.
+struct Objects {
+    base: usize,
+}
+
+type Places = Option<Vec<Range<usize>>>;
+
+impl<'de> DeserializeSeed<'de> for Objects {
+    type Value = Places;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Places, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Objects {
+    type Value = Places;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Places, A::Error> {
+        let mut at = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&RawValue>()? {
+            let text = item.get();
+            if text.starts_with('{') {
+                // Borrowed from the answer's text: its place is its distance from the start.
+                let start = text.as_ptr() as usize - self.base;
+                at.push(start..start + text.len());
+            }
+        }
+        Ok(Some(at))
+    }
+
+    // Anything but an array is no list.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Places, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Places, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Places, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Places, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Places, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Places, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Places, E> {
+        Ok(None)
+    }
 }
 
 /// The values of members `keys` of a user object's text, in the order asked (`None` for one
@@ -126,6 +250,7 @@ pub fn pick(text: &str, keys: &[&str]) -> Vec<Option<Value>> {
     let mut de = serde_json::Deserializer::from_str(text);
     (Pick { keys })
         .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found))
         .unwrap_or_else(|_| vec![None; keys.len()])
 }
 
@@ -183,32 +308,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn split(body: &str, path: &[&str]) -> Option<(Value, Users)> {
-        let mut de = serde_json::Deserializer::from_str(body);
-        let s = Split { path }.deserialize(&mut de).ok()?;
-        Some((s.envelope, s.users?))
-    }
-
     #[test]
     fn a_page_splits_into_its_envelope_and_its_users_as_written() {
         let body = r#"{"message":"Success","data":{"page":2,"totalPages":7,"users":[{"user_email":"a@x.com","user_roles":[{"role_id":8}]}, 5, {"user_email":"b@x.com"}]}}"#;
-        let (envelope, users) = split(body, &["data", "users"]).unwrap();
+        let (envelope, users) = split_page(body, &["data", "users"]).unwrap();
         assert_eq!(envelope["data"]["totalPages"], 7);
         assert_eq!(envelope["message"], "Success");
         assert!(envelope["data"].get("users").is_none());
         // What is not an object is no user.
         assert_eq!(
-            users.iter().map(|u| &**u).collect::<Vec<_>>(),
+            users.iter().collect::<Vec<_>>(),
             [
                 r#"{"user_email":"a@x.com","user_roles":[{"role_id":8}]}"#,
                 r#"{"user_email":"b@x.com"}"#
             ]
         );
         // No array where the users should be: no list, not an empty one.
-        assert!(split(r#"{"data":{"users":null}}"#, &["data", "users"]).is_none());
-        assert!(split(r#"{"data":[1]}"#, &["data", "users"]).is_none());
-        assert!(split(r#"{"list":{}}"#, &["list"]).is_none());
-        assert!(split(r#"[]"#, &["list"]).is_none());
+        assert!(split_page(r#"{"data":{"users":null}}"#, &["data", "users"]).is_none());
+        assert!(split_page(r#"{"data":[1]}"#, &["data", "users"]).is_none());
+        assert!(split_page(r#"{"list":{}}"#, &["list"]).is_none());
+        assert!(split_page(r#"[]"#, &["list"]).is_none());
     }
 
     #[test]
@@ -219,5 +338,6 @@ mod tests {
             [Some(json!("Ada")), Some(json!(7)), None, Some(Value::Null)]
         );
         assert_eq!(pick("not json", &["id"]), [None]);
+        assert_eq!(pick(r#"{"id":7} and more"#, &["id"]), [None]);
     }
 }

@@ -287,6 +287,10 @@ pub struct ReadModifyWrite<V> {
     claims: OnceLock<Mutex<HashMap<String, Claim>>>,
     /// `--create`: a row whose user does not exist creates it, set by [`Session::prepare`].
     create: OnceLock<bool>,
+    /// The list's first page, when the read made at log-in was it ([`Connect::first_page`]).
+    ///
+    /// [`Connect::first_page`]: super::Connect::first_page
+    first_page: Mutex<Option<ListPage>>,
 }
 
 /// The row that a user was first resolved for, and what became of the claim since.
@@ -313,7 +317,29 @@ impl<V: Vendor> ReadModifyWrite<V> {
             fresh_for,
             claims: OnceLock::new(),
             create: OnceLock::new(),
+            first_page: Mutex::new(None),
         }
+    }
+
+    /// Starts the list from `page`, the first page as read at log-in (when it was).
+    pub fn with_first_page(self, page: Option<ListPage>) -> Self {
+        *self.first_page.lock().unwrap_or_else(|e| e.into_inner()) = page;
+        self
+    }
+
+    /// A page of the list: the first one as read at log-in, once, or from the server.
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        if at.number == 0 {
+            let kept = self
+                .first_page
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(page) = kept.filter(|p| p.users.len() <= at.size) {
+                return Ok(page);
+            }
+        }
+        self.vendor.list_page(at)
     }
 
     /// A row whose user does not exist, under `--create`: the user made from the row, or in a
@@ -485,10 +511,27 @@ impl<V: Vendor> ReadModifyWrite<V> {
         workers: usize,
     ) -> Result<UserCache, Outcome> {
         let keys = cache_keys(V::FIELDS);
-        let slots: Mutex<Vec<Option<Page>>> = Mutex::new((0..shape.pages).map(|_| None).collect());
+        // Pages are kept in list order as they come, whichever came first: each page that
+        // follows the ones kept goes in at once, so little is left to do after the last.
+        struct Kept {
+            cache: UserCache,
+            next: usize,
+            waiting: HashMap<usize, Page>,
+        }
+        let kept = Mutex::new(Kept {
+            cache: UserCache::with_capacity(shape.pages * shape.size, keys.len()),
+            next: 0,
+            waiting: HashMap::new(),
+        });
         let keep = |number: usize, page: ListPage| {
             let page = Page::new(page.users, &keys);
-            slots.lock().unwrap_or_else(|e| e.into_inner())[number] = Some(page);
+            let mut guard = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let kept = &mut *guard;
+            kept.waiting.insert(number, page);
+            while let Some(page) = kept.waiting.remove(&kept.next) {
+                kept.cache.add(page);
+                kept.next += 1;
+            }
         };
         keep(0, first);
         read_pages(
@@ -498,17 +541,7 @@ impl<V: Vendor> ReadModifyWrite<V> {
             &keep,
             &|| false,
         )?;
-        let mut cache = UserCache::default();
-        // In list order, whichever page came first.
-        for page in slots
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .flatten()
-        {
-            cache.add(page);
-        }
-        Ok(cache)
+        Ok(kept.into_inner().unwrap_or_else(|e| e.into_inner()).cache)
     }
 
     /// The user read again by id, after a conflict or because the copy in hand is too old.
@@ -607,7 +640,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             offset: 0,
             size: V::PAGE,
         };
-        let first = self.vendor.list_page(&at).map_err(fail)?;
+        let first = self.list_page(&at).map_err(fail)?;
         let shape = Shape::of(&first, V::PAGE);
         let users = match first.total {
             Total::Pages(pages) => pages * shape.size,
@@ -1105,7 +1138,7 @@ impl<V: Vendor> Export for ReadModifyWrite<V> {
     }
 
     fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
-        self.vendor.list_page(at)
+        ReadModifyWrite::list_page(self, at)
     }
 
     fn names(&self) -> Result<Names, Outcome> {
@@ -1169,7 +1202,7 @@ mod tests {
             self.lists.fetch_add(1, Ordering::Relaxed);
             let users = self.users.iter().skip(at.offset).take(at.size);
             Ok(ListPage {
-                users: users.map(|u| u.to_string().into()).collect(),
+                users: crate::platform::page::Users::from_texts(users.map(|u| u.to_string())),
                 total: Total::Users(self.users.len()),
             })
         }

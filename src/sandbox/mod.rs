@@ -351,13 +351,15 @@ impl Answer {
             headers: vec![("content-type", "application/json; charset=utf-8".into())],
         }
     }
-    /// A JSON body written straight from borrowed records: a page of a thousand users is not
-    /// copied into a new value first (under the store's lock, that copy held every other
-    /// request up).
-    pub fn written(status: u16, body: &impl serde::Serialize) -> Self {
+    /// A JSON body written straight from borrowed records, about `size` bytes long: a page
+    /// of a thousand users is not copied into a new value first, nor into a buffer that
+    /// doubles as it fills (under the store's lock, either held every other request up).
+    pub fn written(status: u16, body: &impl serde::Serialize, size: usize) -> Self {
+        let mut text = Vec::with_capacity(size);
+        serde_json::to_writer(&mut text, body).expect("JSON values serialize");
         Answer {
             status,
-            body: serde_json::to_vec(body).expect("JSON values serialize"),
+            body: text,
             json: None,
             headers: vec![("content-type", "application/json; charset=utf-8".into())],
         }
