@@ -6,11 +6,9 @@
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use serde_json::Value;
 
 use super::apply::{prepare, ApplyArgs};
 use super::template::{write_csv, write_file};
@@ -19,7 +17,8 @@ use crate::check;
 use crate::engine::http::printable;
 use crate::engine::Outcome;
 use crate::error::Error;
-use crate::platform::rmw::{Export, ListPage, Names, PageAt, Total};
+use crate::platform::page;
+use crate::platform::rmw::{read_pages, Export, ListPage, Names, PageAt, Shape};
 use crate::platform::{self, Options, CLEAR};
 use crate::read::{Cells, Row};
 use crate::report::{self, CsvDialect};
@@ -91,7 +90,7 @@ pub fn run(
         interrupted,
     )?);
     let session =
-        prepare::log_in(platform.as_ref(), &apply_args, &target, &http).map_err(redact)?;
+        prepare::log_in(platform.as_ref(), &apply_args, &target, &http, true).map_err(redact)?;
     let export = session
         .export()
         .ok_or_else(|| Error::usage(format!("{} cannot list its users here", platform.name())))?;
@@ -199,67 +198,31 @@ fn read_all(
     progress: &Pages,
     interrupted: &AtomicBool,
 ) -> Result<Listed, Outcome> {
-    let asked = export.page_size();
-    // A server that gives fewer users a page than asked sets the page size: offsets count in it.
-    let size = match first.total {
-        Total::Users(total) if first.users.len() < asked.min(total) => first.users.len().max(1),
-        _ => asked,
-    };
-    let pages = match first.total {
-        Total::Pages(pages) => pages.max(1),
-        Total::Users(users) => users.div_ceil(size).max(1),
-    };
-    progress.start(pages);
-    let to_rows = |users: Vec<Value>| -> Vec<Vec<String>> {
+    let shape = Shape::of(&first, export.page_size());
+    progress.start(shape.pages);
+    let to_rows = |users: page::Users| -> Vec<Vec<String>> {
         users
             .iter()
-            .filter_map(Value::as_object)
-            .filter_map(|u| export.row(u, columns, names))
+            .filter_map(page::parse)
+            .filter_map(|u| export.row(&u, columns, names))
             .collect()
     };
-    let slots: Mutex<Vec<Option<Vec<Vec<String>>>>> = Mutex::new(vec![None; pages]);
+    let slots: Mutex<Vec<Option<Vec<Vec<String>>>>> = Mutex::new(vec![None; shape.pages]);
     let lock = || slots.lock().unwrap_or_else(|e| e.into_inner());
     lock()[0] = Some(to_rows(first.users));
     progress.done();
-    let next = AtomicUsize::new(1);
-    let failed: Mutex<Option<Outcome>> = Mutex::new(None);
-    let stopped = || {
-        interrupted.load(Ordering::SeqCst)
-            || failed.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    let keep = |number: usize, page: ListPage| {
+        let rows = to_rows(page.users);
+        lock()[number] = Some(rows);
+        progress.done();
     };
-    let workers = args.connection.concurrency.min(pages.saturating_sub(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let number = next.fetch_add(1, Ordering::SeqCst);
-                if number >= pages || stopped() {
-                    return;
-                }
-                let at = PageAt {
-                    number,
-                    offset: number * size,
-                    size,
-                };
-                match export.list_page(&at) {
-                    Ok(page) => {
-                        let rows = to_rows(page.users);
-                        lock()[number] = Some(rows);
-                        progress.done();
-                    }
-                    Err(o) => {
-                        failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(o);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(o) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(o);
-    }
+    read_pages(
+        shape,
+        args.connection.concurrency,
+        &|at| export.list_page(at),
+        &keep,
+        &|| interrupted.load(Ordering::SeqCst),
+    )?;
     // A user who moved between pages while they were read shows up twice: once is enough,
     // and twice would make `apply` refuse both rows.
     let mut seen = HashSet::new();

@@ -5,10 +5,15 @@
 //! record is cheaper than cloning the map twice, which the first version did for every row.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use super::page::{parse, pick, Users};
 use super::UserKey;
 use crate::engine::{Outcome, Status};
 use crate::rules;
@@ -16,47 +21,116 @@ use crate::rules;
 /// A listed user's record, and when its page was read.
 pub type Listed = (Map<String, Value>, Instant);
 
+/// A page of the user list made ready for the cache where it was read: each user's text, with
+/// the keys it is found by, so that pages read at once are not gone through one after the
+/// other once the last has come.
+pub struct Page {
+    /// The page's text, which the records are parts of.
+    text: Arc<String>,
+    /// Each record's place in the text, with the keys it answers to.
+    records: Vec<(Range<usize>, Vec<Key>)>,
+    read_at: Instant,
+}
+
+impl Page {
+    /// `keys`: the fields a user is found by, each with the record member that holds it.
+    pub fn new(users: Users, keys: &[(&'static str, &'static str)]) -> Self {
+        let read_at = Instant::now();
+        let members: Vec<&str> = keys.iter().map(|(_, member)| *member).collect();
+        let (text, places) = users.into_parts();
+        let records = places
+            .into_iter()
+            .map(|place| {
+                let found = pick(&text[place.clone()], &members)
+                    .into_iter()
+                    .zip(keys)
+                    .filter_map(|(value, (field, member))| {
+                        let value = key_text(value.as_ref()?)?;
+                        Some(Key {
+                            normalized: normalized(field, &value),
+                            value,
+                            member,
+                        })
+                    })
+                    .collect();
+                (place, found)
+            })
+            .collect();
+        Page {
+            text,
+            records,
+            read_at,
+        }
+    }
+}
+
+/// A key a record answers to.
+struct Key {
+    /// As [`UserKey::normalized`] spells it.
+    normalized: String,
+    /// As the server spells it.
+    value: String,
+    /// The record's member that holds it.
+    member: &'static str,
+}
+
+/// A key as text: ids come as strings or as whole numbers.
+pub fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => n.as_i64().map(|i| i.to_string()),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 pub struct UserCache {
-    records: Vec<Box<str>>,
+    /// The text of every page read, which the records are parts of.
+    pages: Vec<Arc<String>>,
+    /// Each record: its page and its place in it.
+    records: Vec<(u32, Range<usize>)>,
     /// When each record's page was read: a copy too old is read again before it is written.
     read_at: Vec<Instant>,
-    /// `UserKey::normalized()` of every key a record can be found by → its index.
-    index: HashMap<String, u32>,
+    /// `UserKey::normalized()` of every key a record can be found by → its index. Hashed
+    /// with Fx: tens of thousands of keys go in while the first row waits for the list.
+    index: FxHashMap<String, u32>,
     /// Keys that more than one record answers to (spellings differing only in case): each
     /// with every spelling, so that a row naming one fails rather than picks.
     twins: HashMap<String, Vec<String>>,
 }
 
 impl UserCache {
-    /// Keeps every record of a list page (the objects [`take_objects`] gave), each findable
-    /// by the `(key field, value)` pairs `keys` names for it: an id, an e-mail, a name.
-    pub fn add_page(
-        &mut self,
-        page: Vec<Value>,
-        keys: impl Fn(&Value) -> Vec<(&'static str, Option<String>)>,
-    ) {
-        let now = Instant::now();
-        for record in &page {
+    /// Room for about `users` users found by `keys` keys each.
+    pub fn with_capacity(users: usize, keys: usize) -> Self {
+        UserCache {
+            pages: Vec::new(),
+            records: Vec::with_capacity(users),
+            read_at: Vec::with_capacity(users),
+            index: FxHashMap::with_capacity_and_hasher(users * keys, Default::default()),
+            twins: HashMap::new(),
+        }
+    }
+
+    /// Keeps the records of a page made ready with [`Page::new`], after those kept before.
+    pub fn add(&mut self, page: Page) {
+        let number = self.pages.len() as u32;
+        self.pages.push(page.text);
+        for (place, keys) in page.records {
             let at = self.records.len() as u32;
-            self.records
-                .push(serde_json::to_string(record).unwrap_or_default().into());
-            self.read_at.push(now);
-            for (field, value) in keys(record) {
-                if let Some(v) = value {
-                    let key = normalized(field, &v);
-                    if let Some(&other) = self.index.get(&key) {
-                        if other != at {
-                            let spelled = self.twins.entry(key).or_default();
-                            if spelled.is_empty() {
-                                spelled.push(spelling(&self.records[other as usize], field));
-                            }
-                            spelled.push(v);
-                        }
-                        continue;
+            self.records.push((number, place));
+            self.read_at.push(page.read_at);
+            for key in keys {
+                if let Some(&other) = self.index.get(&key.normalized) {
+                    if other != at {
+                        let first = (!self.twins.contains_key(&key.normalized))
+                            .then(|| spelling(self.text(other), key.member));
+                        let spelled = self.twins.entry(key.normalized).or_default();
+                        spelled.extend(first);
+                        spelled.push(key.value);
                     }
-                    self.index.insert(key, at);
+                    continue;
                 }
+                self.index.insert(key.normalized, at);
             }
         }
     }
@@ -71,10 +145,13 @@ impl UserCache {
         let Some(&at) = self.index.get(&wanted) else {
             return Ok(None);
         };
-        match serde_json::from_str(&self.records[at as usize]) {
-            Ok(Value::Object(m)) => Ok(Some((m, self.read_at[at as usize]))),
-            _ => Ok(None),
-        }
+        Ok(parse(self.text(at)).map(|m| (m, self.read_at[at as usize])))
+    }
+
+    /// The text of the record at `at`.
+    fn text(&self, at: u32) -> &str {
+        let (page, place) = &self.records[at as usize];
+        &self.pages[*page as usize][place.clone()]
     }
 
     pub fn len(&self) -> usize {
@@ -83,12 +160,7 @@ impl UserCache {
 
     /// Every listed user, freshly parsed: the server's side of a roster comparison.
     pub fn users(&self) -> impl Iterator<Item = Map<String, Value>> + '_ {
-        self.records
-            .iter()
-            .filter_map(|r| match serde_json::from_str(r) {
-                Ok(Value::Object(m)) => Some(m),
-                _ => None,
-            })
+        (0..self.records.len() as u32).filter_map(|at| parse(self.text(at)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,15 +168,12 @@ impl UserCache {
     }
 }
 
-/// A record's `field` as the server spells it.
-fn spelling(record: &str, field: &str) -> String {
-    serde_json::from_str::<Value>(record)
-        .ok()
-        .and_then(|r| match &r[field] {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+/// A record's key in `member` as the server spells it.
+fn spelling(record: &str, member: &str) -> String {
+    pick(record, &[member])
+        .pop()
+        .flatten()
+        .and_then(|v| key_text(&v))
         .unwrap_or_default()
 }
 
@@ -189,23 +258,6 @@ pub fn search_exact(
     .http(200, attempts))
 }
 
-/// Moves the objects out of a JSON array (a list page), or `None` when there is no array: an
-/// answer whose shape is not understood is not an empty list.
-pub fn take_list(v: &mut Value) -> Option<Vec<Value>> {
-    match v.take() {
-        Value::Array(items) => Some(items.into_iter().filter(Value::is_object).collect()),
-        _ => None,
-    }
-}
-
-/// Moves the objects out of a JSON array (a list page), leaving `Null` behind.
-pub fn take_objects(v: &mut Value) -> Vec<Value> {
-    match v.take() {
-        Value::Array(items) => items.into_iter().filter(Value::is_object).collect(),
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,18 +266,12 @@ mod tests {
     #[test]
     fn finds_a_record_by_any_of_its_keys_case_insensitively() {
         let mut cache = UserCache::default();
-        cache.add_page(
-            vec![
-                json!({"id": 7, "username": "Ada.L", "roles": [{"id": 2}]}),
-                json!({"id": 8, "username": "grace"}),
-            ],
-            |u| {
-                vec![
-                    ("id", u["id"].as_i64().map(|i| i.to_string())),
-                    ("username", u["username"].as_str().map(str::to_string)),
-                ]
-            },
-        );
+        let users = [
+            json!({"id": 7, "username": "Ada.L", "roles": [{"id": 2}]}),
+            json!({"id": 8, "username": "grace"}),
+        ];
+        let texts = Users::from_texts(users.iter().map(|u| u.to_string()));
+        cache.add(Page::new(texts, &[("id", "id"), ("username", "username")]));
         let by_name = cache.get(&UserKey {
             field: "username",
             value: " ada.l ".into(),

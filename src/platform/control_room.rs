@@ -6,13 +6,14 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::cache::{search_exact, take_list};
+use super::cache::search_exact;
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
+use super::page::{self, read_page, Users};
 use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Platform,
-    Record, Session, Template, UserKey,
+    endpoint, server_message, Changes, Checker, Connect, Edit, Field, Keep, Platform, Record,
+    Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request, Status};
@@ -332,14 +333,20 @@ impl Platform for ControlRoom {
             base: settings.url.clone(),
             roles: OnceLock::new(),
         };
-        // A token given as is proves nothing until used: one page of one user proves the URL,
-        // the token and the permission to read users.
+        // A token given as is proves nothing until used: a page of the user list proves the
+        // URL, the token and the permission to read users; one user long, or the list's first
+        // page when the run is about to read it all.
+        let length = if settings.first_page {
+            ControlRoomSession::PAGE
+        } else {
+            1
+        };
         let req = Request::new(
             Method::POST,
             endpoint(&session.base, &["v1", "usermanagement", "users", "list"]),
         )
-        .json(&json!({"page": {"offset": 0, "length": 1}}));
-        super::preflight(
+        .json(&json!({"page": {"offset": 0, "length": length}}));
+        let reply = super::preflight(
             &settings.http,
             &req,
             &session.auth,
@@ -347,11 +354,23 @@ impl Platform for ControlRoom {
             "a Control Room (is --url the Control Room root?)",
             false,
         )?;
-        Ok(Box::new(ReadModifyWrite::new(
-            session,
-            settings.url.clone(),
-        )))
+        let first = settings
+            .first_page
+            .then(|| ControlRoomSession::first_page(&reply))
+            .flatten();
+        Ok(Box::new(
+            ReadModifyWrite::new(session, settings.url.clone()).with_first_page(first),
+        ))
     }
+}
+
+/// How many users a list answer says match: its filter's count, or the whole count.
+fn list_total(envelope: &Value) -> usize {
+    let page = &envelope["page"];
+    page["totalFilter"]
+        .as_u64()
+        .or(page["total"].as_u64())
+        .unwrap_or(0) as usize
 }
 
 enum LoginError {
@@ -455,7 +474,7 @@ impl ControlRoomSession {
         filter: Option<Value>,
         offset: usize,
         length: usize,
-    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
+    ) -> Result<(Users, usize, u32), Outcome> {
         let mut body = json!({"page": {"offset": offset, "length": length}});
         if let Some(f) = filter {
             body["filter"] = f;
@@ -465,14 +484,18 @@ impl ControlRoomSession {
             endpoint(&self.base, &["v1", "usermanagement", "users", "list"]),
         )
         .json(&body);
-        let (mut b, attempts) = read_json(&self.http, &req, &self.auth, "listing users")?;
-        let users = take_list(&mut b["list"])
-            .ok_or_else(|| super::unknown_shape("listing users", attempts))?;
-        let total = b["page"]["totalFilter"]
-            .as_u64()
-            .or(b["page"]["total"].as_u64())
-            .unwrap_or(0) as usize;
-        Ok((users, total, attempts))
+        let (b, users, attempts) =
+            read_page(&self.http, &req, &self.auth, "listing users", &["list"])?;
+        Ok((users, list_total(&b), attempts))
+    }
+
+    /// The first page of the whole list, in the answer to the log-in's read of it.
+    fn first_page(reply: &Reply) -> Option<ListPage> {
+        let (envelope, users) = page::split_page(&reply.body, &["list"])?;
+        Some(ListPage {
+            users,
+            total: Total::Users(list_total(&envelope)),
+        })
     }
 
     fn role_catalog(&self) -> Result<&Vec<Value>, String> {
@@ -552,7 +575,7 @@ impl Vendor for ControlRoomSession {
         search_exact(username, &key.value, |_| {
             let (users, total, n) = self.list(Some(filter.clone()), offset, LENGTH)?;
             offset += users.len();
-            Ok((users, offset < total, n))
+            Ok((page::values(users), offset < total, n))
         })
     }
 
@@ -791,10 +814,10 @@ impl Vendor for ControlRoomSession {
         match reply.status {
             // The documented success carries the user back: the same one.
             200 | 201 => {
-                let same = reply
-                    .json()
-                    .as_ref()
-                    .and_then(|b| b.get("id"))
+                // Only its id is read: the rest of the user is not needed.
+                let same = page::pick(&reply.body, &["id"])
+                    .pop()
+                    .flatten()
                     .and_then(|v| {
                         v.as_i64()
                             .map(|i| i.to_string())

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{search_exact, take_list};
+use super::cache::search_exact;
 use super::dictionary::{self, count, index, indices, Dictionary, Pick};
+use super::page::{self, read_page, Users};
 use super::rmw::{Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor};
 use super::{
     endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Layout,
@@ -499,14 +500,27 @@ impl Platform for Hub {
             auth,
             base,
         };
-        // Reading the roles proves the URL and the token before any row is touched.
-        let reply = settings
-            .http
-            .send(
+        // Reading the roles proves the URL and the token before any row is touched. When the
+        // run is about to read the whole user list, its first page is read beside them: it is
+        // kept only if the roles say the URL and the token are good.
+        let (reply, first) = std::thread::scope(|scope| {
+            let first = settings.first_page.then(|| {
+                scope.spawn(|| {
+                    let (users, pages, _) = session.users_page(None, 1, HubSession::PAGE).ok()?;
+                    Some(ListPage {
+                        users,
+                        total: Total::Pages(pages),
+                    })
+                })
+            });
+            let reply = settings.http.send(
                 &Request::get(endpoint(&session.base, &["roles"])),
                 &session.auth,
-            )
-            .map_err(|e| super::start_error(e, settings.url))?;
+            );
+            let first = first.and_then(|t| t.join().ok().flatten());
+            (reply, first)
+        });
+        let reply = reply.map_err(|e| super::start_error(e, settings.url))?;
         if super::is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
             return Err(Error::url(
                 settings.url,
@@ -520,7 +534,9 @@ impl Platform for Hub {
         match reply.status {
             200..=299 => {
                 let base = session.base.clone();
-                Ok(Box::new(ReadModifyWrite::new(session, base)))
+                Ok(Box::new(
+                    ReadModifyWrite::new(session, base).with_first_page(first),
+                ))
             }
             403 => Err(Error::Authentication(format!(
                 "the token lacks the permission to manage users ({})",
@@ -570,19 +586,22 @@ impl HubSession {
         search: Option<&str>,
         page: usize,
         limit: usize,
-    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
+    ) -> Result<(Users, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["users"]);
         url.query_pairs_mut()
             .append_pair("s", search.unwrap_or(""))
             .append_pair("inviteStatus", "all")
             .append_pair("limit", &limit.to_string())
             .append_pair("page", &page.to_string());
-        let (mut body, attempts) =
-            read_json(&self.http, &Request::get(url), &self.auth, "reading users")?;
-        let data = &mut body["data"];
-        let users = take_list(&mut data["users"])
-            .ok_or_else(|| super::unknown_shape("reading users", attempts))?;
-        let pages = data["totalPages"].as_u64().unwrap_or(1) as usize;
+        let req = Request::get(url);
+        let (body, users, attempts) = read_page(
+            &self.http,
+            &req,
+            &self.auth,
+            "reading users",
+            &["data", "users"],
+        )?;
+        let pages = body["data"]["totalPages"].as_u64().unwrap_or(1) as usize;
         Ok((users, pages, attempts))
     }
 }
@@ -603,7 +622,7 @@ impl Vendor for HubSession {
         // The search matches loosely: only the exact e-mail is the row's user, on any page.
         search_exact(FIELDS[EMAIL].name, &key.value, |n| {
             let (users, pages, attempts) = self.users_page(Some(&key.value), n + 1, 50)?;
-            Ok((users, n + 1 < pages, attempts))
+            Ok((page::values(users), n + 1 < pages, attempts))
         })
     }
 

@@ -6,15 +6,16 @@ use std::sync::{Arc, OnceLock};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::cache::{search_exact, take_list};
+use super::cache::search_exact;
 use super::dictionary::{self, count, index, indices, Dictionary, Kind, Pick, Place};
+use super::page::{self, read_page, Users};
 use super::rmw::{
     field_changes, Answer, Change, Found, ListPage, Names, PageAt, ReadModifyWrite, Total, Vendor,
 };
 use super::token::{RenewingToken, Token};
 use super::{
-    endpoint, jwt_claims, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep,
-    Plan, Platform, Record, Session, Template, UserKey,
+    endpoint, jwt_claims, server_message, Changes, Checker, Connect, Edit, Field, Keep, Plan,
+    Platform, Record, Session, Template, UserKey,
 };
 use crate::engine::http::NoAuth;
 use crate::engine::{Auth, CallError, FieldChange, Http, Outcome, Reply, Request, Status};
@@ -270,18 +271,21 @@ impl Platform for Identity {
         // One read proves the URL, the token and the permission to read users before any
         // row: one user of the partition, or without a partition a user by an id no one has
         // (the API's own 404 answers as well as a user would).
+        // When the run is about to read the whole list, that user is its first page.
+        let listing = settings.first_page && session.partition.is_some();
         let (url, missing_ok) = match &session.partition {
             Some(p) => {
+                let top = if listing { IdentitySession::PAGE } else { 1 };
                 let mut url = endpoint(&session.base, &["api", "User", "users", p]);
                 url.query_pairs_mut()
                     .append_pair("searchTerm", "")
-                    .append_pair("top", "1")
+                    .append_pair("top", &top.to_string())
                     .append_pair("skip", "0");
                 (url, false)
             }
             None => (endpoint(&session.base, &["api", "User", NO_ONE]), true),
         };
-        super::preflight(
+        let reply = super::preflight(
             &settings.http,
             &Request::get(url),
             &session.auth,
@@ -289,10 +293,19 @@ impl Platform for Identity {
             "Identity Server's API (is --url everything before /api/User?)",
             missing_ok,
         )?;
-        Ok(Box::new(ReadModifyWrite::new(
-            session,
-            settings.url.clone(),
-        )))
+        let first = listing
+            .then(|| {
+                let (envelope, users) = page::split_page(&reply.body, &["results"])?;
+                let total = envelope["totalCount"].as_u64().unwrap_or(0) as usize;
+                Some(ListPage {
+                    users,
+                    total: Total::Users(total),
+                })
+            })
+            .flatten();
+        Ok(Box::new(
+            ReadModifyWrite::new(session, settings.url.clone()).with_first_page(first),
+        ))
     }
 }
 
@@ -425,21 +438,21 @@ impl IdentitySession {
         term: &str,
         top: usize,
         skip: usize,
-    ) -> Result<(Vec<Value>, usize, u32), Outcome> {
+    ) -> Result<(Users, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["api", "User", "users", partition]);
         url.query_pairs_mut()
             .append_pair("searchTerm", term)
             .append_pair("top", &top.to_string())
             .append_pair("skip", &skip.to_string());
-        let (mut body, attempts) = read_json(
+        let req = Request::get(url);
+        let (body, results, attempts) = read_page(
             &self.http,
-            &Request::get(url),
+            &req,
             &self.auth,
             "searching users",
+            &["results"],
         )?;
         let total = body["totalCount"].as_u64().unwrap_or(0) as usize;
-        let results = take_list(&mut body["results"])
-            .ok_or_else(|| super::unknown_shape("searching users", attempts))?;
         Ok((results, total, attempts))
     }
 
@@ -553,7 +566,7 @@ impl Vendor for IdentitySession {
         search_exact(FIELDS[EMAIL].name, &key.value, |_| {
             let (results, total, n) = self.search(partition, &key.value, TOP, skip)?;
             skip += results.len();
-            Ok((results, skip < total, n))
+            Ok((page::values(results), skip < total, n))
         })
     }
 

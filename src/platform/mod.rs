@@ -8,6 +8,7 @@ pub mod control_room;
 pub mod dictionary;
 pub mod hub;
 pub mod identity;
+pub mod page;
 pub mod rmw;
 pub mod token;
 pub mod undo;
@@ -125,6 +126,10 @@ pub struct Connect<'a> {
     /// `--partition` (identity), already merged with `BULKEDIT_PARTITION`.
     pub partition: Option<&'a str>,
     pub http: Arc<Http>,
+    /// The run will most likely read the whole user list: the read that proves the URL and
+    /// the credentials reads its first page (or is sent beside it), which the list then
+    /// starts from instead of asking again.
+    pub first_page: bool,
 }
 
 /// What the rows ahead ask of a session, counted before anything is sent.
@@ -139,6 +144,9 @@ pub struct Plan {
     pub create: bool,
     /// `--deactivate-missing`: every user is read up front, to compare with the roster.
     pub deactivate_missing: bool,
+    /// Requests the run may have in flight at once (`--concurrency`): pages of the list read
+    /// up front are read that many at a time.
+    pub workers: usize,
 }
 
 /// The file as a roster, for `--deactivate-missing`: who it names, and who is never deactivated.
@@ -522,7 +530,8 @@ pub fn start_error(e: crate::engine::CallError, url: &url::Url) -> Error {
 /// kind of credential: it proves that `--url` is the API (`what` says which, and where its
 /// root is), that the credentials are accepted and that they may read users. When not, the
 /// run stops (exit 2) saying which of the three is wrong. `missing_ok`: the read names a user
-/// that need not exist, so the API's own 404 is an answer too.
+/// that need not exist, so the API's own 404 is an answer too. The answer, when it is one, is
+/// the caller's to keep (a first page of users, say).
 pub fn preflight(
     http: &Http,
     req: &crate::engine::Request,
@@ -530,17 +539,19 @@ pub fn preflight(
     url: &url::Url,
     what: &str,
     missing_ok: bool,
-) -> Result<(), Error> {
+) -> Result<crate::engine::Reply, Error> {
     let reply = http.send(req, auth).map_err(|e| start_error(e, url))?;
-    if is_web_page(&reply) || (reply.is_success() && reply.json().is_none()) {
+    // Checked without building it: the answer may be a page of a thousand users.
+    let not_json = || serde_json::from_str::<serde::de::IgnoredAny>(&reply.body).is_err();
+    if is_web_page(&reply) || (reply.is_success() && not_json()) {
         return Err(Error::url(
             url,
             format!("{url} is not {what}: {}", not_the_api(&reply)),
         ));
     }
     match reply.status {
-        200..=299 => Ok(()),
-        404 if missing_ok => Ok(()),
+        200..=299 => Ok(reply),
+        404 if missing_ok => Ok(reply),
         403 => Err(Error::Authentication(format!(
             "the credentials were accepted but lack the permission to read users ({})",
             server_message(&reply)

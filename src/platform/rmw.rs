@@ -3,12 +3,13 @@
 //! answer. A vendor supplies only its calls and how its answers read, through [`Vendor`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::cache::UserCache;
+use super::cache::{key_text, Page, UserCache};
 use super::dictionary::{Field, Place};
 use super::{
     BeforeWrite, Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS,
@@ -35,10 +36,80 @@ pub enum Total {
     Users(usize),
 }
 
-/// One page of the user list: the user objects, and the size of the whole list.
+/// One page of the user list: the user objects (as text, see [`super::page`]), and the size
+/// of the whole list.
 pub struct ListPage {
-    pub users: Vec<Value>,
+    pub users: super::page::Users,
     pub total: Total,
+}
+
+/// How a list is read after its first page: how many pages there are and how many users a
+/// page holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub pages: usize,
+    pub size: usize,
+}
+
+impl Shape {
+    /// The shape the first page tells, asked for pages of `asked` users. A server that gives
+    /// fewer users a page than asked sets the page size: offsets count in it.
+    pub fn of(first: &ListPage, asked: usize) -> Shape {
+        let size = match first.total {
+            Total::Users(total) if first.users.len() < asked.min(total) => first.users.len().max(1),
+            _ => asked,
+        };
+        let pages = match first.total {
+            Total::Pages(pages) => pages.max(1),
+            Total::Users(users) => users.div_ceil(size).max(1),
+        };
+        Shape { pages, size }
+    }
+}
+
+/// Reads pages 1 to the last of a list whose first page is in hand, `workers` at once: each
+/// page goes to `each` (with its number) in the thread that read it, as it comes. The first
+/// refusal stops the reading and is returned; `stopped` stops it too (Ctrl-C).
+pub fn read_pages(
+    shape: Shape,
+    workers: usize,
+    list_page: &(dyn Fn(&PageAt) -> Result<ListPage, Outcome> + Sync),
+    each: &(dyn Fn(usize, ListPage) + Sync),
+    stopped: &(dyn Fn() -> bool + Sync),
+) -> Result<(), Outcome> {
+    let next = AtomicUsize::new(1);
+    let failed: Mutex<Option<Outcome>> = Mutex::new(None);
+    let failed_yet = || failed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    let workers = workers.max(1).min(shape.pages.saturating_sub(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let number = next.fetch_add(1, Ordering::SeqCst);
+                if number >= shape.pages || stopped() || failed_yet() {
+                    return;
+                }
+                let at = PageAt {
+                    number,
+                    offset: number * shape.size,
+                    size: shape.size,
+                };
+                match list_page(&at) {
+                    Ok(page) => each(number, page),
+                    Err(o) => {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(o);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(o) => Err(o),
+        None => Ok(()),
+    }
 }
 
 /// A row's changes merged into the user's record.
@@ -216,6 +287,10 @@ pub struct ReadModifyWrite<V> {
     claims: OnceLock<Mutex<HashMap<String, Claim>>>,
     /// `--create`: a row whose user does not exist creates it, set by [`Session::prepare`].
     create: OnceLock<bool>,
+    /// The list's first page, when the read made at log-in was it ([`Connect::first_page`]).
+    ///
+    /// [`Connect::first_page`]: super::Connect::first_page
+    first_page: Mutex<Option<ListPage>>,
 }
 
 /// The row that a user was first resolved for, and what became of the claim since.
@@ -242,7 +317,29 @@ impl<V: Vendor> ReadModifyWrite<V> {
             fresh_for,
             claims: OnceLock::new(),
             create: OnceLock::new(),
+            first_page: Mutex::new(None),
         }
+    }
+
+    /// Starts the list from `page`, the first page as read at log-in (when it was).
+    pub fn with_first_page(self, page: Option<ListPage>) -> Self {
+        *self.first_page.lock().unwrap_or_else(|e| e.into_inner()) = page;
+        self
+    }
+
+    /// A page of the list: the first one as read at log-in, once, or from the server.
+    fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
+        if at.number == 0 {
+            let kept = self
+                .first_page
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(page) = kept.filter(|p| p.users.len() <= at.size) {
+                return Ok(page);
+            }
+        }
+        self.vendor.list_page(at)
     }
 
     /// A row whose user does not exist, under `--create`: the user made from the row, or in a
@@ -406,34 +503,45 @@ impl<V: Vendor> ReadModifyWrite<V> {
         }
     }
 
-    /// Reads the rest of the list after its first page.
-    fn read_list(&self, first: ListPage) -> Result<UserCache, Outcome> {
-        let mut cache = UserCache::default();
-        let keys = |u: &Value| cache_keys(V::FIELDS, u);
-        let mut at = PageAt {
-            number: 1,
-            offset: first.users.len(),
-            size: V::PAGE,
-        };
-        cache.add_page(first.users, keys);
-        loop {
-            let more = match first.total {
-                Total::Pages(pages) => at.number < pages,
-                Total::Users(users) => at.offset < users,
-            };
-            if !more {
-                return Ok(cache);
-            }
-            let page = self.vendor.list_page(&at)?;
-            // A count of users can come up short (users deleted meanwhile); pages are read
-            // to the count.
-            if page.users.is_empty() && matches!(first.total, Total::Users(_)) {
-                return Ok(cache);
-            }
-            at.number += 1;
-            at.offset += page.users.len();
-            cache.add_page(page.users, keys);
+    /// Reads the rest of the list after its first page, `workers` pages at once.
+    fn read_list(
+        &self,
+        first: ListPage,
+        shape: Shape,
+        workers: usize,
+    ) -> Result<UserCache, Outcome> {
+        let keys = cache_keys(V::FIELDS);
+        // Pages are kept in list order as they come, whichever came first: each page that
+        // follows the ones kept goes in at once, so little is left to do after the last.
+        struct Kept {
+            cache: UserCache,
+            next: usize,
+            waiting: HashMap<usize, Page>,
         }
+        let kept = Mutex::new(Kept {
+            cache: UserCache::with_capacity(shape.pages * shape.size, keys.len()),
+            next: 0,
+            waiting: HashMap::new(),
+        });
+        let keep = |number: usize, page: ListPage| {
+            let page = Page::new(page.users, &keys);
+            let mut guard = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let kept = &mut *guard;
+            kept.waiting.insert(number, page);
+            while let Some(page) = kept.waiting.remove(&kept.next) {
+                kept.cache.add(page);
+                kept.next += 1;
+            }
+        };
+        keep(0, first);
+        read_pages(
+            shape,
+            workers,
+            &|at| self.vendor.list_page(at),
+            &keep,
+            &|| false,
+        )?;
+        Ok(kept.into_inner().unwrap_or_else(|e| e.into_inner()).cache)
     }
 
     /// The user read again by id, after a conflict or because the copy in hand is too old.
@@ -532,16 +640,18 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
             offset: 0,
             size: V::PAGE,
         };
-        let first = self.vendor.list_page(&at).map_err(fail)?;
-        let (pages, users) = match first.total {
-            Total::Pages(pages) => (pages, pages * V::PAGE),
-            Total::Users(users) => (users.div_ceil(V::PAGE).max(1), users),
+        let first = self.list_page(&at).map_err(fail)?;
+        let shape = Shape::of(&first, V::PAGE);
+        let users = match first.total {
+            Total::Pages(pages) => pages * shape.size,
+            Total::Users(users) => users,
         };
         // The whole list costs `pages` calls; one look-up per row costs `rows`.
-        if (pages >= plan.rows || users > MAX_CACHED_USERS) && !whole {
+        if (shape.pages >= plan.rows || users > MAX_CACHED_USERS) && !whole {
             return Ok(());
         }
-        let _ = self.cache.set(self.read_list(first).map_err(fail)?);
+        let cache = self.read_list(first, shape, plan.workers).map_err(fail)?;
+        let _ = self.cache.set(cache);
         Ok(())
     }
 
@@ -918,25 +1028,14 @@ fn id_field(fields: &[Field]) -> Option<&Field> {
         .or_else(|| fields.iter().find(|f| f.names_user()))
 }
 
-/// Every key a listed user can be found by, as the cache indexes it.
-fn cache_keys(fields: &[Field], user: &Value) -> Vec<(&'static str, Option<String>)> {
+/// Every field a listed user can be found by, with the record member that holds it: what the
+/// cache indexes.
+fn cache_keys(fields: &[Field]) -> Vec<(&'static str, &'static str)> {
     fields
         .iter()
         .filter(|f| f.names_user())
-        .map(|f| {
-            let value = f.record_key().and_then(|k| user.get(k)).and_then(key_text);
-            (f.name, value)
-        })
+        .filter_map(|f| Some((f.name, f.record_key()?)))
         .collect()
-}
-
-/// A key as text: ids come as strings or as whole numbers.
-fn key_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => n.as_i64().map(|i| i.to_string()),
-        _ => None,
-    }
 }
 
 /// Every record field `change` changes, by the field table's name, with its values as read
@@ -1034,11 +1133,12 @@ impl<V: Vendor> Export for ReadModifyWrite<V> {
             lookups: 1,
             create: false,
             deactivate_missing: false,
+            workers: 1,
         })
     }
 
     fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
-        self.vendor.list_page(at)
+        ReadModifyWrite::list_page(self, at)
     }
 
     fn names(&self) -> Result<Names, Outcome> {
@@ -1102,7 +1202,7 @@ mod tests {
             self.lists.fetch_add(1, Ordering::Relaxed);
             let users = self.users.iter().skip(at.offset).take(at.size);
             Ok(ListPage {
-                users: users.cloned().collect(),
+                users: crate::platform::page::Users::from_texts(users.map(|u| u.to_string())),
                 total: Total::Users(self.users.len()),
             })
         }

@@ -511,15 +511,41 @@ pub fn finalize(
     }
     let mut writer = ReportWriter::create(report, columns.clone())?;
     let width = columns.headers.len();
-    for (line, offset) in keep {
-        if reader.position().byte() != offset {
-            let mut p = csv::Position::new();
-            p.set_byte(offset);
-            reader.seek(p)?;
+    // The lines are read again in journal order, each held until its row's turn: outcomes
+    // come nearly in row order (a worker finishes a few rows after the one before it), so
+    // few wait. Seeking to each line in row order instead cost a read of the file per line.
+    let turn: HashMap<u64, usize> = keep
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, offset))| (offset, i))
+        .collect();
+    let mut waiting: HashMap<usize, csv::StringRecord> = HashMap::new();
+    let mut next = 0;
+    let mut start = csv::Position::new();
+    start.set_byte(0);
+    reader.seek(start)?;
+    let in_turn = std::iter::from_fn(|| -> Option<io::Result<(u64, csv::StringRecord)>> {
+        loop {
+            if let Some(record) = waiting.remove(&next) {
+                next += 1;
+                return Some(Ok((keep[next - 1].0, record)));
+            }
+            if next == keep.len() {
+                return None;
+            }
+            let mut record = csv::StringRecord::new();
+            match reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e.into())),
+            }
+            if let Some(&i) = record.position().and_then(|p| turn.get(&p.byte())) {
+                waiting.insert(i, record);
+            }
         }
-        if !reader.read_record(&mut record)? {
-            break;
-        }
+    });
+    for read in in_turn {
+        let (line, record) = read?;
         let Some((_, outcome)) = outcome_of(|i| record.get(i)) else {
             continue;
         };

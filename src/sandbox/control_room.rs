@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use axum::http::Method;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::store::{now_iso, World, CR_ROLES};
@@ -293,17 +294,39 @@ fn list(world: &World, call: &Call) -> Answer {
         return error(400, "um.page.length", "page.length is at most 10000");
     }
     let filter = body.get("filter").cloned().unwrap_or(Value::Null);
-    let all: Vec<&Map<String, Value>> = world
-        .control_room
-        .list
-        .iter()
-        .filter(|u| filter.is_null() || matches(u, &filter))
-        .collect();
-    let total_filter = all.len();
-    let page: Vec<&Map<String, Value>> = all.into_iter().skip(offset).take(length).collect();
-    Answer::json(
+    let users = &world.control_room;
+    let all = users.records().len();
+    let (total_filter, (page, size)) = if filter.is_null() {
+        (
+            all,
+            users.texts(offset.min(all)..offset.saturating_add(length).min(all)),
+        )
+    } else {
+        let matching: Vec<usize> = users
+            .records()
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| matches(u, &filter))
+            .map(|(i, _)| i)
+            .collect();
+        let total = matching.len();
+        (
+            total,
+            users.texts(matching.into_iter().skip(offset).take(length)),
+        )
+    };
+    #[derive(serde::Serialize)]
+    struct Listed<'a> {
+        page: Value,
+        list: Vec<&'a RawValue>,
+    }
+    Answer::written(
         200,
-        json!({"page": {"offset": offset, "total": world.control_room.list.len(), "totalFilter": total_filter}, "list": page}),
+        &Listed {
+            page: json!({"offset": offset, "total": users.records().len(), "totalFilter": total_filter}),
+            list: page,
+        },
+        size + 200,
     )
 }
 
@@ -369,7 +392,7 @@ fn create(world: &mut World, call: &Call) -> Answer {
     }
     let id = world
         .control_room
-        .list
+        .records()
         .iter()
         .filter_map(|u| u["id"].as_i64())
         .max()

@@ -10,6 +10,7 @@
 //! itself refuses such rows before sending, as SPEC.md asks.
 
 use axum::http::Method;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::store::{World, HUB_ROLES};
@@ -258,7 +259,7 @@ fn users(world: &World, call: &Call) -> Answer {
     if !(1..=1000).contains(&limit) || page == 0 {
         return error(400, "limit must be 1 to 1000 and page 1 or more");
     }
-    let wanted = |u: &&super::store::Record| {
+    let wanted = |(_, u): &(usize, &super::store::Record)| {
         let invite = u["user_invite_status"].as_i64().unwrap_or(0);
         let active = u["user_is_active"].as_i64().unwrap_or(0);
         let status_ok = match filter {
@@ -281,26 +282,53 @@ fn users(world: &World, call: &Call) -> Answer {
     // The whole list unfiltered is a slice, as an indexed server would serve it: a page of a
     // big tenant costs the page, not the tenant.
     let everyone = search.is_empty() && !["active", "inactive", "pending"].contains(&filter);
-    let (total, page_users): (usize, Vec<&super::store::Record>) = if everyone {
-        let list = &world.hub.list;
-        (list.len(), list.iter().skip(skip).take(limit).collect())
+    let users = &world.hub;
+    let (total, (page_users, size)) = if everyone {
+        let all = users.records().len();
+        (all, users.texts(skip.min(all)..(skip + limit).min(all)))
     } else {
-        let matches: Vec<&super::store::Record> = world.hub.list.iter().filter(wanted).collect();
+        let matches: Vec<usize> = users
+            .records()
+            .iter()
+            .enumerate()
+            .filter(wanted)
+            .map(|(i, _)| i)
+            .collect();
         let total = matches.len();
-        (total, matches.into_iter().skip(skip).take(limit).collect())
+        (
+            total,
+            users.texts(matches.into_iter().skip(skip).take(limit)),
+        )
     };
-    Answer::json(
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        page: usize,
+        page_size: usize,
+        total_items: usize,
+        total_pages: usize,
+        users: Vec<&'a RawValue>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Listed<'a> {
+        message: &'static str,
+        status_code: u16,
+        data: Data<'a>,
+    }
+    Answer::written(
         200,
-        json!({
-            "message": "Success",
-            "statusCode": 200,
-            "data": {
-                "page": page,
-                "pageSize": limit,
-                "totalItems": total,
-                "totalPages": total.div_ceil(limit),
-                "users": page_users,
-            }
-        }),
+        &Listed {
+            message: "Success",
+            status_code: 200,
+            data: Data {
+                page,
+                page_size: limit,
+                total_items: total,
+                total_pages: total.div_ceil(limit),
+                users: page_users,
+            },
+        },
+        size + 200,
     )
 }

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use axum::http::Method;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::store::{now_iso, World, BUILT_IN_GROUPS, GROUPS};
@@ -144,11 +145,12 @@ fn search(world: &World, call: &Call, partition: &str) -> Answer {
         .get("skip")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let matches: Vec<&Map<String, Value>> = world
-        .identity
-        .list
+    let users = &world.identity;
+    let matches: Vec<usize> = users
+        .records()
         .iter()
-        .filter(|u| {
+        .enumerate()
+        .filter(|(_, u)| {
             term.is_empty()
                 || ["email", "userName", "name", "surname", "displayName"]
                     .iter()
@@ -158,10 +160,24 @@ fn search(world: &World, call: &Call, partition: &str) -> Answer {
                             .is_some_and(|v| v.to_lowercase().contains(&term))
                     })
         })
+        .map(|(i, _)| i)
         .collect();
     let total = matches.len();
-    let results: Vec<&Map<String, Value>> = matches.into_iter().skip(skip).take(top).collect();
-    Answer::json(200, json!({"totalCount": total, "results": results}))
+    let (results, size) = users.texts(matches.into_iter().skip(skip).take(top));
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Found<'a> {
+        total_count: usize,
+        results: Vec<&'a RawValue>,
+    }
+    Answer::written(
+        200,
+        &Found {
+            total_count: total,
+            results,
+        },
+        size + 100,
+    )
 }
 
 /// The field types ASP.NET's model binding checks before the command runs.
@@ -474,7 +490,7 @@ fn create_user(world: &mut World, call: &Call) -> Answer {
         return refused(400, "InvalidEmail", format!("Email '{email}' is invalid."));
     }
     let taken = |f: &str, wanted: &str| {
-        world.identity.list.iter().any(|u| {
+        world.identity.records().iter().any(|u| {
             u.get(f)
                 .and_then(Value::as_str)
                 .is_some_and(|v| v.eq_ignore_ascii_case(wanted))
@@ -523,7 +539,7 @@ fn create_user(world: &mut World, call: &Call) -> Answer {
         .map(str::to_string)
         .unwrap_or_else(|| format!("{name} {surname}").trim().to_string());
     let flag = |f: &str, default: bool| body.get(f).and_then(Value::as_bool).unwrap_or(default);
-    let legacy = world.identity.list.len() + 1;
+    let legacy = world.identity.records().len() + 1;
     let record = json!({
         "id": id,
         "userName": user_name,

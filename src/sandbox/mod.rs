@@ -95,6 +95,18 @@ pub struct Seen {
     pub status: u16,
 }
 
+/// A request kept whole (`Sandbox::capture`): what a load tool needs to send it again.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub method: String,
+    /// The path with its query, as sent.
+    pub target: String,
+    /// Every header as sent, `host` and `content-length` aside.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub status: u16,
+}
+
 /// Everything the handlers share.
 pub struct App {
     pub config: SandboxConfig,
@@ -103,6 +115,9 @@ pub struct App {
     pub started: Instant,
     delays: delay::Delays,
     seen: Mutex<Vec<Seen>>,
+    /// Whether requests are kept whole, for a bench to send the same ones again.
+    capturing: std::sync::atomic::AtomicBool,
+    captured: Mutex<Vec<Captured>>,
 }
 
 /// At most this many requests are remembered for `/_sandbox/requests`.
@@ -117,6 +132,8 @@ impl App {
             started: Instant::now(),
             delays: delay::Delays::start(),
             seen: Mutex::new(Vec::new()),
+            capturing: Default::default(),
+            captured: Mutex::new(Vec::new()),
         }
     }
 
@@ -219,9 +236,31 @@ impl Sandbox {
         url::Url::parse(&format!("{}://{}{path}", self.scheme(), self.addr)).expect("a valid URL")
     }
 
+    /// When the sandbox started: [`Seen::at`] counts from here.
+    pub fn started(&self) -> Instant {
+        self.app.started
+    }
+
     /// The users of every platform, as `/_sandbox/state` shows them.
     pub fn state(&self) -> Value {
         self.app.world().state()
+    }
+
+    /// From now on, keeps every vendor call whole (method, path, headers, body): a bench sends
+    /// a client's own requests again with another tool, to compare the two.
+    pub fn capture(&self, on: bool) {
+        self.app
+            .capturing
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The calls kept since [`Sandbox::capture`] was turned on, in the order answered.
+    pub fn captured(&self) -> Vec<Captured> {
+        self.app
+            .captured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every request seen so far.
@@ -309,6 +348,19 @@ impl Answer {
             status,
             body: Vec::new(),
             json: Some(body),
+            headers: vec![("content-type", "application/json; charset=utf-8".into())],
+        }
+    }
+    /// A JSON body written straight from borrowed records, about `size` bytes long: a page
+    /// of a thousand users is not copied into a new value first, nor into a buffer that
+    /// doubles as it fills (under the store's lock, either held every other request up).
+    pub fn written(status: u16, body: &impl serde::Serialize, size: usize) -> Self {
+        let mut text = Vec::with_capacity(size);
+        serde_json::to_writer(&mut text, body).expect("JSON values serialize");
+        Answer {
+            status,
+            body: text,
+            json: None,
             headers: vec![("content-type", "application/json; charset=utf-8".into())],
         }
     }
@@ -488,6 +540,33 @@ async fn serve(app: Arc<App>, req: Request<Body>) -> Response {
         }
     };
     app.record(&parts.method, &path, answer.status);
+    if app.capturing.load(std::sync::atomic::Ordering::Relaxed) {
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != "host" && *name != "content-length")
+            .map(|(name, v)| {
+                (
+                    name.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into(),
+                )
+            })
+            .collect();
+        let kept = Captured {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or(path.clone(), |p| p.to_string()),
+            headers,
+            body: body.clone(),
+            status: answer.status,
+        };
+        app.captured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(kept);
+    }
     if plan.slow > Duration::ZERO {
         tokio::time::sleep(plan.slow).await;
     }

@@ -1196,3 +1196,70 @@ fn resume_refuses_a_report_of_another_input() {
         run.stderr()
     );
 }
+
+/// A job big enough to read the whole user list reads each page of it once: the read that
+/// proves the URL and the credentials at log-in is the list's first page (Control Room,
+/// Identity) or is sent beside it (hub), not a page of its own, and the rest come at once.
+#[test]
+fn a_job_that_reads_the_whole_list_reads_each_page_once() {
+    let sb = Sandbox::start(SandboxConfig {
+        users: 2500,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let dir = tempdir();
+    let sheets = [
+        (
+            "hub",
+            "user_email,user_job_title",
+            "user{i:05}@example.com,Title {i}",
+            &HUB_ENV[..],
+        ),
+        (
+            "identity",
+            "email,displayName",
+            "user{i:05}@example.com,Name {i}",
+            &IDENTITY_ENV[..],
+        ),
+        (
+            "control-room",
+            "username,description",
+            "user{i:05},Note {i}",
+            &CR_ENV[..],
+        ),
+    ];
+    for (platform, header, row, env) in sheets {
+        let mut text = format!("{header}\n");
+        for i in 1..=1200 {
+            text.push_str(
+                &row.replace("{i:05}", &format!("{i:05}"))
+                    .replace("{i}", &i.to_string()),
+            );
+            text.push('\n');
+        }
+        let file = write(dir.path(), &format!("{platform}.csv"), text);
+        let before = sb.requests().len();
+        let run = apply(
+            &sb,
+            platform,
+            &file,
+            dir.path(),
+            env,
+            &["--concurrency", "8"],
+        );
+        assert_eq!(run.code(), Some(0), "{platform}: {}", run.stderr());
+        assert!(run.report.iter().all(|r| r["status"] == "updated"));
+        let pages: Vec<String> = sb.requests()[before..]
+            .iter()
+            .filter(|r| {
+                r.path.ends_with("/openapi/users")
+                    || r.path.contains("/api/User/users/")
+                    || r.path.ends_with("/usermanagement/users/list")
+            })
+            .map(|r| r.path.clone())
+            .collect();
+        // 2,500 users: 5 pages of 500 on hub, 3 of 1,000 elsewhere.
+        let expected = if platform == "hub" { 5 } else { 3 };
+        assert_eq!(pages.len(), expected, "{platform}: {pages:?}");
+    }
+}

@@ -1237,3 +1237,56 @@ fn control_room_lists_roles_and_creates_users_as_documented() {
     );
     assert_eq!(sb.state()["control_room"].as_array().unwrap().len(), 6);
 }
+
+/// What a bench sends again with another tool: calls kept whole (method, path with its query,
+/// headers, body) only while capturing, and a list page shows a user as last written.
+#[test]
+fn captured_calls_are_kept_whole_and_pages_show_users_as_last_written() {
+    let sb = start(SandboxConfig::default());
+    let c = client();
+    let list = |page: &str| -> Value {
+        c.get(hub_url(&sb, &format!("/users?limit=2&page={page}")))
+            .bearer_auth("sandbox-tenant/sandbox-token")
+            .header("x-ah-openapi-auth", "openapi-token")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(list("1")["data"]["users"][0]["user_job_title"], "Analyst");
+    sb.capture(true);
+    let body = json!({"user_email": "user00001@example.com", "user_job_title": "Kept"});
+    let answer = c
+        .post(hub_url(&sb, "/edituser"))
+        .bearer_auth("sandbox-tenant/sandbox-token")
+        .header("x-ah-openapi-auth", "openapi-token")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    sb.capture(false);
+    assert_eq!(list("1")["data"]["users"][0]["user_job_title"], "Kept");
+    let kept = sb.captured();
+    assert_eq!(kept.len(), 1, "only while capturing");
+    let write = &kept[0];
+    assert_eq!((write.method.as_str(), write.status), ("POST", 201));
+    assert!(
+        write.target.ends_with("/api/v1/openapi/edituser"),
+        "{}",
+        write.target
+    );
+    let header = |name: &str| {
+        write
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        header("authorization"),
+        Some("Bearer sandbox-tenant/sandbox-token")
+    );
+    assert_eq!(header("x-ah-openapi-auth"), Some("openapi-token"));
+    assert_eq!(header("host"), None);
+    assert_eq!(serde_json::from_slice::<Value>(&write.body).unwrap(), body);
+}

@@ -189,9 +189,9 @@ fn run_facts(
     facts.platform = Some(input.platform.name().to_string());
     let target = prepare::target(args, console, input.platform.name())?;
     facts.target = Some(target.name());
-    let survey = prepare::survey(args, console, input, &target)?;
+    let (survey, http) = prepare::survey_and_client(args, console, input, &target, interrupted)?;
     let stop = Stop::new(args.max_errors);
-    let connected = prepare::connect(args, &survey, &target, interrupted)?;
+    let connected = prepare::connect(args, &survey, &target, http)?;
     announce(args, console, &survey, &target, &connected);
     confirm(args, console, &survey, &target, &connected)?;
 

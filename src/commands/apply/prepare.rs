@@ -194,6 +194,7 @@ pub fn survey(
     let mut plan = Plan {
         create: args.create,
         deactivate_missing: args.deactivate_missing,
+        workers: args.connection.concurrency,
         ..Plan::default()
     };
     let mut total_rows = 0u64;
@@ -282,11 +283,13 @@ pub fn http_client(
 }
 
 /// Logs in to `target` as its secrets say, in the partition `--partition` or the secrets name.
+/// `first_page`: the run will most likely read the whole user list (see [`Connect`]).
 pub fn log_in(
     platform: &dyn Platform,
     args: &ApplyArgs,
     target: &Target,
     http: &Arc<Http>,
+    first_page: bool,
 ) -> Result<Box<dyn Session>, Error> {
     let secrets = &target.secrets;
     platform.connect(&Connect {
@@ -298,33 +301,57 @@ pub fn log_in(
             .as_deref()
             .or(secrets.partition.as_deref()),
         http: Arc::clone(http),
+        first_page,
     })
 }
 
-/// The HTTP client every worker shares, and a session that has logged in and read what the
-/// rows need: the check, before the first row, that the URL and the credentials work. When
-/// they do not, the run stops here (exit 2), before a report is written or replaced.
+/// The input surveyed, and the HTTP client every worker will share, made at once: the client
+/// loads the system's certificates, which takes as long as checking a few thousand rows.
+pub fn survey_and_client(
+    args: &ApplyArgs,
+    console: &Console,
+    input: Input,
+    target: &Target,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<(Survey, Http), Error> {
+    let default_rate = input.platform.default_rate();
+    let (survey, http) = std::thread::scope(|scope| {
+        let http = scope.spawn(|| http_client(args, target, default_rate, interrupted));
+        let survey = survey(args, console, input, target);
+        let http = http
+            .join()
+            .unwrap_or_else(|_| Err(Error::usage("the HTTP client could not be made")));
+        (survey, http)
+    });
+    // A file that cannot be read is said before a setting that cannot be used.
+    Ok((survey?, http?))
+}
+
+/// A session that has logged in and read what the rows need: the check, before the first
+/// row, that the URL and the credentials work. When they do not, the run stops here
+/// (exit 2), before a report is written or replaced.
 pub fn connect(
     args: &ApplyArgs,
     survey: &Survey,
     target: &Target,
-    interrupted: &Arc<AtomicBool>,
+    http: Http,
 ) -> Result<Connected, Error> {
     let platform = survey.platform.as_ref();
     let secrets = &target.secrets;
-    let http = Arc::new(http_client(
-        args,
-        target,
-        platform.default_rate(),
-        interrupted,
-    )?);
+    let http = Arc::new(http);
     let rate = http.rate();
     // A roster of no valid rows still has users missing from it.
     let session = if survey.plan.rows == 0 && !args.deactivate_missing {
         Ok(None)
     } else {
-        log_in(platform, args, target, &http)
-            .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))
+        log_in(
+            platform,
+            args,
+            target,
+            &http,
+            likely_listed(args, &survey.plan),
+        )
+        .and_then(|s| s.prepare(&survey.plan).map(|()| Some(s)))
     };
     let session = session.map_err(|e| e.redacted(|text| printable(&secrets.redact(text))))?;
     let plan = survey.plan;
@@ -353,6 +380,13 @@ pub fn connect(
         twins,
         missing,
     })
+}
+
+/// Whether a run will most likely read the whole user list: a roster always does, and so do
+/// a thousand rows in any tenant small enough to keep (its list takes fewer calls than a
+/// look-up per row).
+fn likely_listed(args: &ApplyArgs, plan: &Plan) -> bool {
+    args.deactivate_missing || plan.rows >= 1000
 }
 
 /// The file as a roster: every key cell of every row, valid or not (a row with a mistake
