@@ -14,7 +14,7 @@ use super::{
     endpoint, read_json, server_message, Changes, Checker, Connect, Edit, Field, Keep, Layout,
     Platform, Record, Session, Template, UserKey,
 };
-use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request};
+use crate::engine::{Auth, CallError, Http, Outcome, Reply, Request, Status};
 use crate::error::Error;
 use crate::rules::{self, normalize_header, FieldError, MAX_TEXT};
 
@@ -101,23 +101,19 @@ impl Hub {
         )
     }
 
-    /// A role id or name.
-    fn role(&self, text: &str) -> Result<u32, String> {
+    /// A role id, or a name: a default role's name is its id at once; any other name is a
+    /// custom role's, which only the server's own list knows (the run looks it up there).
+    fn role(&self, text: &str) -> Result<RoleRef, String> {
         if let Some(n) = rules::parse_whole(text) {
             let known = DEFAULT_ROLES.iter().any(|(id, _)| i64::from(*id) == n)
                 || self.allowed_roles.iter().any(|id| i64::from(*id) == n);
             return if known {
-                Ok(n as u32)
+                Ok(RoleRef::Id(n as u32))
             } else {
-                Err(format!("role {n} is not a default role ({}; admit a custom role with --allow-role {n})", self.role_hint()))
+                Err(format!("role {n} is not a default role ({}; admit a custom role with --allow-role {n}, or name it)", self.role_hint()))
             };
         }
-        let wanted = normalize_header(text);
-        DEFAULT_ROLES
-            .iter()
-            .find(|(_, name)| normalize_header(name) == wanted)
-            .map(|(id, _)| *id)
-            .ok_or_else(|| format!("unknown role '{text}' ({})", self.role_hint()))
+        Ok(default_role(text).map_or_else(|| RoleRef::Name(text.to_string()), RoleRef::Id))
     }
 
     fn category(text: &str) -> Result<u32, String> {
@@ -130,7 +126,7 @@ impl Hub {
     }
 
     /// `ROLE` or `ROLE:CATEGORY`.
-    fn role_item(&self, item: &str) -> Result<(u32, u32), String> {
+    fn role_item(&self, item: &str) -> Result<(RoleRef, u32), String> {
         match item.bytes().position(|c| c == b':') {
             Some(i) => Ok((
                 self.role(rules::trim(&item[..i]))?,
@@ -161,7 +157,7 @@ impl Hub {
             );
             return;
         }
-        let parse = |text: &str| -> Result<Vec<(u32, u32)>, String> {
+        let parse = |text: &str| -> Result<Vec<(RoleRef, u32)>, String> {
             rules::split_list(text)
                 .map(|item| self.role_item(item))
                 .collect()
@@ -181,7 +177,7 @@ impl Hub {
                 .unwrap_or_default();
             if let Some((r, _)) = roles
                 .iter()
-                .find(|(r, _)| added.iter().any(|(a, _)| a == r))
+                .find(|(r, _)| added.iter().any(|(a, _)| a.same(r)))
             {
                 c.fail(
                     cell,
@@ -198,7 +194,7 @@ impl Hub {
 
     fn roles(&self, c: &mut Checker) {
         let rec = c.record;
-        let mut roles: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
+        let mut roles: smallvec::SmallVec<[(RoleRef, u32); 8]> = smallvec::SmallVec::new();
         let mut ok = true;
         if let Some(cell) = rec.get(ROLES) {
             if cell.value.eq_ignore_ascii_case(super::CLEAR) {
@@ -272,24 +268,80 @@ impl Hub {
     }
 }
 
-/// `[role, category]` pairs as an edit holds them.
-fn pairs(v: &Value) -> Vec<(u64, u64)> {
+/// A role as a row names it: by id (a default role's name is read as its id at once), or
+/// by the name of a custom role, which the server's own list resolves.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum RoleRef {
+    Id(u32),
+    Name(String),
+}
+
+impl RoleRef {
+    /// The same role as far as the row tells: names compare as headers do (any case,
+    /// spaces, `_` and `-` aside).
+    fn same(&self, other: &RoleRef) -> bool {
+        match (self, other) {
+            (RoleRef::Name(a), RoleRef::Name(b)) => normalize_header(a) == normalize_header(b),
+            (a, b) => a == b,
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            RoleRef::Id(id) => json!(id),
+            RoleRef::Name(name) => json!(name),
+        }
+    }
+}
+
+impl std::fmt::Display for RoleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            RoleRef::Id(id) => write!(f, "{id}"),
+            RoleRef::Name(name) => write!(f, "'{name}'"),
+        }
+    }
+}
+
+/// A default role's id by its name, in any case, spaces, `_` and `-` aside.
+fn default_role(name: &str) -> Option<u32> {
+    let wanted = normalize_header(name);
+    DEFAULT_ROLES
+        .iter()
+        .find(|(_, n)| normalize_header(n) == wanted)
+        .map(|(id, _)| *id)
+}
+
+/// `[role, category]` pairs as an edit holds them, custom roles' names resolved by
+/// `resolve` (which the session's list of roles answers).
+fn pairs(v: &Value, resolve: &dyn Fn(&str) -> Option<u32>) -> Vec<(u64, u64)> {
     v.as_array()
         .into_iter()
         .flatten()
         .map(|p| {
-            (
-                p.get(0).and_then(Value::as_u64).unwrap_or(0),
-                p.get(1).and_then(Value::as_u64).unwrap_or(0),
-            )
+            let role = match p.get(0) {
+                Some(Value::String(name)) => resolve(name).map_or(0, u64::from),
+                Some(other) => other.as_u64().unwrap_or(0),
+                None => 0,
+            };
+            (role, p.get(1).and_then(Value::as_u64).unwrap_or(0))
         })
         .collect()
 }
 
-/// Roles in an edit: `[role, category]` pairs, cheap to build for every row; they become
-/// the vendor's `{"role_id", "category_id"}` objects only when a request is made.
-fn roles_json(roles: &[(u32, u32)]) -> Value {
-    Value::Array(roles.iter().map(|(r, c)| json!([r, c])).collect())
+/// Roles in an edit: `[role, category]` pairs, cheap to build for every row, a custom role
+/// by its name until the run's list of roles says its id; they become the vendor's
+/// `{"role_id", "category_id"}` objects only when a request is made.
+fn roles_json(roles: &[(RoleRef, u32)]) -> Value {
+    Value::Array(roles.iter().map(|(r, c)| json!([r.json(), c])).collect())
+}
+
+/// The names of roles an edit's role lists give, as written.
+fn role_names(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get(0).and_then(Value::as_str))
 }
 
 /// The `(role, category)` pairs of roles as [`normalize_roles`] gives them.
@@ -495,10 +547,12 @@ impl Platform for Hub {
             app_key: settings.secrets.app_key.clone().filter(|_| open_api),
         };
         let base = endpoint(settings.url, &["api", "v1", "openapi"]);
-        let session = HubSession {
+        let mut session = HubSession {
             http: Arc::clone(&settings.http),
             auth,
             base,
+            roles: default_names(),
+            roles_listed: false,
         };
         // Reading the roles proves the URL and the token before any row is touched. When the
         // run is about to read the whole user list, its first page is read beside them: it is
@@ -533,6 +587,11 @@ impl Platform for Hub {
         }
         match reply.status {
             200..=299 => {
+                // The answer is the role list the rows' role names are looked up in.
+                if let Some(roles) = reply.json().and_then(|body| role_names_of(&body)) {
+                    session.roles = roles;
+                    session.roles_listed = true;
+                }
                 let base = session.base.clone();
                 Ok(Box::new(
                     ReadModifyWrite::new(session, base).with_first_page(first),
@@ -577,6 +636,11 @@ struct HubSession {
     http: Arc<Http>,
     auth: HubAuth,
     base: url::Url,
+    /// The tenant's roles (id, name), from the `GET /roles` the log-in reads; the default
+    /// roles when that answer lists none.
+    roles: Names,
+    /// Whether `roles` is the server's own list.
+    roles_listed: bool,
 }
 
 impl HubSession {
@@ -685,8 +749,15 @@ impl Vendor for HubSession {
         if inactive && record.get(invite).and_then(Value::as_u64) == Some(3) {
             record.insert(invite.to_string(), json!(1));
         }
-        let add = edit.changes.get(FIELDS[ROLES_ADD].name).map(pairs);
-        let remove = edit.changes.get(FIELDS[ROLES_REMOVE].name).map(pairs);
+        let by_name = |name: &str| self.role_id(name);
+        let add = edit
+            .changes
+            .get(FIELDS[ROLES_ADD].name)
+            .map(|v| pairs(v, &by_name));
+        let remove = edit
+            .changes
+            .get(FIELDS[ROLES_REMOVE].name)
+            .map(|v| pairs(v, &by_name));
         if add.is_none() && remove.is_none() {
             return Ok(());
         }
@@ -713,6 +784,64 @@ impl Vendor for HubSession {
             .map(|(r, c)| json!({"role_id": r, "category_id": c}))
             .collect();
         record.insert(key.to_string(), Value::Array(objects));
+        Ok(())
+    }
+
+    /// Custom roles named in `user_roles` as the ids the tenant's list gives them.
+    fn resolve(&self, field: &str, value: &Value) -> Result<Value, String> {
+        if field != FIELDS[ROLES].name {
+            return Ok(value.clone());
+        }
+        let by_name = |name: &str| self.role_id(name);
+        let resolved = pairs(value, &by_name);
+        Ok(Value::Array(
+            resolved.iter().map(|(r, c)| json!([r, c])).collect(),
+        ))
+    }
+
+    /// Role names the tenant does not have, or has twice: the row is invalid, with the
+    /// closest names. Ids were checked with the row (default roles and `--allow-role`).
+    fn unknown_names(&self, edit: &Edit) -> Result<(), Outcome> {
+        for field in [ROLES, ROLES_ADD, ROLES_REMOVE] {
+            let Some(value) = edit.changes.get(FIELDS[field].name) else {
+                continue;
+            };
+            for name in role_names(value) {
+                let wanted = normalize_header(name);
+                let matching: Vec<&(String, String)> = self
+                    .roles
+                    .iter()
+                    .filter(|(_, n)| normalize_header(n) == wanted)
+                    .collect();
+                let why = match matching.as_slice() {
+                    [_] => continue,
+                    [] => {
+                        let names: Vec<&str> = self.roles.iter().map(|(_, n)| n.as_str()).collect();
+                        let mut why = super::rmw::no_such("role", name, &names);
+                        if !self.roles_listed {
+                            why.push_str(
+                                " (the server's list of roles could not be read: only the \
+                                 default roles go by name)",
+                            );
+                        }
+                        why
+                    }
+                    several => format!(
+                        "{} roles are named '{name}' (ids {}): give the id",
+                        several.len(),
+                        several
+                            .iter()
+                            .map(|(id, _)| id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                return Err(Outcome::with_error(
+                    Status::Invalid,
+                    format!("{}: {why}", FIELDS[field].name),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -760,39 +889,28 @@ impl Vendor for HubSession {
         deactivation()
     }
 
-    /// `GET /roles`: every role, custom ones included.
+    /// `GET /roles`: every role, custom ones included; the list read at log-in when it was.
     fn names(&self) -> Result<Names, Outcome> {
+        if self.roles_listed {
+            return Ok(self.roles.clone());
+        }
         let req = Request::get(endpoint(&self.base, &["roles"]));
         let (body, attempts) = read_json(&self.http, &req, &self.auth, "reading the roles")?;
-        let roles = body["data"]
-            .as_array()
-            .ok_or_else(|| super::unknown_shape("reading the roles", attempts))?;
-        Ok(roles
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r["role_id"].as_u64()?.to_string(),
-                    r["role_name"].as_str()?.to_string(),
-                ))
-            })
-            .collect())
+        role_names_of(&body).ok_or_else(|| super::unknown_shape("reading the roles", attempts))
     }
 
-    /// Roles by name where `apply` reads the name back as the same role (the default roles),
-    /// by id otherwise (custom roles, which `apply` admits with `--allow-role`).
-    /// The default roles, which `apply` reads by name without asking the server.
+    /// The tenant's roles, which the `changes` column names roles by.
     fn names_known(&self) -> Names {
-        DEFAULT_ROLES
-            .iter()
-            .map(|(id, name)| (id.to_string(), name.to_string()))
-            .collect()
+        self.roles.clone()
     }
 
+    /// Roles by name where `apply` reads the name back as the same role, by id otherwise (a
+    /// name two roles share, one that does not read back as one list item, or a custom
+    /// role named like a default one).
     fn exported(&self, field: &Field, user: &Map<String, Value>, names: &Names) -> Option<String> {
         if field.name != FIELDS[ROLES].name {
             return None;
         }
-        let reader = Hub::new(Vec::new());
         let roles = normalize_roles(user.get(field.name));
         let items: Vec<String> = roles
             .as_array()
@@ -800,12 +918,7 @@ impl Vendor for HubSession {
             .flatten()
             .map(|r| {
                 let id = r["role_id"].as_u64().unwrap_or(0);
-                let named = names
-                    .iter()
-                    .find(|(rid, _)| *rid == id.to_string())
-                    .map(|(_, name)| name.as_str())
-                    .filter(|name| reader.role(name).is_ok_and(|back| u64::from(back) == id));
-                let role = named.map_or_else(|| id.to_string(), str::to_string);
+                let role = name_reading_back(names, id).unwrap_or_else(|| id.to_string());
                 match r["category_id"].as_u64().unwrap_or(0) {
                     0 => role,
                     c => format!("{role}:{c}"),
@@ -814,6 +927,66 @@ impl Vendor for HubSession {
             .collect();
         Some(items.join("; "))
     }
+}
+
+impl HubSession {
+    /// The id of the tenant's one role named `name` (in any case, spaces, `_` and `-`
+    /// aside), a default role's name included.
+    fn role_id(&self, name: &str) -> Option<u32> {
+        let wanted = normalize_header(name);
+        let mut matching = self
+            .roles
+            .iter()
+            .filter(|(_, n)| normalize_header(n) == wanted);
+        let (id, _) = matching.next()?;
+        match matching.next() {
+            Some(_) => None,
+            None => id.parse().ok().or_else(|| default_role(name)),
+        }
+    }
+}
+
+/// The default roles as a list of names.
+fn default_names() -> Names {
+    DEFAULT_ROLES
+        .iter()
+        .map(|(id, name)| (id.to_string(), name.to_string()))
+        .collect()
+}
+
+/// The roles of a `GET /roles` answer (`{"data": [{"role_id", "role_name"}, …]}`), when it
+/// lists any.
+fn role_names_of(body: &Value) -> Option<Names> {
+    let roles: Names = body["data"]
+        .as_array()?
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["role_id"].as_u64()?.to_string(),
+                r["role_name"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    (!roles.is_empty()).then_some(roles)
+}
+
+/// The name a sheet can give role `id` by, when `apply` reads that name back as this role:
+/// one role alone has it, it reads as one list item, and it is no default role's name (those
+/// are read without the server) unless this is that default role.
+fn name_reading_back(names: &Names, id: u64) -> Option<String> {
+    let (_, name) = names.iter().find(|(rid, _)| *rid == id.to_string())?;
+    let key = normalize_header(name);
+    let alone = names
+        .iter()
+        .filter(|(_, n)| normalize_header(n) == key)
+        .count()
+        == 1;
+    let one_item = !name.is_empty()
+        && rules::trim(name) == name
+        && !name.contains([';', ',', ':'])
+        && rules::parse_whole(name).is_none();
+    let as_default = default_role(name).is_none_or(|d| u64::from(d) == id);
+    (alone && one_item && as_default).then(|| name.clone())
 }
 
 impl HubSession {
@@ -907,6 +1080,8 @@ mod tests {
                 app_key: None,
             },
             base: "http://127.0.0.1/api/v1/openapi".parse().unwrap(),
+            roles: default_names(),
+            roles_listed: false,
         }
     }
 

@@ -111,8 +111,8 @@ pub const CR_ROLES: [(i64, &str); 5] = [
     (27, "RoleBotDocsMD6"),
 ];
 
-/// Automation Hub roles: the default ones and one custom role.
-pub const HUB_ROLES: [(u32, &str); 8] = [
+/// Automation Hub roles: the default ones and two custom roles.
+pub const HUB_ROLES: [(u32, &str); 9] = [
     (2, "System Admin"),
     (3, "RPA Sponsor"),
     (4, "Component Curator"),
@@ -121,6 +121,7 @@ pub const HUB_ROLES: [(u32, &str); 8] = [
     (8, "Standard User"),
     (11, "Project Manager"),
     (101, "Citizen Developer Lead"),
+    (102, "Automation Champion"),
 ];
 
 const DEPARTMENTS: [&str; 5] = ["Finance", "HR", "IT", "Operations", "Sales"];

@@ -386,7 +386,7 @@ fn ctrl_c_stops_the_export_and_writes_nothing() {
 }
 
 #[test]
-fn a_custom_hub_role_is_exported_by_id_and_the_export_says_apply_needs_allow_role() {
+fn a_custom_hub_role_is_exported_by_its_name_and_applied_back_unchanged() {
     let sb = sandbox(4);
     hub_edit(
         &sb,
@@ -399,33 +399,117 @@ fn a_custom_hub_role_is_exported_by_id_and_the_export_says_apply_needs_allow_rol
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let rows = read_report(&path);
     assert_eq!(
-        rows[1]["user_roles"], "Idea Approver:2; 101",
-        "a default role by name with its category, the custom one by id"
+        rows[1]["user_roles"], "Idea Approver:2; Citizen Developer Lead",
+        "roles by the tenant's own names, a category kept"
     );
     let err = stderr_of(&out);
-    assert!(
-        err.contains("1 exported rows would be refused by apply as they are (row 3:")
-            && err.contains("--allow-role 101"),
-        "{err}"
-    );
+    assert!(!err.contains("refused"), "{err}");
     let before = sb.state();
-    let applied = bulkedit()
-        .arg("apply")
-        .arg(&path)
-        .args(["--platform", "hub", "--allow-role", "101", "--url"])
-        .arg(sb.url_for("hub").as_str())
-        .args(["--rate", "unlimited", "--report"])
-        .arg(dir.path().join("report.csv"))
-        .envs(env_for("hub"))
-        .output()
-        .unwrap();
-    assert_eq!(applied.status.code(), Some(0), "{}", stderr_of(&applied));
-    let report = read_report(&dir.path().join("report.csv"));
+    let edits = writes(&sb).len();
+    // Without --allow-role: the name is looked up in the tenant's list.
+    let report = apply(&sb, "hub", &path, &dir.path().join("report.csv"));
     assert!(
         report.iter().all(|r| r["status"] == "unchanged"),
         "{report:?}"
     );
+    assert_eq!(writes(&sb).len(), edits, "no write was sent");
     assert_eq!(sb.state(), before);
+}
+
+/// Hub roles by name, resolved against the tenant's own `GET /roles` once per run: custom
+/// roles in any case, added or set whole; an unknown name makes its row invalid with the
+/// closest name, and nothing is sent for it; `validate`, offline, cannot know custom roles.
+#[test]
+fn hub_role_names_are_looked_up_in_the_tenants_own_list() {
+    let sb = sandbox(5);
+    let dir = tempdir();
+    let sheet = dir.path().join("roles.csv");
+    std::fs::write(
+        &sheet,
+        "user_email,user_roles,rolesToAdd\n\
+         user00001@example.com,Citizen Developer Lead; standard user,\n\
+         user00002@example.com,,automation champion:3\n\
+         user00003@example.com,Citizen Developer Leed,\n\
+         user00004@example.com,,Idea Aprover\n",
+    )
+    .unwrap();
+    let offline = bulkedit()
+        .args(["validate", "--platform", "hub"])
+        .arg(&sheet)
+        .arg("--report")
+        .arg(dir.path().join("validate.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(offline.status.code(), Some(0), "{}", stderr_of(&offline));
+    let report = apply(&sb, "hub", &sheet, &dir.path().join("report.csv"));
+    let status: Vec<(&str, &str)> = report
+        .iter()
+        .map(|r| (r["status"].as_str(), r["error"].as_str()))
+        .collect();
+    assert_eq!(status[0], ("updated", ""));
+    assert_eq!(status[1], ("updated", ""));
+    assert_eq!(status[2].0, "invalid");
+    assert!(
+        status[2]
+            .1
+            .starts_with("user_roles: there is no role 'Citizen Developer Leed' (did you mean 'Citizen Developer Lead'?)"),
+        "{}",
+        status[2].1
+    );
+    assert_eq!(status[3].0, "invalid");
+    assert!(
+        status[3].1.starts_with(
+            "rolesToAdd: there is no role 'Idea Aprover' (did you mean 'Idea Approver'?)"
+        ),
+        "{}",
+        status[3].1
+    );
+    assert_eq!(
+        report[0]["changes"],
+        "user_roles: 'Standard User' → 'Standard User; Citizen Developer Lead'"
+    );
+    assert_eq!(
+        report[1]["changes"],
+        "user_roles: 'Standard User' → 'Standard User; Automation Champion:3'"
+    );
+    let roles = |email: &str| -> Value {
+        sb.state()["hub"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["user_email"] == email)
+            .unwrap()["user_roles"]
+            .clone()
+    };
+    let ids = |email: &str| -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = roles(email)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["role_id"].as_u64().unwrap(),
+                    r["category_id"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids("user00001@example.com"), [(8, 0), (101, 0)]);
+    assert_eq!(ids("user00002@example.com"), [(8, 0), (102, 3)]);
+    // Nothing was sent for the invalid rows.
+    assert_eq!(ids("user00003@example.com"), [(8, 0)]);
+    assert_eq!(ids("user00004@example.com"), [(8, 0)]);
+    let edits = writes(&sb);
+    assert_eq!(edits.len(), 2, "{edits:?}");
+    // The role list is read once, at log-in.
+    let role_reads = sb
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/openapi/roles"))
+        .count();
+    assert_eq!(role_reads, 1);
 }
 
 #[test]

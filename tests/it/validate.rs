@@ -65,7 +65,7 @@ fn hub_mistakes_are_each_reported_with_what_would_be_right() {
         ("3", "invalid", "Email: not a valid e-mail address (like name@example.com): it contains a space"),
         ("4", "invalid", "Is Active: not a yes/no value (use true/false, yes/no or 1/0)"),
         ("5", "invalid", "Invite Status: must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active)"),
-        ("6", "invalid", "role_id1: unknown role 'Admin' (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User')"),
+        ("6", "invalid", "role_id1: role 99 is not a default role (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User'; admit a custom role with --allow-role 99, or name it)"),
         ("7", "invalid", "Invite Status: invite status 3 with is_active 0 is not a user status (inactive is 0/0 or 1/0, not invited 0/1, pending 1/1 or 2/1, active 3/1)"),
         ("8", "invalid", "category_id2: a category without a role (fill role_id2 or empty this cell)"),
         ("9", "invalid", "Email: the same user is also on row 2 (nothing is sent for a user named twice; keep one row)"),
@@ -169,7 +169,7 @@ fn every_broken_field_of_a_row_is_reported_not_just_the_first() {
         "Email: not a valid e-mail address (like name@example.com): it has no @; \
          Is Active: not a yes/no value (use true/false, yes/no or 1/0); \
          Invite Status: must be 0, 1, 2 or 3 (0 not invited, 1 or 2 pending, 3 active); \
-         Roles: role 99 is not a default role (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User'; admit a custom role with --allow-role 99)"
+         Roles: role 99 is not a default role (use a role id (2, 3, 4, 5, 6, 8, 11) or a role name like 'Standard User'; admit a custom role with --allow-role 99, or name it)"
     );
 }
 
