@@ -122,6 +122,40 @@ fn planned(layout: &Layout, row: &Row, mut edit: Edit) -> Result<Edit, Vec<Field
     }
 }
 
+/// The status a plan's line was given by its dry run (`would-update`, `would-create`,
+/// `would-deactivate`), when the file is a report and the line has one of those.
+pub fn plan_status(layout: &Layout, row: &Row) -> Option<Status> {
+    let (status_col, _) = layout.plan_cols?;
+    match Status::parse(row.cells.get(status_col).unwrap_or("").trim())? {
+        s @ (Status::WouldUpdate | Status::WouldCreate | Status::WouldDeactivate) => Some(s),
+        _ => None,
+    }
+}
+
+/// Whether a line of a plan is one of its users to deactivate (a `would-deactivate` line,
+/// after the rows): a user the dry run found missing from the roster, not a row of it.
+pub fn is_planned_leaver(layout: &Layout, row: &Row) -> bool {
+    plan_status(layout, row) == Some(Status::WouldDeactivate)
+}
+
+/// What a plan's line of a user to deactivate says it changes, as the dry run wrote it; an
+/// error naming the line when that cannot be read back.
+pub fn planned_changes(
+    layout: &Layout,
+    row: &Row,
+) -> Result<Vec<crate::engine::FieldChange>, Error> {
+    let (_, changes_col) = layout.plan_cols.expect("a plan's line");
+    let cell = row.cells.get(changes_col).unwrap_or("").trim();
+    match crate::report::parse_changes(cell) {
+        Some(changes) if !changes.is_empty() => Ok(changes),
+        _ => Err(Error::usage(format!(
+            "row {} of the plan: a would-deactivate line that does not say what it changes as \
+             the dry run wrote it ('{cell}'): run the dry run again rather than editing it",
+            row.line
+        ))),
+    }
+}
+
 /// `--create`: a valid row must also give what creating its user needs (its edit's changes
 /// must be kept); otherwise it is invalid, naming what is missing.
 pub fn creatable(

@@ -161,16 +161,44 @@ pub struct Roster {
     /// The key fields the file has a column for, in order: a missing user's report line shows
     /// the first of them the user has.
     pub columns: Vec<&'static str>,
+    /// When the file is a plan (a dry run's report): the users its `would-deactivate` lines
+    /// list. Only they are deactivated, each only if it has not moved since.
+    pub plan: Option<Vec<PlannedLeaver>>,
+}
+
+/// A user a plan would deactivate: the key its line shows, and what the dry run said
+/// deactivating it changes.
+#[derive(Debug, Clone)]
+pub struct PlannedLeaver {
+    pub key: UserKey,
+    pub changes: Vec<FieldChange>,
+}
+
+/// A user to deactivate as missing from the roster.
+pub struct Leaver {
+    /// The edit that deactivates it, keyed by the user's id.
+    pub edit: Edit,
+    /// The key its report line shows.
+    pub shown: Option<UserKey>,
+    /// Why it is not deactivated after all, known before anything is sent: a plan's leaver
+    /// that moved since, or a user missing now that the plan does not list. Its line is
+    /// `drifted`, with this as its error.
+    pub drifted: Option<String>,
 }
 
 /// Active users on the server that the roster does not name.
 pub struct Missing {
-    /// Each with the edit that deactivates it (keyed by the user's id) and the key its report
-    /// line shows.
-    pub users: Vec<(Edit, Option<UserKey>)>,
+    pub users: Vec<Leaver>,
     /// Whether the account the run authenticates as is known (and so kept); when not, the
     /// run says so.
     pub caller_known: bool,
+}
+
+impl Missing {
+    /// How many will be deactivated (or would be, in a dry run): those not drifted.
+    pub fn to_deactivate(&self) -> usize {
+        self.users.iter().filter(|l| l.drifted.is_none()).count()
+    }
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters, in any case.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::cache::{key_text, Page, UserCache};
 use super::dictionary::{Field, Place};
 use super::{
-    BeforeWrite, Changes, Edit, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS,
+    BeforeWrite, Changes, Edit, Leaver, Missing, Plan, Roster, Session, UserKey, MAX_CACHED_USERS,
 };
 use crate::engine::{CallError, FieldChange, Outcome, Reply, Status};
 use crate::error::Error;
@@ -667,11 +667,8 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         };
         let caller = self.vendor.caller().map(|c| rules::normalize_key(&c));
         let id_field = id_field(V::FIELDS);
-        let mut users = Vec::new();
-        for user in cache.users() {
-            if !self.vendor.is_active(&user) {
-                continue;
-            }
+        // Why a listed user stays: named by a row, kept by --keep, or the run's own account.
+        let stays = |user: &Map<String, Value>| -> Option<&'static str> {
             let named = V::FIELDS.iter().filter(|f| f.names_user()).any(|f| {
                 f.record_key()
                     .and_then(|k| user.get(k))
@@ -685,17 +682,39 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                     })
             });
             if named {
+                return Some("a row of the file names this user now");
+            }
+            let names = self.vendor.known_as(user);
+            if names
+                .iter()
+                .any(|n| roster.keep.iter().any(|p| super::wildcard_match(p, n)))
+            {
+                return Some("--keep protects this user");
+            }
+            if names
+                .iter()
+                .any(|n| caller.as_deref() == Some(rules::normalize_key(n).as_str()))
+            {
+                return Some("this is the account the run logs in as");
+            }
+            None
+        };
+        let deactivating = |user: &Map<String, Value>| -> Option<Edit> {
+            Some(Edit {
+                key: UserKey {
+                    field: id_field?.name,
+                    value: user_id(V::FIELDS, user)?,
+                },
+                changes: self.vendor.deactivation(),
+                plan: None,
+            })
+        };
+        let mut users = Vec::new();
+        for user in cache.users() {
+            if !self.vendor.is_active(&user) || stays(&user).is_some() {
                 continue;
             }
-            let names = self.vendor.known_as(&user);
-            let kept = names.iter().any(|n| {
-                roster.keep.iter().any(|p| super::wildcard_match(p, n))
-                    || caller.as_deref() == Some(rules::normalize_key(n).as_str())
-            });
-            if kept {
-                continue;
-            }
-            let (Some(field), Some(id)) = (id_field, user_id(V::FIELDS, &user)) else {
+            let Some(edit) = deactivating(&user) else {
                 continue;
             };
             let shown = roster.columns.iter().find_map(|&name| {
@@ -706,19 +725,85 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                     value,
                 })
             });
-            let edit = Edit {
-                key: UserKey {
-                    field: field.name,
-                    value: id,
+            users.push(Leaver {
+                edit,
+                shown,
+                drifted: None,
+            });
+        }
+        let caller_known = caller.is_some();
+        let Some(plan) = &roster.plan else {
+            return Ok(Missing {
+                users,
+                caller_known,
+            });
+        };
+        // A plan: exactly the users it lists go, each only as the dry run saw it; a user
+        // missing now whom it does not list was not approved, and stays.
+        let moved = |why: &str| format!("moved since the plan, so nothing was sent: {why}");
+        let mut leavers = Vec::new();
+        let mut planned_ids = std::collections::HashSet::new();
+        for p in plan {
+            let shown = Some(p.key.clone());
+            let gone = |why: String| Leaver {
+                edit: Edit {
+                    key: p.key.clone(),
+                    changes: self.vendor.deactivation(),
+                    plan: None,
                 },
-                changes: self.vendor.deactivation(),
-                plan: None,
+                shown: shown.clone(),
+                drifted: Some(why),
             };
-            users.push((edit, shown));
+            let user = match cache.get(&p.key) {
+                Ok(Some((user, _))) => user,
+                Ok(None) => {
+                    leavers.push(gone(moved(
+                        "the plan would deactivate this user, who is not on the server any more",
+                    )));
+                    continue;
+                }
+                Err(twins) => {
+                    leavers.push(gone(twins));
+                    continue;
+                }
+            };
+            if let Some(id) = user_id(V::FIELDS, &user) {
+                planned_ids.insert(id);
+            }
+            if let Some(why) = stays(&user) {
+                leavers.push(gone(moved(&format!(
+                    "the plan would deactivate this user, but {why}"
+                ))));
+                continue;
+            }
+            let Some(mut edit) = deactivating(&user) else {
+                continue;
+            };
+            // Read and compared as a row of the plan is: sent only if it still changes what
+            // the dry run said (an inactive user already changes nothing: drifted).
+            edit.plan = Some(Box::new(super::Planned {
+                status: Status::WouldUpdate,
+                changes: p.changes.clone(),
+            }));
+            leavers.push(Leaver {
+                edit,
+                shown,
+                drifted: None,
+            });
+        }
+        for mut unplanned in users
+            .into_iter()
+            .filter(|l| !planned_ids.contains(&l.edit.key.value))
+        {
+            unplanned.drifted = Some(moved(
+                "missing from the roster and active now, but the plan does not list this \
+                 user, so it is not deactivated; make a new dry run to include it",
+            ));
+            leavers.push(unplanned);
         }
         Ok(Missing {
-            users,
-            caller_known: caller.is_some(),
+            users: leavers,
+            caller_known,
         })
     }
 

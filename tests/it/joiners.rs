@@ -1052,3 +1052,139 @@ fn a_resumed_run_deactivates_no_one_twice_and_keeps_the_earlier_lines() {
     );
     assert_eq!(again.report.len(), 100);
 }
+
+/// A one-row sheet that makes user `i` active or inactive on `r`'s platform: what another
+/// administrator does between a plan and its run.
+fn set_active(sb: &Sandbox, dir: &Path, r: &Roster, i: usize, active: bool) {
+    let (header, value) = match r.platform {
+        "hub" => ("Is Active", if active { "1" } else { "0" }),
+        "identity" => ("isActive", if active { "true" } else { "false" }),
+        _ => ("disabled", if active { "false" } else { "true" }),
+    };
+    let file = write(
+        dir,
+        "other-admin.csv",
+        format!("{},{header}\n{},{value}\n", r.header, (r.key)(i)),
+    );
+    let run = apply(sb, r.platform, &file, "other-admin-report.csv", r.env, &[]);
+    assert_eq!(
+        statuses(&run.report),
+        pairs(&[("2", "updated")]),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// A dry run's plan fed back to `apply --deactivate-missing` deactivates exactly the users its
+/// `would-deactivate` lines list: one deactivated by someone else since is `drifted`, and a
+/// user missing now who was not then (reactivated meanwhile) is not deactivated without a
+/// plan line of its own: `drifted` too, saying so. Without `--deactivate-missing` the plan's
+/// deactivations are refused before anything is sent.
+#[test]
+fn a_plan_deactivates_exactly_the_leavers_it_lists_and_says_which_moved() {
+    for r in &ROSTERS {
+        let sb = sandbox();
+        let dir = tempdir();
+        // User 70 is inactive when the plan is made: not missing then.
+        set_active(&sb, dir.path(), r, 70, false);
+        let file = roster_sheet(dir.path(), r, &[10, 20, 30, 70]);
+        let plan = apply(
+            &sb,
+            r.platform,
+            &file,
+            "plan.csv",
+            r.env,
+            &["--deactivate-missing", "--dry-run"],
+        );
+        assert_eq!(plan.code(), Some(0), "{}: {}", r.platform, plan.stderr());
+        let planned: Vec<(String, String)> = [10, 20, 30]
+            .iter()
+            .map(|&i| ((r.key)(i), "would-deactivate".to_string()))
+            .collect();
+        assert_eq!(leavers(&plan, r), planned, "{}", r.platform);
+
+        // Meanwhile another administrator deactivates user 20 and reactivates user 70.
+        set_active(&sb, dir.path(), r, 20, false);
+        set_active(&sb, dir.path(), r, 70, true);
+        let writes_before = seen(&sb, r.write.0, r.write.1);
+
+        // Without --deactivate-missing the plan's deactivations are not silently dropped.
+        let refused = apply(
+            &sb,
+            r.platform,
+            &plan.report_path,
+            "refused.csv",
+            r.env,
+            &[],
+        );
+        assert_eq!(
+            refused.code(),
+            Some(2),
+            "{}: {}",
+            r.platform,
+            refused.stderr()
+        );
+        assert!(
+            refused.stderr().contains("--deactivate-missing"),
+            "{}",
+            refused.stderr()
+        );
+        assert_eq!(seen(&sb, r.write.0, r.write.1), writes_before);
+
+        let run = apply(
+            &sb,
+            r.platform,
+            &plan.report_path,
+            "report.csv",
+            r.env,
+            &["--deactivate-missing"],
+        );
+        assert_eq!(run.code(), Some(1), "{}: {}", r.platform, run.stderr());
+        // The plan's rows are its roster: 96 users, each unchanged; its lines of leavers are
+        // not rows.
+        let rows: Vec<_> = run.report.iter().filter(|l| !l["row"].is_empty()).collect();
+        assert_eq!(rows.len(), 96, "{}", r.platform);
+        assert!(rows.iter().all(|l| l["status"] == "unchanged"));
+        let mut expected: Vec<(String, String)> = vec![
+            ((r.key)(10), "deactivated".into()),
+            ((r.key)(20), "drifted".into()),
+            ((r.key)(30), "deactivated".into()),
+            ((r.key)(70), "drifted".into()),
+        ];
+        expected.sort();
+        assert_eq!(leavers(&run, r), expected, "{}", r.platform);
+        let line = |i: usize| {
+            run.report
+                .iter()
+                .find(|l| l["row"].is_empty() && l[r.header] == (r.key)(i))
+                .unwrap()
+        };
+        assert!(
+            line(20)["error"].starts_with("moved since the plan, so nothing was sent: ")
+                && line(20)["error"].contains("the server already has"),
+            "{}: {:?}",
+            r.platform,
+            line(20)
+        );
+        assert!(
+            line(70)["error"].contains("the plan does not list this user"),
+            "{}: {:?}",
+            r.platform,
+            line(70)
+        );
+        let mut gone: Vec<String> = [10, 20, 30].iter().map(|&i| (r.key)(i)).collect();
+        gone.sort();
+        assert_eq!(
+            inactive(&sb, r),
+            gone,
+            "{}: user 70 stays active",
+            r.platform
+        );
+        assert_eq!(
+            seen(&sb, r.write.0, r.write.1),
+            writes_before + 2,
+            "{}: a write for each planned leaver still to go",
+            r.platform
+        );
+    }
+}

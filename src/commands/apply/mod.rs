@@ -240,9 +240,14 @@ fn announce(
     connected: &Connected,
 ) {
     if args.deactivate_missing {
-        let n = connected.missing.users.len();
+        let n = connected.missing.to_deactivate();
+        let listed = if survey.is_plan {
+            "the plan lists"
+        } else {
+            "not in the roster"
+        };
         console.info(&format!(
-            "{} not in the roster {}",
+            "{} {listed} {}",
             report::summary::counted(n as u64, "active user"),
             if args.dry_run {
                 "would be deactivated"
@@ -250,6 +255,14 @@ fn announce(
                 "will be deactivated"
             }
         ));
+        let moved = connected.missing.users.len() - n;
+        if moved > 0 {
+            console.warn(&format!(
+                "{} moved since the plan (deactivated by someone else, gone, or missing now \
+                 but not in the plan): not deactivated, reported drifted",
+                report::summary::counted(moved as u64, "user")
+            ));
+        }
         if !connected.missing.caller_known {
             console.warn(
                 "the credentials do not say which user this run authenticates as: if it is a \
@@ -317,7 +330,7 @@ fn confirm(
     if args.deactivate_missing {
         text.push_str(&format!(
             "\n  {} not in the file to deactivate",
-            users(connected.missing.users.len() as u64)
+            users(connected.missing.to_deactivate() as u64)
         ));
     }
     if let Some(c) = caution {

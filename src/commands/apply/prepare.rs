@@ -14,7 +14,9 @@ use crate::check::{self, Duplicates, Input, KeyCollector};
 use crate::engine::http::{printable, Hooks, LogSink};
 use crate::engine::{Http, HttpSettings, Rate};
 use crate::error::Error;
-use crate::platform::{Connect, Layout, Missing, Plan, Platform, Roster, Session, UserKey};
+use crate::platform::{
+    Connect, Layout, Missing, Plan, PlannedLeaver, Platform, Roster, Session, UserKey,
+};
 use crate::report::guard::{self, ReportLock, RunRecord};
 use crate::report::journal::{self, Earlier, Resumed};
 use crate::report::{self, Columns};
@@ -38,8 +40,10 @@ pub struct Survey {
     pub dups: Duplicates,
     pub earlier: Earlier,
     pub plan: Plan,
-    /// Data rows in the file, blank ones aside.
+    /// Data rows in the file, blank ones and a plan's users to deactivate aside.
     pub total_rows: u64,
+    /// The file is a plan: a dry run's report, with lines it said would change something.
+    pub is_plan: bool,
 }
 
 /// Where the rows go and as whom. The sandbox, when there is one, lives as long as this.
@@ -198,14 +202,21 @@ pub fn survey(
         ..Plan::default()
     };
     let mut total_rows = 0u64;
+    let (mut is_plan, mut planned_leavers) = (false, 0u64);
     // The rows are read here for their keys; the sending pass reads them again rather than
     // holding a million edits in memory.
     let rows = std::mem::replace(&mut input.sheet.rows, Box::new(std::iter::empty()));
     for chunk in read_ahead(rows) {
         let chunk = chunk?;
-        total_rows += chunk.len() as u64;
         let checked = check::check_chunk(input.platform.as_ref(), &input.layout, &chunk);
         for (row, checked) in chunk.iter().zip(checked) {
+            is_plan |= check::plan_status(&input.layout, row).is_some();
+            // A plan's users to deactivate are not rows of its roster.
+            if check::is_planned_leaver(&input.layout, row) {
+                planned_leavers += 1;
+                continue;
+            }
+            total_rows += 1;
             keys.add_row(input.platform.as_ref(), &input.layout, row);
             let Ok(edit) = checked else { continue };
             if let Resumed::Done(_) = earlier.look_up(&columns, row.line, &row.cells) {
@@ -228,6 +239,14 @@ pub fn survey(
     })?;
     // Rows naming the same user were valid alone but are not sent.
     plan.rows = plan.rows.saturating_sub(dups.valid_rows());
+    if planned_leavers > 0 && !args.deactivate_missing {
+        return Err(Error::usage(format!(
+            "{}: the plan deactivates {} (its would-deactivate lines): give \
+             --deactivate-missing to carry it out as the dry run did, or delete those lines",
+            args.file.display(),
+            report::summary::counted(planned_leavers, "user")
+        )));
+    }
     Ok(Survey {
         _lock: lock,
         record,
@@ -239,6 +258,7 @@ pub fn survey(
         earlier,
         plan,
         total_rows,
+        is_plan,
     })
 }
 
@@ -402,6 +422,7 @@ fn roster(args: &ApplyArgs, survey: &Survey) -> Result<Roster, Error> {
     let mut roster = Roster {
         keep: args.keep.clone(),
         columns: key_cols.iter().map(|(name, _)| *name).collect(),
+        plan: survey.is_plan.then(Vec::new),
         ..Roster::default()
     };
     let rows = check::open_sheet(&args.file, args.sheet.as_deref())?.rows;
@@ -409,6 +430,24 @@ fn roster(args: &ApplyArgs, survey: &Survey) -> Result<Roster, Error> {
         let chunk = chunk?;
         let checked = check::check_chunk(platform, &survey.layout, &chunk);
         for (row, checked) in chunk.iter().zip(checked) {
+            if check::is_planned_leaver(&survey.layout, row) {
+                // The user its line shows, in the first key column it fills.
+                let key = key_cols.iter().find_map(|&(field, col)| {
+                    let value = row.cells.get(col).unwrap_or("").trim();
+                    (!value.is_empty()).then(|| UserKey {
+                        field,
+                        value: value.to_string(),
+                    })
+                });
+                let (Some(key), Some(plan)) = (key, roster.plan.as_mut()) else {
+                    continue;
+                };
+                let changes = check::planned_changes(&survey.layout, row)?;
+                if !plan.iter().any(|p| p.key.normalized() == key.normalized()) {
+                    plan.push(PlannedLeaver { key, changes });
+                }
+                continue;
+            }
             // The key as checked (`5.0` is id 5), and every key cell as written.
             if let Ok(edit) = checked {
                 roster.named.insert(edit.key.normalized());
@@ -432,7 +471,7 @@ fn roster(args: &ApplyArgs, survey: &Survey) -> Result<Roster, Error> {
 /// whole roster (a filtered export, a wrong sheet) would deactivate them all, so a real run
 /// stops before it sends anything. A dry run lists them, to be checked.
 fn refuse_above_cap(args: &ApplyArgs, missing: &Missing) -> Result<(), Error> {
-    let n = missing.users.len();
+    let n = missing.to_deactivate();
     if args.dry_run || n <= args.max_deactivate {
         return Ok(());
     }
@@ -461,7 +500,8 @@ fn twins(
         let checked = check::check_chunk(platform, &survey.layout, &chunk);
         for (row, checked) in chunk.iter().zip(checked) {
             let Ok(edit) = checked else { continue };
-            if survey.dups.get(row.line).is_some() {
+            if survey.dups.get(row.line).is_some() || check::is_planned_leaver(&survey.layout, row)
+            {
                 continue;
             }
             if let Resumed::Done(_) = survey

@@ -221,6 +221,10 @@ fn dispatch(
             if run.interrupted.load(Ordering::SeqCst) {
                 run.stop.stop(StopReason::Interrupted);
             }
+            // A plan's users to deactivate come after the rows, with the other leavers.
+            if check::is_planned_leaver(layout, &row) {
+                continue;
+            }
             let Row { line, cells, .. } = row;
             // A row an earlier run finished keeps its outcome, under its row number now.
             match survey.earlier.look_up(&survey.columns, line, &cells) {
@@ -285,7 +289,8 @@ fn dispatch(
 fn dispatch_missing(run: &Run, job_tx: &Sender<Job>, done_tx: &Sender<Done>) {
     let survey = run.survey;
     let (fields, layout) = (survey.platform.fields(), &survey.layout);
-    for (n, (edit, shown)) in run.connected.missing.users.iter().enumerate() {
+    for (n, leaver) in run.connected.missing.users.iter().enumerate() {
+        let (edit, shown) = (&leaver.edit, &leaver.shown);
         if run.interrupted.load(Ordering::SeqCst) {
             run.stop.stop(StopReason::Interrupted);
         }
@@ -298,7 +303,15 @@ fn dispatch_missing(run: &Run, job_tx: &Sender<Job>, done_tx: &Sender<Done>) {
         }
         let line = report::NO_ROW + n as u64;
         let cells = Cells::from(cells);
-        let sent = if run.stop.is_running() {
+        let sent = if let Some(why) = &leaver.drifted {
+            let done = Done {
+                line,
+                cells,
+                outcome: Outcome::with_error(Status::Drifted, why.clone()),
+                errors: Vec::new(),
+            };
+            done_tx.send(done).is_ok()
+        } else if run.stop.is_running() {
             let job = Job {
                 line,
                 cells,
@@ -322,8 +335,8 @@ fn dispatch_missing(run: &Run, job_tx: &Sender<Job>, done_tx: &Sender<Done>) {
     // Users an earlier attempt was deactivating when it stopped, and whom this attempt did
     // not find active: the deactivation was made, and keeps its line.
     for (cells, earlier) in &survey.earlier.leavers_in_flight {
-        let listed = run.connected.missing.users.iter().any(|(_, shown)| {
-            shown.as_ref().is_some_and(|key| {
+        let listed = run.connected.missing.users.iter().any(|leaver| {
+            leaver.shown.as_ref().is_some_and(|key| {
                 let field = fields.iter().position(|f| f.name == key.field);
                 field
                     .and_then(|f| layout.field_col[f])
