@@ -47,6 +47,8 @@ impl Input {
 /// any platform, so a title above it is passed over. Every reading of an input goes through
 /// here, so each finds the same sheet and header.
 pub fn open_sheet(path: &Path, sheet: Option<&str>) -> Result<Sheet, Error> {
+    // A workbook report fed back in (a plan) is read at its rows, past its summary.
+    let sheet = sheet.or_else(|| crate::report::report_rows_sheet(path));
     read::open_with(path, sheet, &HEADER_MARKS)
 }
 

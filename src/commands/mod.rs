@@ -128,8 +128,6 @@ pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Err
 
 /// `bulkedit rows`: the header and every row as read, one JSON object a line.
 pub fn print_rows(path: &std::path::Path, sheet: Option<&str>) -> Result<(), Error> {
-    // A workbook report is read at its rows, past its summary, as apply reads a plan.
-    let sheet = sheet.or_else(|| crate::report::report_rows_sheet(path));
     let opened = crate::check::open_sheet(path, sheet)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());

@@ -139,18 +139,6 @@ pub fn run(
 ) -> Result<i32, Error> {
     let started_at = std::time::SystemTime::now();
     let started = Instant::now();
-    // A workbook report fed back in (a plan) is read at its rows, past its summary.
-    let reading_rows;
-    let args = match (&args.sheet, report::report_rows_sheet(&args.file)) {
-        (None, Some(sheet)) => {
-            reading_rows = ApplyArgs {
-                sheet: Some(sheet.to_string()),
-                ..args.clone()
-            };
-            &reading_rows
-        }
-        _ => args,
-    };
     let mut facts = Facts::default();
     let result = run_facts(
         args,
