@@ -2,12 +2,13 @@
 //! `Retry-After` pausing the whole pool, and token renewal on 401. Platforms build requests and
 //! read replies; they never retry or sleep themselves.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::blocking::Client;
-use reqwest::Method;
+use reqwest::{Client, Method};
 use serde_json::Value;
 use url::Url;
 
@@ -24,6 +25,10 @@ pub struct HttpSettings {
     pub timeout: Duration,
     /// A private CA (PEM) trusted beside the system's roots.
     pub ca_cert: Option<Vec<u8>>,
+    /// Whether the service is reached over TLS. An `http://` one never is (a redirect is not
+    /// followed), so the system's roots, which take milliseconds to load, are not loaded, and
+    /// an `https://` request would be refused.
+    pub tls: bool,
     pub concurrency: usize,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
@@ -40,6 +45,7 @@ impl Default for HttpSettings {
             retries: 5,
             timeout: Duration::from_secs(30),
             ca_cert: None,
+            tls: true,
             concurrency: 4,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
@@ -187,7 +193,13 @@ pub struct Hooks {
 }
 
 pub struct Http {
-    client: Client,
+    /// What every thread's connection is made with: the TLS roots, read once.
+    tls: rustls::ClientConfig,
+    /// Each sending thread's own connections, and the event loop that drives them on that
+    /// thread while it waits for its answer. Shared by all, one loop would hand every request
+    /// and answer across threads twice, which took a worker longer per write than the write
+    /// took the server to make.
+    connections: Mutex<HashMap<ThreadId, Arc<Connections>>>,
     limiter: Limiter,
     settings: HttpSettings,
     /// Set by a `Retry-After`: no worker starts a request before this instant.
@@ -206,31 +218,14 @@ impl Http {
     }
 
     pub fn new(settings: HttpSettings, hooks: Hooks) -> Result<Self, String> {
-        // reqwest is built without a crypto provider of its own; rustls's ring is the one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(settings.concurrency.max(1))
-            .tcp_nodelay(true)
-            // A redirect would carry the credentials to an address nobody configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("bulkedit/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &settings.ca_cert {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("--ca-cert: not a PEM certificate: {e}"))?;
-            if certs.is_empty() {
-                return Err("--ca-cert: the file holds no PEM certificate".into());
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot set up HTTPS: {}", error_chain(&e)))?;
+        let tls = tls_config(&settings)?;
+        // The first thread's connections are made now, so that a setting that cannot be used
+        // is said before any row is read.
+        let first = Connections::new(&settings, &tls)?;
+        let connections = HashMap::from([(std::thread::current().id(), Arc::new(first))]);
         Ok(Http {
-            client,
+            tls,
+            connections: Mutex::new(connections),
             limiter: Limiter::new(settings.rate),
             settings,
             paused_until: Mutex::new(None),
@@ -339,13 +334,43 @@ impl Http {
         }
     }
 
+    /// This thread's connections, made at its first request.
+    fn connections(&self) -> Result<Arc<Connections>, Unanswered> {
+        let id = std::thread::current().id();
+        let mut all = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = all.get(&id) {
+            return Ok(Arc::clone(c));
+        }
+        let made = Arc::new(
+            Connections::new(&self.settings, &self.tls).map_err(|message| Unanswered {
+                message,
+                final_: true,
+                maybe_applied: false,
+            })?,
+        );
+        all.insert(id, Arc::clone(&made));
+        Ok(made)
+    }
+
     fn execute(
         &self,
         req: &Request,
         auth: &dyn Auth,
     ) -> Result<(u16, Option<Duration>, String), Unanswered> {
-        let mut builder = self
-            .client
+        let connections = self.connections()?;
+        connections
+            .runtime
+            .block_on(self.exchange(&connections.client, req, auth))
+    }
+
+    /// One request and its answer, on this thread's connections.
+    async fn exchange(
+        &self,
+        client: &Client,
+        req: &Request,
+        auth: &dyn Auth,
+    ) -> Result<(u16, Option<Duration>, String), Unanswered> {
+        let mut builder = client
             .request(req.method.clone(), req.url.clone())
             .header("accept", "application/json");
         for (name, value) in auth.headers().iter().chain(req.headers.iter()) {
@@ -363,6 +388,7 @@ impl Http {
         let timeout = self.settings.timeout;
         let response = builder
             .send()
+            .await
             .map_err(|e| describe_transport(&e, timeout, req))?;
         let status = response.status().as_u16();
         if (300..400).contains(&status) {
@@ -373,18 +399,20 @@ impl Http {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = read_capped(response, self.settings.max_body).map_err(|e| match e {
-            // The server had answered: a write was made, only its answer was lost.
-            BodyError::Read(io) if req.method != Method::GET => Unanswered {
-                message: format!(
-                    "the connection dropped after the request was sent; the server may have \
+        let body = read_capped(response, self.settings.max_body)
+            .await
+            .map_err(|e| match e {
+                // The server had answered: a write was made, only its answer was lost.
+                BodyError::Read(io) if req.method != Method::GET => Unanswered {
+                    message: format!(
+                        "the connection dropped after the request was sent; the server may have \
                      applied it ({io})"
-                ),
-                final_: false,
-                maybe_applied: true,
-            },
-            e => e.into(),
-        })?;
+                    ),
+                    final_: false,
+                    maybe_applied: true,
+                },
+                e => e.into(),
+            })?;
         Ok((status, retry_after, body))
     }
 
@@ -496,22 +524,93 @@ fn redirected(status: u16, headers: &reqwest::header::HeaderMap) -> Unanswered {
 }
 
 /// The body as text, refusing one longer than `max` bytes rather than holding it all.
-fn read_capped(response: reqwest::blocking::Response, max: usize) -> Result<String, BodyError> {
-    use std::io::Read;
-    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<String, BodyError> {
     // Sized once from the announced length: a page of a thousand users read into a buffer
     // that doubles as it fills is copied a dozen times, each time into fresh memory.
-    let announced = response.content_length().unwrap_or(0).min(cap);
+    let announced = response.content_length().unwrap_or(0).min(max as u64 + 1);
     let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
-    response
-        .take(cap)
-        .read_to_end(&mut bytes)
-        .map_err(BodyError::Read)?;
-    if bytes.len() > max {
-        return Err(BodyError::TooLong(max));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(std::io::Error::other(error_chain(&e))))?
+    {
+        if bytes.len() + chunk.len() > max {
+            return Err(BodyError::TooLong(max));
+        }
+        bytes.extend_from_slice(&chunk);
     }
     Ok(String::from_utf8(bytes)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// One thread's connections to the server, and the event loop that drives them while that
+/// thread waits for an answer.
+struct Connections {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Connections {
+    fn new(settings: &HttpSettings, tls: &rustls::ClientConfig) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+        let client = Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(settings.concurrency.max(1))
+            .tcp_nodelay(true)
+            // A redirect would carry the credentials to an address nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("bulkedit/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls.clone())
+            .build()
+            .map_err(|e| format!("cannot set up HTTPS: {}", error_chain(&e)))?;
+        Ok(Connections { runtime, client })
+    }
+}
+
+/// How the server's certificate is checked: the system's roots (and `--ca-cert`'s), read
+/// once for every thread. An `http://` service is never reached over TLS, so its roots are
+/// not read at all (and an `https://` answer would be refused).
+fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up HTTPS: {e}"))?;
+    let extra: Vec<CertificateDer<'static>> = match &settings.ca_cert {
+        Some(pem) => {
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--ca-cert: not a PEM certificate: {e}"))?;
+            if certs.is_empty() {
+                return Err("--ca-cert: the file holds no PEM certificate".into());
+            }
+            certs
+        }
+        None => Vec::new(),
+    };
+    let config = if !settings.tls && extra.is_empty() {
+        builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    } else {
+        let verifier = if extra.is_empty() {
+            rustls_platform_verifier::Verifier::new(provider)
+        } else {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+        }
+        .map_err(|e| format!("cannot set up HTTPS: {e}"))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
+    };
+    Ok(config)
 }
 
 /// `base * 2^(attempt-1)`, times a factor in [0.75, 1.25), capped at `cap`.

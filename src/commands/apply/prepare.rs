@@ -295,6 +295,7 @@ pub fn http_client(
         retries: args.connection.retries,
         timeout: args.connection.timeout,
         ca_cert: target.ca_cert.clone(),
+        tls: target.url.scheme() != "http",
         concurrency: args.connection.concurrency,
         max_pause: args.connection.max_pause,
         ..HttpSettings::default()
