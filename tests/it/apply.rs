@@ -1258,8 +1258,7 @@ fn a_job_that_reads_the_whole_list_reads_each_page_once() {
             })
             .map(|r| r.path.clone())
             .collect();
-        // 2,500 users: 5 pages of 500 on hub, 3 of 1,000 elsewhere.
-        let expected = if platform == "hub" { 5 } else { 3 };
-        assert_eq!(pages.len(), expected, "{platform}: {pages:?}");
+        // 2,500 users: 3 pages of 1,000.
+        assert_eq!(pages.len(), 3, "{platform}: {pages:?}");
     }
 }
