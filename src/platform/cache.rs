@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::page::{parse, pick, Users};
+use super::page::{parse, pick_listed, Users};
 use super::UserKey;
 use crate::engine::{Outcome, Status};
 use crate::rules;
@@ -41,7 +41,7 @@ impl Page {
         let records = places
             .into_iter()
             .map(|place| {
-                let found = pick(&text[place.clone()], &members)
+                let found = pick_listed(&text[place.clone()], &members)
                     .into_iter()
                     .zip(keys)
                     .filter_map(|(value, (field, member))| {
@@ -170,7 +170,7 @@ impl UserCache {
 
 /// A record's key in `member` as the server spells it.
 fn spelling(record: &str, member: &str) -> String {
-    pick(record, &[member])
+    pick_listed(record, &[member])
         .pop()
         .flatten()
         .and_then(|v| key_text(&v))

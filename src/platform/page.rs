@@ -287,6 +287,109 @@ impl<'de> Visitor<'de> for Pick<'_> {
     }
 }
 
+/// The values of members `keys` of a listed user's text, as [`pick`] gives them, for a text
+/// [`read_page`] has already read whole as JSON: a scan that skips over the other members'
+/// values without parsing them, since a page of users is picked through while the first row
+/// waits. Anything the scan does not expect is left to [`pick`].
+pub fn pick_listed(text: &str, keys: &[&str]) -> Vec<Option<Value>> {
+    scan_members(text.as_bytes(), keys).unwrap_or_else(|| pick(text, keys))
+}
+
+fn scan_members(b: &[u8], keys: &[&str]) -> Option<Vec<Option<Value>>> {
+    let mut found = vec![None; keys.len()];
+    let mut i = skip_space(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_space(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return (skip_space(b, i + 1) == b.len()).then_some(found);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let key = &b[i + 1..key_end - 1];
+        if key.contains(&b'\\') {
+            return None;
+        }
+        i = skip_space(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let value = skip_space(b, i + 1);
+        let value_end = value_end(b, value)?;
+        // The last of two members of one name counts, as it does when parsed.
+        if let Some(k) = keys.iter().position(|k| k.as_bytes() == key) {
+            found[k] = Some(serde_json::from_slice(&b[value..value_end]).ok()?);
+        }
+        i = skip_space(b, value_end);
+        match b.get(i) {
+            Some(b',') => i = skip_space(b, i + 1),
+            Some(b'}') => return (skip_space(b, i + 1) == b.len()).then_some(found),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// Just past the string that opens at `start`.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'\\' {
+            i += 2;
+        } else {
+            return Some(i + 1);
+        }
+    }
+}
+
+/// Just past the value that starts at `start`.
+fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    match *b.get(start)? {
+        b'"' => string_end(b, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = b[start..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
 /// Users' texts as JSON objects: a search's few, which are compared as they are.
 pub fn values(users: Users) -> Vec<Value> {
     users
@@ -339,5 +442,63 @@ mod tests {
         );
         assert_eq!(pick("not json", &["id"]), [None]);
         assert_eq!(pick(r#"{"id":7} and more"#, &["id"]), [None]);
+    }
+
+    #[test]
+    fn a_listed_user_is_picked_as_it_is_parsed() {
+        let keys = ["username", "id", "missing", "email", "a\"b"];
+        for text in [
+            r#"{"id":7,"username":"Ada","roles":[{"id":1,"name":"x}]"}],"email":null}"#,
+            r#" { "id" : -7.5e3 , "username" : "A\"d\\a\u00e9" , "nested" : {"username":"no"} } "#,
+            r#"{"username":"first","username":"last","email":"x@y"}"#,
+            r#"{"a\"b":1,"id":"0042"}"#,
+            r#"{}"#,
+            r#"{"id":true,"email":[1,[2,{"3":"]"}]],"username":false}"#,
+            "{\n\t\"id\": 3\r\n}",
+        ] {
+            assert_eq!(pick_listed(text, &keys), pick(text, &keys), "{text}");
+            // The scan, not the parse it falls back to, read every one without an escaped name.
+            assert_eq!(
+                scan_members(text.as_bytes(), &keys).is_some(),
+                !text.contains("a\\\"")
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_listed_user_of_any_shape_is_picked_as_it_is_parsed(
+            user in proptest::collection::btree_map("[a-c\"\\\\é]{0,3}", json_value(), 0..8),
+            pretty: bool,
+        ) {
+            let user = Value::Object(user.into_iter().collect());
+            let text = if pretty {
+                serde_json::to_string_pretty(&user).unwrap()
+            } else {
+                user.to_string()
+            };
+            let keys = ["a", "b", "ab", "c\"", "é", ""];
+            proptest::prop_assert_eq!(pick_listed(&text, &keys), pick(&text, &keys));
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            "[ -~é\\n]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-c\"]{0,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 }
