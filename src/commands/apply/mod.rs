@@ -216,6 +216,9 @@ fn run_facts(
     )?;
     // Every outcome is in the report now: the notes of writes on the wire are not needed.
     sending.remove();
+    // The run is over: the user list and every worker's connections are let go on a thread
+    // of their own, which the process does not wait for when it ends.
+    std::thread::spawn(move || drop(connected));
     Ok(code)
 }
 
