@@ -209,8 +209,6 @@ fn read_all(
     };
     let slots: Mutex<Vec<Option<Vec<Vec<String>>>>> = Mutex::new(vec![None; shape.pages]);
     let lock = || slots.lock().unwrap_or_else(|e| e.into_inner());
-    lock()[0] = Some(to_rows(first.users));
-    progress.done();
     let keep = |number: usize, page: ListPage| {
         let rows = to_rows(page.users);
         lock()[number] = Some(rows);
@@ -219,6 +217,7 @@ fn read_all(
     read_pages(
         shape,
         args.connection.concurrency,
+        first,
         &|at| export.list_page(at),
         &keep,
         &|| interrupted.load(Ordering::SeqCst),

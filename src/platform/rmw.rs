@@ -68,11 +68,13 @@ impl Shape {
 }
 
 /// Reads pages 1 to the last of a list whose first page is in hand, `workers` at once: each
-/// page goes to `each` (with its number) in the thread that read it, as it comes. The first
-/// refusal stops the reading and is returned; `stopped` stops it too (Ctrl-C).
+/// page goes to `each` (with its number) in the thread that read it, as it comes, and `first`
+/// on the calling thread once the others are asked for. The first refusal stops the reading
+/// and is returned; `stopped` stops it too (Ctrl-C).
 pub fn read_pages(
     shape: Shape,
     workers: usize,
+    first: ListPage,
     list_page: &(dyn Fn(&PageAt) -> Result<ListPage, Outcome> + Sync),
     each: &(dyn Fn(usize, ListPage) + Sync),
     stopped: &(dyn Fn() -> bool + Sync),
@@ -105,6 +107,9 @@ pub fn read_pages(
                 }
             });
         }
+        // The first page is gone through while the others are on their way, not before
+        // they are asked for.
+        each(0, first);
     });
     match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         Some(o) => Err(o),
@@ -533,10 +538,10 @@ impl<V: Vendor> ReadModifyWrite<V> {
                 kept.next += 1;
             }
         };
-        keep(0, first);
         read_pages(
             shape,
             workers,
+            first,
             &|at| self.vendor.list_page(at),
             &keep,
             &|| false,
