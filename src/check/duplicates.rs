@@ -423,7 +423,7 @@ pub fn reread_keys(
         .map(|h| Arc::from(h.as_str()))
         .collect();
     let mut out = Vec::new();
-    for chunk in super::chunks(input.sheet.rows) {
+    for chunk in super::chunks(input.sheet.rows, super::CHUNK) {
         let chunk = chunk?;
         out.par_extend(chunk.par_iter().with_min_len(256).filter_map(|row| {
             let key = row_key(platform, layout, row)?;

@@ -186,22 +186,25 @@ pub fn check_chunk(
         .collect()
 }
 
-/// Reads the rest of a sheet in chunks of non-blank rows.
-pub fn chunks(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>> {
+/// Reads the rest of a sheet in chunks of non-blank rows: the first of `first` rows, each
+/// after it twice the one before, up to [`CHUNK`].
+pub fn chunks(rows: read::Rows, first: usize) -> impl Iterator<Item = Result<Vec<Row>, Error>> {
     let mut rows = rows.filter(|r| !matches!(r, Ok(row) if row.is_blank()));
+    let mut size = first.clamp(1, CHUNK);
     std::iter::from_fn(move || {
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk = Vec::with_capacity(size);
         for r in rows.by_ref() {
             match r {
                 Ok(row) => {
                     chunk.push(row);
-                    if chunk.len() == CHUNK {
+                    if chunk.len() == size {
                         break;
                     }
                 }
                 Err(e) => return Some(Err(e)),
             }
         }
+        size = (size * 2).min(CHUNK);
         (!chunk.is_empty()).then_some(Ok(chunk))
     })
 }

@@ -112,11 +112,12 @@ impl Console {
     }
 }
 
-/// Reads rows on a thread of their own, a chunk ahead, so parsing overlaps checking.
+/// Reads rows on a thread of their own, a chunk ahead, so parsing overlaps checking. The
+/// first chunks are small, so that the workers have rows to send while the rest are read.
 pub fn read_ahead(rows: read::Rows) -> impl Iterator<Item = Result<Vec<Row>, Error>> {
     let (tx, rx) = crossbeam_channel::bounded(2);
     std::thread::spawn(move || {
-        for chunk in crate::check::chunks(rows) {
+        for chunk in crate::check::chunks(rows, 64) {
             let stop = chunk.is_err();
             if tx.send(chunk).is_err() || stop {
                 break;
