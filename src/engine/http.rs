@@ -1,5 +1,6 @@
 //! The one HTTP client every worker shares: the rate limiter, retries with backoff and jitter,
-//! `Retry-After` pausing the whole pool, and token renewal on 401. Platforms build requests and
+//! `Retry-After` pausing the whole pool, and token renewal on 401. Each thread that sends has
+//! connections of its own, driven on that thread while it waits. Platforms build requests and
 //! read replies; they never retry or sleep themselves.
 
 use std::collections::HashMap;
