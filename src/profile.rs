@@ -193,10 +193,13 @@ fn profile(
             "token_env" => {
                 let v = text()?;
                 if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(err(format!(
-                        "'{v}' is not the name of an environment variable; token_env names \
-                         the variable that holds the token (like ACME_HUB_TOKEN), never the token"
-                    )));
+                    // The value is not repeated: it may be the token itself, typed here.
+                    return Err(err(
+                        "is not the name of an environment variable (letters, digits and _); \
+                         token_env names the variable that holds the token (like \
+                         ACME_HUB_TOKEN), never the token"
+                            .into(),
+                    ));
                 }
                 p.token_env = Some(v);
             }
@@ -505,6 +508,10 @@ mod tests {
         assert!(e.contains("line 3, key 'rtae': unknown key"), "{e}");
         let e = parse_err("[profile.a]\ntoken_env = \"abc def\"\n");
         assert!(e.contains("not the name of an environment variable"), "{e}");
+        // A token typed where its variable's name goes is not shown back.
+        let e = parse_err("[profile.a]\ntoken_env = \"acme-tenant/Xk9f.2Qz\"\n");
+        assert!(e.contains("line 2, key 'token_env'"), "{e}");
+        assert!(!e.contains("Xk9f"), "{e}");
         let e = parse_err("[profile.a\n");
         assert!(
             e.contains("config.toml: line 1") && e.contains("TOML"),
