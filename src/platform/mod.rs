@@ -536,11 +536,68 @@ pub fn server_message(reply: &crate::engine::Reply) -> String {
         let text = reply.body.trim();
         if text.is_empty() {
             "no reason given".to_string()
+        } else if text.starts_with('<') {
+            web_page_reason(text)
         } else {
             text.to_string()
         }
     });
     format!("HTTP {}: {reason}", reply.status)
+}
+
+/// What a web page answering for the API says, as a person reads it: its title (or first
+/// heading), not its markup. A gateway's or a proxy's error page (`502 Bad Gateway`) is the
+/// usual one.
+fn web_page_reason(page: &str) -> String {
+    const NOT_THE_API: &str =
+        "a web page, not the API's answer: a proxy or a gateway may have answered";
+    let lower = page.to_ascii_lowercase();
+    let inner = |tag: &str| -> Option<&str> {
+        let open = lower.find(&format!("<{tag}"))?;
+        let start = open + lower[open..].find('>')? + 1;
+        let end = start + lower[start..].find(&format!("</{tag}"))?;
+        Some(&page[start..end])
+    };
+    let said = [inner("title"), inner("h1")]
+        .into_iter()
+        .flatten()
+        .map(page_text)
+        .find(|t| !t.is_empty());
+    match said {
+        Some(t) => format!("{t} ({NOT_THE_API})"),
+        None => NOT_THE_API.to_string(),
+    }
+}
+
+/// A piece of a page as text: tags dropped, the common entities read, spaces collapsed, cut
+/// to a line.
+fn page_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&");
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(160)
+        .collect()
 }
 
 /// A failed first call: an unreachable server is a bad URL (exit 2), a refusal stops the run.
@@ -656,7 +713,48 @@ pub fn read_user(
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard_match;
+    use super::{server_message, wildcard_match};
+    use crate::engine::Reply;
+
+    fn answered(status: u16, body: &str) -> String {
+        server_message(&Reply {
+            status,
+            body: body.into(),
+            attempts: 1,
+            after_lost_answer: false,
+        })
+    }
+
+    #[test]
+    fn a_web_page_for_an_answer_is_said_by_its_title_not_its_markup() {
+        let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+                     <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                     </body>\r\n</html>";
+        assert_eq!(
+            answered(502, nginx),
+            "HTTP 502: 502 Bad Gateway (a web page, not the API's answer: a proxy or a gateway \
+             may have answered)"
+        );
+        // No title: the first heading, its own markup and entities read as text.
+        let page = "<!DOCTYPE html><HTML><BODY><H1 class=x>Service <b>Unavailable</b> &amp; \
+                    busy</H1><p>Try later</p></BODY></HTML>";
+        assert!(
+            answered(503, page).starts_with("HTTP 503: Service Unavailable & busy (a web page"),
+            "{}",
+            answered(503, page)
+        );
+        // Neither: only what it is.
+        assert_eq!(
+            answered(500, "<html><body><p>oops</p></body></html>"),
+            "HTTP 500: a web page, not the API's answer: a proxy or a gateway may have answered"
+        );
+        // The API's own words, and plain text, are as they were.
+        assert_eq!(
+            answered(400, r#"{"message":"bad email"}"#),
+            "HTTP 400: bad email"
+        );
+        assert_eq!(answered(400, "plain words"), "HTTP 400: plain words");
+    }
 
     #[test]
     fn keep_patterns_match_whole_names_with_star_wildcards_in_any_case() {

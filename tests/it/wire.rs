@@ -321,6 +321,38 @@ fn verbose_logging_survives_a_closed_stderr() {
 }
 
 #[test]
+fn a_gateway_error_page_is_reported_by_its_title_not_its_markup() {
+    // IIS's own page for a 500, as an application gateway in front of the API sends it.
+    let server = rogue::hub(2, |_, _| {
+        Answer::html(
+            500,
+            "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\">\r\n<html><head>\
+             <meta http-equiv=\"Content-Type\" content=\"text/html\"/>\r\n\
+             <title>500 - Internal server error.</title>\r\n<style type=\"text/css\">\
+             body{margin:0;font-size:.7em;}</style></head><body><div id=\"header\">\
+             <h1>Server Error</h1></div></body></html>",
+        )
+    });
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let out = apply_hub(&hub_url(&server), &hub_sheet(dir.path(), 2), &report, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["status"], "failed", "{row:?}");
+        assert!(
+            row["error"].ends_with(
+                "HTTP 500: 500 - Internal server error. (a web page, not the API's answer: \
+                 a proxy or a gateway may have answered)"
+            ),
+            "{row:?}"
+        );
+        assert!(!row["error"].contains('<'), "{row:?}");
+    }
+}
+
+#[test]
 fn server_text_loses_its_control_characters_before_the_report() {
     let server = rogue::hub(2, |_, _| {
         Answer::json(
