@@ -45,12 +45,11 @@ impl Page {
                     .into_iter()
                     .zip(keys)
                     .filter_map(|(value, (field, member))| {
-                        let value = key_text(value.as_ref()?)?;
-                        Some(Key {
-                            normalized: normalized(field, &value),
-                            value,
-                            member,
-                        })
+                        let normalized = match value.as_ref()? {
+                            Value::String(s) => normalized(field, s),
+                            other => normalized(field, &key_text(other)?),
+                        };
+                        Some(Key { normalized, member })
                     })
                     .collect();
                 (place, found)
@@ -64,12 +63,11 @@ impl Page {
     }
 }
 
-/// A key a record answers to.
+/// A key a record answers to. How the server spells it is read again from the record in the
+/// rare case it is needed (two records answering to one key).
 struct Key {
     /// As [`UserKey::normalized`] spells it.
     normalized: String,
-    /// As the server spells it.
-    value: String,
     /// The record's member that holds it.
     member: &'static str,
 }
@@ -124,9 +122,10 @@ impl UserCache {
                     if other != at {
                         let first = (!self.twins.contains_key(&key.normalized))
                             .then(|| spelling(self.text(other), key.member));
+                        let this = spelling(self.text(at), key.member);
                         let spelled = self.twins.entry(key.normalized).or_default();
                         spelled.extend(first);
-                        spelled.push(key.value);
+                        spelled.push(this);
                     }
                     continue;
                 }
@@ -188,9 +187,19 @@ fn twins_error(field: &str, spelled: &[String]) -> String {
     )
 }
 
-/// As `UserKey::normalized` spells it.
+/// As `UserKey::normalized` spells it, made in one allocation: tens of thousands are made
+/// while the first row waits for the list.
 fn normalized(field: &str, value: &str) -> String {
-    format!("{field}\u{0}{}", rules::normalize_key(value))
+    let value = value.trim();
+    let mut s = String::with_capacity(field.len() + 1 + value.len());
+    s.push_str(field);
+    s.push('\u{0}');
+    if value.is_ascii() {
+        s.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        s.push_str(&rules::normalize_key(value));
+    }
+    s
 }
 
 /// A loose search's pages read to their end can still be endless on a server that keeps
@@ -262,6 +271,24 @@ pub fn search_exact(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_listed_key_is_spelled_as_a_rows_key_is() {
+        for value in [
+            "Ada@X.org",
+            "  ada@x.org ",
+            "ÉMILE@Exemple.FR",
+            "İstanbul",
+            "",
+            "42",
+        ] {
+            let row = UserKey {
+                field: "email",
+                value: value.into(),
+            };
+            assert_eq!(normalized("email", value), row.normalized(), "{value:?}");
+        }
+    }
 
     #[test]
     fn finds_a_record_by_any_of_its_keys_case_insensitively() {
