@@ -21,6 +21,8 @@
 //! is like now.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
@@ -513,41 +515,17 @@ pub fn finalize(
     let width = columns.headers.len();
     // The lines are read again in journal order, each held until its row's turn: outcomes
     // come nearly in row order (a worker finishes a few rows after the one before it), so
-    // few wait. Seeking to each line in row order instead cost a read of the file per line.
-    let turn: HashMap<u64, usize> = keep
+    // few wait, and a line read in its turn is written from the reader's own buffer. Seeking
+    // to each line in row order instead cost a read of the file per line.
+    let turn: FxHashMap<u64, usize> = keep
         .iter()
         .enumerate()
         .map(|(i, &(_, offset))| (offset, i))
         .collect();
-    let mut waiting: HashMap<usize, csv::StringRecord> = HashMap::new();
-    let mut next = 0;
-    let mut start = csv::Position::new();
-    start.set_byte(0);
-    reader.seek(start)?;
-    let in_turn = std::iter::from_fn(|| -> Option<io::Result<(u64, csv::StringRecord)>> {
-        loop {
-            if let Some(record) = waiting.remove(&next) {
-                next += 1;
-                return Some(Ok((keep[next - 1].0, record)));
-            }
-            if next == keep.len() {
-                return None;
-            }
-            let mut record = csv::StringRecord::new();
-            match reader.read_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e.into())),
-            }
-            if let Some(&i) = record.position().and_then(|p| turn.get(&p.byte())) {
-                waiting.insert(i, record);
-            }
-        }
-    });
-    for read in in_turn {
-        let (line, record) = read?;
+    let mut waiting: FxHashMap<usize, csv::StringRecord> = FxHashMap::default();
+    let mut emit = |line: u64, record: &csv::StringRecord| -> io::Result<()> {
         let Some((_, outcome)) = outcome_of(|i| record.get(i)) else {
-            continue;
+            return Ok(());
         };
         let mut by_column = vec![""; width];
         for (i, &c) in columns.input_cols.iter().enumerate() {
@@ -567,6 +545,30 @@ pub fn finalize(
             field_errors: errors,
         })?;
         each(&outcome, &cells);
+        Ok(())
+    };
+    let mut next = 0;
+    let mut start = csv::Position::new();
+    start.set_byte(0);
+    reader.seek(start)?;
+    loop {
+        while let Some(held) = waiting.remove(&next) {
+            emit(keep[next].0, &held)?;
+            next += 1;
+        }
+        if next == keep.len() || !reader.read_record(&mut record)? {
+            break;
+        }
+        match record.position().and_then(|p| turn.get(&p.byte())) {
+            Some(&i) if i == next => {
+                emit(keep[i].0, &record)?;
+                next += 1;
+            }
+            Some(&i) => {
+                waiting.insert(i, record.clone());
+            }
+            None => {}
+        }
     }
     Ok(Finalized {
         writer,
