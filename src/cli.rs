@@ -545,7 +545,7 @@ pub fn main() -> i32 {
                 connection: a.connection.connection(),
             };
             if let Err(e) = with_profile(a.connection.profile.as_deref(), |p| {
-                p.fill(&mut args.platform, &mut args.connection, &typed)
+                args.connection.fill_from(p, &mut args.platform, &typed)
             }) {
                 return exit_with(Err(e));
             }
@@ -563,7 +563,7 @@ pub fn main() -> i32 {
             };
             if let Err(e) = with_profile(x.connection.profile.as_deref(), |p| {
                 let mut platform = Some(args.platform.clone()).filter(|p| !p.is_empty());
-                p.fill(&mut platform, &mut args.connection, &typed);
+                args.connection.fill_from(p, &mut platform, &typed);
                 args.platform = platform.unwrap_or_default();
             }) {
                 return exit_with(Err(e));

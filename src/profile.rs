@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
-use crate::commands::Connection;
-use crate::credential_store::{self, Stored};
+use crate::credential_store::Stored;
 use crate::engine::Rate;
 use crate::error::Error;
 
@@ -266,55 +265,6 @@ fn profile(
     Ok(p)
 }
 
-impl Profile {
-    /// Fills what the command line left unsaid in `apply`'s or `export`'s settings.
-    /// `given(flag)` says whether a flag with a default (`concurrency`, `allow-http`) was
-    /// typed. With `--sandbox` the profile's URL and credential source are left out: a
-    /// rehearsal never takes a real tenant's token to the sandbox.
-    pub fn fill(
-        &self,
-        platform: &mut Option<String>,
-        c: &mut Connection,
-        given: &dyn Fn(&str) -> bool,
-    ) {
-        fill(platform, &self.platform);
-        fill(&mut c.rate, &self.rate);
-        if let (Some(n), false) = (self.concurrency, given("concurrency")) {
-            c.concurrency = n;
-        }
-        if c.sandbox {
-            return;
-        }
-        fill(&mut c.url, &self.url);
-        fill(&mut c.partition, &self.partition);
-        fill(&mut c.ca_cert, &self.ca_cert);
-        fill(&mut c.username, &self.username);
-        fill(&mut c.client_id, &self.client_id);
-        if !given("allow_http") {
-            c.allow_http |= self.allow_http.unwrap_or(false);
-        }
-        // --token-file on the command line wins over each of the profile's sources.
-        let typed_token_file = c.token_file.is_some();
-        if !typed_token_file {
-            c.token_file = self.token_file.clone();
-            c.token_env = self.token_env.clone();
-        }
-        c.store = self
-            .keyring
-            .filter(|holds| !(typed_token_file && *holds == Stored::Token))
-            .map(|holds| credential_store::Entry {
-                profile: self.name.clone(),
-                holds,
-            });
-    }
-}
-
-fn fill<T: Clone>(flag: &mut Option<T>, profile: &Option<T>) {
-    if flag.is_none() {
-        flag.clone_from(profile);
-    }
-}
-
 /// Keys whose value would be a secret, however they are spelled (`api-key`, `Client_Secret`).
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace('-', "_");
@@ -467,35 +417,6 @@ mod tests {
         // One token from two places is refused.
         let e = parse_err("[profile.a]\ntoken_env = \"A_TOKEN\"\nkeyring = \"token\"\n");
         assert!(e.contains("key 'keyring'") && e.contains("keep one"), "{e}");
-    }
-
-    #[test]
-    fn the_store_is_left_out_with_the_sandbox_and_a_typed_token_file_wins_over_a_stored_token() {
-        let p = parse_ok("[profile.a]\nkeyring = \"token\"\nusername = \"u\"\n").remove(0);
-        let never = |_: &str| false;
-        let mut platform = None;
-        let mut c = Connection::default();
-        p.fill(&mut platform, &mut c, &never);
-        assert_eq!(
-            c.store,
-            Some(credential_store::Entry {
-                profile: "a".into(),
-                holds: Stored::Token
-            })
-        );
-        assert_eq!(c.username.as_deref(), Some("u"));
-        let mut c = Connection {
-            token_file: Some(PathBuf::from("typed.txt")),
-            ..Connection::default()
-        };
-        p.fill(&mut platform, &mut c, &never);
-        assert_eq!(c.store, None);
-        let mut c = Connection {
-            sandbox: true,
-            ..Connection::default()
-        };
-        p.fill(&mut platform, &mut c, &never);
-        assert_eq!((c.store, c.username), (None, None));
     }
 
     #[test]

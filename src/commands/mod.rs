@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crate::engine::Rate;
 
+use crate::credential_store::{self, Stored};
 use crate::error::Error;
+use crate::profile::Profile;
 use crate::read::{self, Row};
 
 /// How `apply` and `export` reach a server: one set of settings, so both connect the same way
@@ -42,6 +44,56 @@ pub struct Connection {
     pub timeout: Duration,
     /// The longest `Retry-After` waited out; a longer one stops the run.
     pub max_pause: Duration,
+}
+
+impl Connection {
+    /// Fills what the command line left unsaid from `profile`, and `platform` too.
+    /// `given(flag)` says whether a flag with a default (`concurrency`, `allow-http`) was
+    /// typed. With `--sandbox` the profile's URL and credential source are left out: a
+    /// rehearsal never takes a real tenant's token to the sandbox.
+    pub fn fill_from(
+        &mut self,
+        profile: &Profile,
+        platform: &mut Option<String>,
+        given: &dyn Fn(&str) -> bool,
+    ) {
+        let c = self;
+        fill(platform, &profile.platform);
+        fill(&mut c.rate, &profile.rate);
+        if let (Some(n), false) = (profile.concurrency, given("concurrency")) {
+            c.concurrency = n;
+        }
+        if c.sandbox {
+            return;
+        }
+        fill(&mut c.url, &profile.url);
+        fill(&mut c.partition, &profile.partition);
+        fill(&mut c.ca_cert, &profile.ca_cert);
+        fill(&mut c.username, &profile.username);
+        fill(&mut c.client_id, &profile.client_id);
+        if !given("allow_http") {
+            c.allow_http |= profile.allow_http.unwrap_or(false);
+        }
+        // --token-file on the command line wins over each of the profile's sources.
+        let typed_token_file = c.token_file.is_some();
+        if !typed_token_file {
+            c.token_file = profile.token_file.clone();
+            c.token_env = profile.token_env.clone();
+        }
+        c.store = profile
+            .keyring
+            .filter(|holds| !(typed_token_file && *holds == Stored::Token))
+            .map(|holds| credential_store::Entry {
+                profile: profile.name.clone(),
+                holds,
+            });
+    }
+}
+
+fn fill<T: Clone>(flag: &mut Option<T>, profile: &Option<T>) {
+    if flag.is_none() {
+        flag.clone_from(profile);
+    }
 }
 
 impl Default for Connection {
@@ -154,4 +206,43 @@ pub fn print_rows(path: &std::path::Path, sheet: Option<&str>) -> Result<(), Err
         writeln!(out, "{line}").map_err(io)?;
     }
     out.flush().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_is_left_out_with_the_sandbox_and_a_typed_token_file_wins_over_a_stored_token() {
+        let p = crate::profile::parse(
+            std::path::Path::new("config.toml"),
+            "[profile.a]\nkeyring = \"token\"\nusername = \"u\"\n",
+        )
+        .unwrap()
+        .remove(0);
+        let never = |_: &str| false;
+        let mut platform = None;
+        let mut c = Connection::default();
+        c.fill_from(&p, &mut platform, &never);
+        assert_eq!(
+            c.store,
+            Some(credential_store::Entry {
+                profile: "a".into(),
+                holds: Stored::Token
+            })
+        );
+        assert_eq!(c.username.as_deref(), Some("u"));
+        let mut c = Connection {
+            token_file: Some(PathBuf::from("typed.txt")),
+            ..Connection::default()
+        };
+        c.fill_from(&p, &mut platform, &never);
+        assert_eq!(c.store, None);
+        let mut c = Connection {
+            sandbox: true,
+            ..Connection::default()
+        };
+        c.fill_from(&p, &mut platform, &never);
+        assert_eq!((c.store, c.username), (None, None));
+    }
 }
