@@ -3,10 +3,10 @@
 //! connections of its own, driven on that thread while it waits. Platforms build requests and
 //! read replies; they never retry or sleep themselves.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::{Client, Method};
@@ -194,13 +194,11 @@ pub struct Hooks {
 }
 
 pub struct Http {
-    /// What every thread's connection is made with: the TLS roots, read once.
+    /// What every thread's connections are made with: the TLS roots, read once.
     tls: rustls::ClientConfig,
-    /// Each sending thread's own connections, and the event loop that drives them on that
-    /// thread while it waits for its answer. Shared by all, one loop would hand every request
-    /// and answer across threads twice, which took a worker longer per write than the write
-    /// took the server to make.
-    connections: Mutex<HashMap<ThreadId, Arc<Connections>>>,
+    /// Names this client among the connections a thread holds ([`THREAD_CONNECTIONS`]), for
+    /// as long as it lives.
+    alive: Arc<()>,
     limiter: Limiter,
     settings: HttpSettings,
     /// Set by a `Retry-After`: no worker starts a request before this instant.
@@ -220,13 +218,11 @@ impl Http {
 
     pub fn new(settings: HttpSettings, hooks: Hooks) -> Result<Self, String> {
         let tls = tls_config(&settings)?;
-        // The first thread's connections are made now, so that a setting that cannot be used
-        // is said before any row is read.
-        let first = Connections::new(&settings, &tls)?;
-        let connections = HashMap::from([(std::thread::current().id(), Arc::new(first))]);
+        // Made once now, so that a setting that cannot be used is said before any row is read.
+        Connections::new(&settings, &tls)?;
         Ok(Http {
             tls,
-            connections: Mutex::new(connections),
+            alive: Arc::new(()),
             limiter: Limiter::new(settings.rate),
             settings,
             paused_until: Mutex::new(None),
@@ -335,22 +331,26 @@ impl Http {
         }
     }
 
-    /// This thread's connections, made at its first request.
-    fn connections(&self) -> Result<Arc<Connections>, Unanswered> {
-        let id = std::thread::current().id();
-        let mut all = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = all.get(&id) {
-            return Ok(Arc::clone(c));
-        }
-        let made = Arc::new(
-            Connections::new(&self.settings, &self.tls).map_err(|message| Unanswered {
-                message,
-                final_: true,
-                maybe_applied: false,
-            })?,
-        );
-        all.insert(id, Arc::clone(&made));
-        Ok(made)
+    /// This thread's connections for this client, made at its first request from it.
+    fn connections(&self) -> Result<Rc<Connections>, Unanswered> {
+        THREAD_CONNECTIONS.with(|held| {
+            let mut held = held.borrow_mut();
+            // Those of a client that is gone are closed.
+            held.retain(|(client, _)| client.strong_count() > 0);
+            let me = Arc::downgrade(&self.alive);
+            if let Some((_, c)) = held.iter().find(|(client, _)| client.ptr_eq(&me)) {
+                return Ok(Rc::clone(c));
+            }
+            let made = Rc::new(
+                Connections::new(&self.settings, &self.tls).map_err(|message| Unanswered {
+                    message,
+                    final_: true,
+                    maybe_applied: false,
+                })?,
+            );
+            held.push((me, Rc::clone(&made)));
+            Ok(made)
+        })
     }
 
     fn execute(
@@ -542,6 +542,16 @@ async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Stri
     }
     Ok(String::from_utf8(bytes)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+thread_local! {
+    /// The connections this thread sends on, for each client it has sent from (one in a run),
+    /// and the event loop that drives them while the thread waits for an answer. Shared by all
+    /// threads, one loop handed every request and answer across threads twice, which made each
+    /// write slower than wrk's on the same server. They close when the thread ends, so the
+    /// threads that read the user list leave no connection open behind them.
+    static THREAD_CONNECTIONS: RefCell<Vec<(Weak<()>, Rc<Connections>)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// One thread's connections to the server, and the event loop that drives them while that
@@ -779,6 +789,50 @@ pub fn short_reason(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server of one keep-alive answer on 127.0.0.1, which then waits for the client to
+    /// close the connection: whether it did within `wait`.
+    fn closed_after_one_answer(wait: Duration) -> (Url, std::thread::JoinHandle<bool>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .unwrap();
+            conn.set_read_timeout(Some(wait)).unwrap();
+            matches!(conn.read(&mut buf), Ok(0))
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn a_thread_that_has_sent_closes_its_connection_when_it_ends() {
+        let http = Http::new(
+            HttpSettings {
+                tls: false,
+                ..HttpSettings::default()
+            },
+            Hooks::default(),
+        )
+        .unwrap();
+        let (url, server) = closed_after_one_answer(Duration::from_secs(10));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let reply = http.send(&Request::get(url), &NoAuth).unwrap();
+                assert_eq!((reply.status, reply.body.as_str()), (200, "{}"));
+            });
+        });
+        // The client lives on; the thread that sent from it is gone, and so is its connection.
+        assert!(server.join().unwrap(), "the connection was left open");
+        drop(http);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
