@@ -18,7 +18,7 @@ use crate::engine::http::printable;
 use crate::engine::Outcome;
 use crate::error::Error;
 use crate::platform::page;
-use crate::platform::rmw::{read_pages, Export, ListPage, Names, PageAt, Shape};
+use crate::platform::rmw::{first_page, read_pages, Export, ListPage, Names, Shape};
 use crate::platform::{self, Options, CLEAR};
 use crate::read::{Cells, Row};
 use crate::report::{self, CsvDialect};
@@ -111,18 +111,13 @@ pub fn run(
         )));
         Names::default()
     });
-    let first = export
-        .list_page(&PageAt {
-            number: 0,
-            offset: 0,
-            size: export.page_size(),
-        })
+    let (first, size) = first_page(export.page_size(), |at| export.list_page(at))
         .map_err(|o| server("cannot read the user list", o))?;
     let template = platform.template();
     let progress = Pages::new(console, args);
     let listed = read_all(
         export,
-        first,
+        (first, size),
         &template.headers,
         &names,
         args,
@@ -188,17 +183,18 @@ struct Listed {
     twins: usize,
 }
 
-/// Reads the pages after the first, `--concurrency` at a time, and turns each user into cells.
+/// Reads the pages after the first (in pages of the `size` it was read in), `--concurrency` at a
+/// time, and turns each user into cells.
 fn read_all(
     export: &dyn Export,
-    first: ListPage,
+    (first, size): (ListPage, usize),
     columns: &[&str],
     names: &Names,
     args: &ExportArgs,
     progress: &Pages,
     interrupted: &AtomicBool,
 ) -> Result<Listed, Outcome> {
-    let shape = Shape::of(&first, export.page_size());
+    let shape = Shape::of(&first, size);
     progress.start(shape.pages);
     let to_rows = |users: page::Users| -> Vec<Vec<String>> {
         users

@@ -67,6 +67,30 @@ impl Shape {
     }
 }
 
+/// The smallest page a list is asked for when the server refuses larger ones.
+const SMALLEST_PAGE: usize = 100;
+
+/// The list's first page, asked for in pages of `size` users, and the size it was read in.
+/// No vendor publishes its largest page: a server that refuses the size with a 400 is asked
+/// again for pages half as large, down to [`SMALLEST_PAGE`].
+pub fn first_page(
+    size: usize,
+    read: impl Fn(&PageAt) -> Result<ListPage, Outcome>,
+) -> Result<(ListPage, usize), Outcome> {
+    let mut size = size;
+    loop {
+        let at = PageAt {
+            number: 0,
+            offset: 0,
+            size,
+        };
+        match read(&at) {
+            Err(o) if o.http_status == Some(400) && size / 2 >= SMALLEST_PAGE => size /= 2,
+            read => return read.map(|page| (page, size)),
+        }
+    }
+}
+
 /// Reads pages 1 to the last of a list whose first page is in hand, `workers` at once: each
 /// page goes to `each` (with its number) in the thread that read it, as it comes, and `first`
 /// on the calling thread once the others are asked for. The first refusal stops the reading
@@ -640,13 +664,8 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         let fail = |o: Outcome| {
             Error::server(&self.url, format!("cannot read the user list: {}", o.error))
         };
-        let at = PageAt {
-            number: 0,
-            offset: 0,
-            size: V::PAGE,
-        };
-        let first = self.list_page(&at).map_err(fail)?;
-        let shape = Shape::of(&first, V::PAGE);
+        let (first, size) = first_page(V::PAGE, |at| self.list_page(at)).map_err(fail)?;
+        let shape = Shape::of(&first, size);
         let users = match first.total {
             Total::Pages(pages) => pages * shape.size,
             Total::Users(users) => users,

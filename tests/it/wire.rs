@@ -321,6 +321,83 @@ fn verbose_logging_survives_a_closed_stderr() {
 }
 
 #[test]
+fn a_server_that_refuses_large_pages_is_read_in_smaller_ones() {
+    // 1,200 users, and pages of at most 500: a larger one is refused as a bad request.
+    let users: Vec<serde_json::Value> = (1..=1200)
+        .map(|i| {
+            serde_json::json!({"user_email": format!("user{i:05}@example.com"),
+                "user_first_name": format!("First{i:05}"), "user_is_active": 1,
+                "user_invite_status": 3, "user_roles": [{"role_id": 8, "category_id": 0}]})
+        })
+        .collect();
+    let server = Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        if path.ends_with("/roles") {
+            return Answer::json(200, &serde_json::json!({"statusCode": 200, "data": []}));
+        }
+        if path.ends_with("/edituser") {
+            return rogue::hub_updated();
+        }
+        let query = |name: &str| -> usize {
+            req.target
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1)
+        };
+        let (limit, page) = (query("limit"), query("page"));
+        if limit > 500 {
+            return Answer::json(
+                400,
+                &serde_json::json!({"message": "limit must be from 1 to 500", "statusCode": 400}),
+            );
+        }
+        let on_page: Vec<_> = users.iter().skip((page - 1) * limit).take(limit).collect();
+        Answer::json(
+            200,
+            &serde_json::json!({"message": "Success", "statusCode": 200, "data": {
+                "page": page, "pageSize": limit, "totalItems": users.len(),
+                "totalPages": users.len().div_ceil(limit), "users": on_page}}),
+        )
+    });
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let out = apply_hub(&hub_url(&server), &hub_sheet(dir.path(), 5), &report, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert!(rows.iter().all(|r| r["status"] == "updated"), "{rows:?}");
+    let reads: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.target.contains("/users?"))
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(
+        reads.len(),
+        4,
+        "one refused, then three pages of 500: {reads:?}"
+    );
+    assert!(reads[0].contains("limit=1000"), "{reads:?}");
+    assert!(
+        reads[1..].iter().all(|r| r.contains("limit=500")),
+        "{reads:?}"
+    );
+
+    // Export reads the whole list the same way.
+    let exported = dir.path().join("export.csv");
+    let out = bulkedit()
+        .args(["export", "--platform", "hub", "--url", &hub_url(&server)])
+        .args(["--rate", "unlimited", "-o"])
+        .arg(&exported)
+        .env("BULKEDIT_TOKEN", HUB_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let lines = std::fs::read_to_string(&exported).unwrap().lines().count();
+    assert_eq!(lines, 1201, "a header and every user");
+}
+
+#[test]
 fn a_gateway_error_page_is_reported_by_its_title_not_its_markup() {
     // IIS's own page for a 500, as an application gateway in front of the API sends it.
     let server = rogue::hub(2, |_, _| {
