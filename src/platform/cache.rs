@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::page::{parse, pick_listed, Users};
-use super::UserKey;
+use super::{normalized_key, UserKey};
 use crate::engine::{Outcome, Status};
 use crate::rules;
 
@@ -46,8 +46,8 @@ impl Page {
                     .zip(keys)
                     .filter_map(|(value, (field, member))| {
                         let normalized = match value.as_ref()? {
-                            Value::String(s) => normalized(field, s),
-                            other => normalized(field, &key_text(other)?),
+                            Value::String(s) => normalized_key(field, s),
+                            other => normalized_key(field, &key_text(other)?),
                         };
                         Some(Key { normalized, member })
                     })
@@ -187,21 +187,6 @@ fn twins_error(field: &str, spelled: &[String]) -> String {
     )
 }
 
-/// As `UserKey::normalized` spells it, made in one allocation: tens of thousands are made
-/// while the first row waits for the list.
-fn normalized(field: &str, value: &str) -> String {
-    let value = value.trim();
-    let mut s = String::with_capacity(field.len() + 1 + value.len());
-    s.push_str(field);
-    s.push('\u{0}');
-    if value.is_ascii() {
-        s.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
-    } else {
-        s.push_str(&rules::normalize_key(value));
-    }
-    s
-}
-
 /// A loose search's pages read to their end can still be endless on a server that keeps
 /// answering full pages; past this many, the look-up fails rather than run forever.
 const MAX_SEARCH_PAGES: usize = 1000;
@@ -286,7 +271,11 @@ mod tests {
                 field: "email",
                 value: value.into(),
             };
-            assert_eq!(normalized("email", value), row.normalized(), "{value:?}");
+            assert_eq!(
+                normalized_key("email", value),
+                row.normalized(),
+                "{value:?}"
+            );
         }
     }
 
