@@ -551,7 +551,7 @@ pub fn server_message(reply: &crate::engine::Reply) -> String {
         let text = reply.body.trim();
         if text.is_empty() {
             "no reason given".to_string()
-        } else if text.starts_with('<') {
+        } else if is_web_page(reply) {
             web_page_reason(text)
         } else {
             text.to_string()
