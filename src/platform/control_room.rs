@@ -506,13 +506,8 @@ impl ControlRoomSession {
                     endpoint(&self.base, &["v1", "usermanagement", "roles", "list"]),
                 )
                 .json(&json!({"page": {"offset": 0, "length": 10000}}));
-                let reply = self
-                    .http
-                    .send(&req, &self.auth)
-                    .map_err(|e| Outcome::from_call_error(e, 0).error)?;
-                if !reply.is_success() {
-                    return Err(format!("reading the roles: {}", server_message(&reply)));
-                }
+                let reply = super::send_read(&self.http, &req, &self.auth, "reading the roles")
+                    .map_err(|o| o.error)?;
                 Ok(reply
                     .json()
                     .and_then(|b| b["list"].as_array().cloned())

@@ -775,18 +775,8 @@ impl Vendor for IdentitySession {
     /// `GET /api/Group/{partitionGlobalId}`: a bare array of every group.
     fn names(&self) -> Result<Names, Outcome> {
         let url = endpoint(&self.base, &["api", "Group", self.partition()?]);
-        let reply = self
-            .http
-            .send(&Request::get(url), &self.auth)
-            .map_err(|e| Outcome::from_call_error(e, 0))?;
         let what = "reading the groups";
-        if !reply.is_success() {
-            return Err(Outcome::with_error(
-                Status::Failed,
-                format!("{what}: {}", server_message(&reply)),
-            )
-            .http(reply.status, reply.attempts));
-        }
+        let reply = super::send_read(&self.http, &Request::get(url), &self.auth, what)?;
         match reply.json() {
             Some(Value::Array(groups)) => Ok(groups
                 .iter()

@@ -500,14 +500,14 @@ pub fn endpoint(base: &url::Url, segments: &[&str]) -> url::Url {
     url
 }
 
-/// Sends a read (a list or a search) and returns its JSON body and the requests it took; a
-/// refusal becomes a `failed` outcome that says what was being read.
-pub fn read_json(
+/// Sends a read and returns the server's answer when it accepted it; a refusal, or no answer,
+/// becomes a `failed` outcome that says what was being read.
+pub fn send_read(
     http: &Http,
     req: &crate::engine::Request,
     auth: &dyn crate::engine::Auth,
     what: &str,
-) -> Result<(Value, u32), Outcome> {
+) -> Result<crate::engine::Reply, Outcome> {
     let reply = http
         .send(req, auth)
         .map_err(|e| Outcome::from_call_error(e, 0))?;
@@ -518,6 +518,18 @@ pub fn read_json(
         )
         .http(reply.status, reply.attempts));
     }
+    Ok(reply)
+}
+
+/// Sends a read (a list or a search) and returns its JSON body and the requests it took; a
+/// refusal becomes a `failed` outcome that says what was being read.
+pub fn read_json(
+    http: &Http,
+    req: &crate::engine::Request,
+    auth: &dyn crate::engine::Auth,
+    what: &str,
+) -> Result<(Value, u32), Outcome> {
+    let reply = send_read(http, req, auth, what)?;
     // Only the API's own JSON object is read: a web page or an empty body is never taken for
     // an empty list (which would turn every row into `not-found`).
     match reply.json() {

@@ -69,16 +69,7 @@ pub fn read_page(
     what: &str,
     path: &[&str],
 ) -> Result<(Value, Users, u32), Outcome> {
-    let reply = http
-        .send(req, auth)
-        .map_err(|e| Outcome::from_call_error(e, 0))?;
-    if !reply.is_success() {
-        return Err(Outcome::with_error(
-            crate::engine::Status::Failed,
-            format!("{what}: {}", super::server_message(&reply)),
-        )
-        .http(reply.status, reply.attempts));
-    }
+    let reply = super::send_read(http, req, auth, what)?;
     match split(&reply.body, path) {
         Ok(Split_ {
             envelope,
