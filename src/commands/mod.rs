@@ -57,30 +57,29 @@ impl Connection {
         platform: &mut Option<String>,
         given: &dyn Fn(&str) -> bool,
     ) {
-        let c = self;
         fill(platform, &profile.platform);
-        fill(&mut c.rate, &profile.rate);
+        fill(&mut self.rate, &profile.rate);
         if let (Some(n), false) = (profile.concurrency, given("concurrency")) {
-            c.concurrency = n;
+            self.concurrency = n;
         }
-        if c.sandbox {
+        if self.sandbox {
             return;
         }
-        fill(&mut c.url, &profile.url);
-        fill(&mut c.partition, &profile.partition);
-        fill(&mut c.ca_cert, &profile.ca_cert);
-        fill(&mut c.username, &profile.username);
-        fill(&mut c.client_id, &profile.client_id);
+        fill(&mut self.url, &profile.url);
+        fill(&mut self.partition, &profile.partition);
+        fill(&mut self.ca_cert, &profile.ca_cert);
+        fill(&mut self.username, &profile.username);
+        fill(&mut self.client_id, &profile.client_id);
         if !given("allow_http") {
-            c.allow_http |= profile.allow_http.unwrap_or(false);
+            self.allow_http |= profile.allow_http.unwrap_or(false);
         }
         // --token-file on the command line wins over each of the profile's sources.
-        let typed_token_file = c.token_file.is_some();
+        let typed_token_file = self.token_file.is_some();
         if !typed_token_file {
-            c.token_file = profile.token_file.clone();
-            c.token_env = profile.token_env.clone();
+            self.token_file = profile.token_file.clone();
+            self.token_env = profile.token_env.clone();
         }
-        c.store = profile
+        self.store = profile
             .keyring
             .filter(|holds| !(typed_token_file && *holds == Stored::Token))
             .map(|holds| credential_store::Entry {
