@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
 
-use crate::common::{bulkedit, read_report, stderr_of, tempdir, write};
+use crate::common::{bulkedit, pairs, read_report, statuses, stderr_of, tempdir, write};
 
 /// A workbook of named sheets, each given as rows of cells (`""` leaves a cell empty).
 fn workbook(dir: &Path, name: &str, sheets: &[(&str, &[&[&str]])]) -> PathBuf {
@@ -67,11 +67,7 @@ fn a_workbook_whose_first_sheet_is_a_cover_is_read_from_the_one_sheet_with_users
         "{err}"
     );
     let report = read_report(&dir.path().join("review-report.csv"));
-    let rows: Vec<(&str, &str)> = report
-        .iter()
-        .map(|r| (r["row"].as_str(), r["status"].as_str()))
-        .collect();
-    assert_eq!(rows, [("2", "valid"), ("3", "valid")]);
+    assert_eq!(statuses(&report), pairs(&[("2", "valid"), ("3", "valid")]));
 }
 
 #[test]
@@ -173,11 +169,11 @@ fn a_title_above_the_header_is_passed_over_and_rows_keep_their_excel_numbers() {
         let stem = file.file_stem().unwrap().to_str().unwrap();
         let ext = file.extension().unwrap().to_str().unwrap();
         let report = read_report(&dir.path().join(format!("{stem}-report.csv")));
-        let rows: Vec<(&str, &str)> = report
-            .iter()
-            .map(|r| (r["row"].as_str(), r["status"].as_str()))
-            .collect();
-        assert_eq!(rows, [("4", "valid"), ("5", "invalid")], "{ext}");
+        assert_eq!(
+            statuses(&report),
+            pairs(&[("4", "valid"), ("5", "invalid")]),
+            "{ext}"
+        );
         // Left in the same folder, the next file's report must not be this one's.
         std::fs::remove_file(dir.path().join(format!("{stem}-report.csv"))).unwrap();
         let _ = std::fs::remove_file(dir.path().join(format!("{stem}-report-failures.csv")));
@@ -198,11 +194,10 @@ fn a_title_above_the_header_is_passed_over_and_rows_keep_their_excel_numbers() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let report = read_report(&dir.path().join("apply-report.csv"));
-    let rows: Vec<(&str, &str)> = report
-        .iter()
-        .map(|r| (r["row"].as_str(), r["status"].as_str()))
-        .collect();
-    assert_eq!(rows, [("4", "updated"), ("5", "updated")]);
+    assert_eq!(
+        statuses(&report),
+        pairs(&[("4", "updated"), ("5", "updated")])
+    );
 }
 
 #[test]
