@@ -528,7 +528,10 @@ fn redirected(status: u16, headers: &reqwest::header::HeaderMap) -> Unanswered {
 async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<String, BodyError> {
     // Sized once from the announced length: a page of a thousand users read into a buffer
     // that doubles as it fills is copied a dozen times, each time into fresh memory.
-    let announced = response.content_length().unwrap_or(0).min(max as u64 + 1);
+    let announced = response
+        .content_length()
+        .unwrap_or(0)
+        .min(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1));
     let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
     while let Some(chunk) = response
         .chunk()
