@@ -482,16 +482,46 @@ impl SandboxCli {
 
 static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
-/// Ctrl-C (or a stop signal) sets [`INTERRUPTED`] and says `what` happens now, in the words of
-/// the command that was stopped; a second one quits at once.
-fn on_ctrl_c(what: &'static str) {
-    let _ = ctrlc::set_handler(move || {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: the journal already holds every finished row.
-            std::process::exit(130);
-        }
-        let _ = writeln!(std::io::stderr().lock(), "bulkedit: {what}");
-    });
+/// Ctrl-C, or a stop signal (a scheduler's SIGTERM, a closed terminal's SIGHUP), sets
+/// [`INTERRUPTED`] and says `what` happens now, in the words of the command that was stopped:
+/// `{by}` names what stopped it, so that a scheduler's log does not tell of a Ctrl-C nobody
+/// typed. A second one quits at once.
+fn on_interrupt(what: &'static str) {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                interrupted(
+                    what,
+                    match signal {
+                        SIGTERM => "SIGTERM",
+                        SIGHUP => "SIGHUP",
+                        _ => "Ctrl-C",
+                    },
+                );
+            }
+        });
+    }
+    #[cfg(windows)]
+    {
+        let _ = ctrlc::set_handler(move || interrupted(what, "Ctrl-C"));
+    }
+}
+
+fn interrupted(what: &str, by: &str) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // A second one: the journal already holds every finished row.
+        std::process::exit(130);
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "bulkedit: {}",
+        what.replace("{by}", by)
+    );
 }
 
 /// Runs the command line and returns the exit code.
@@ -525,7 +555,7 @@ pub fn main() -> i32 {
             exit_with(commands::validate::run(&args, &console))
         }
         Command::Apply(a) => {
-            on_ctrl_c("interrupted: finishing the rows in flight (Ctrl-C again to quit now)");
+            on_interrupt("interrupted ({by}): finishing the rows in flight ({by} again quits now)");
             let console = Console::new(a.quiet);
             let mut args = ApplyArgs {
                 file: a.input.file.clone(),
@@ -552,7 +582,9 @@ pub fn main() -> i32 {
             exit_with(commands::apply::run(&args, &console, &INTERRUPTED))
         }
         Command::Export(x) => {
-            on_ctrl_c("interrupted: finishing the pages in flight (Ctrl-C again to quit now)");
+            on_interrupt(
+                "interrupted ({by}): finishing the pages in flight ({by} again quits now)",
+            );
             let console = Console::new(x.quiet);
             let mut args = ExportArgs {
                 platform: x.platform.unwrap_or_default(),
@@ -613,8 +645,8 @@ pub fn main() -> i32 {
             exit_with(commands::print_rows(&r.file, r.sheet.as_deref()).map(|()| 0))
         }
         Command::Sandbox(s) => {
-            on_ctrl_c(
-                "sandbox stopped (Ctrl-C): its users, and every change made to them, were in \
+            on_interrupt(
+                "sandbox stopped ({by}): its users, and every change made to them, were in \
                  memory and are gone",
             );
             let config = s.config();

@@ -1112,6 +1112,46 @@ fn ctrl_c_finishes_the_rows_in_flight_and_reports_the_rest_as_skipped() {
 }
 
 #[test]
+fn a_scheduler_stopping_a_run_with_sigterm_is_told_apart_from_ctrl_c_and_the_run_resumes() {
+    let sb = sandbox(Faults::default());
+    let dir = tempdir();
+    let report = dir.path().join("report.csv");
+    let f = many_rows(dir.path(), 60, "hub");
+    let child = spawn_apply(
+        &sb,
+        "hub",
+        &f,
+        &report,
+        &HUB_ENV,
+        &["--rate", "10/s", "--concurrency", "2"],
+    );
+    wait_for_rows(&report, 10);
+    // What systemd, cron's killer or a CI runner sends to stop a job.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains(
+            "interrupted (SIGTERM): finishing the rows in flight (SIGTERM again quits now)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("Ctrl-C"), "nobody typed Ctrl-C: {err}");
+    let r = read_report(&report);
+    assert_eq!(r.len(), 60, "every row reported");
+    let updated = r.iter().filter(|x| x["status"] == "updated").count();
+    assert!((10..60).contains(&updated), "{updated} updated");
+    assert!(r
+        .iter()
+        .all(|x| x["status"] == "updated" || x["status"] == "skipped"));
+
+    let run = apply(&sb, "hub", &f, dir.path(), &HUB_ENV, &["--resume"]);
+    assert_all_done(&run, 60);
+    assert_eq!(seen(&sb, "POST", "/edituser"), 60, "each row sent once");
+}
+
+#[test]
 fn a_killed_run_loses_nothing_and_resumes_to_every_row_exactly_once() {
     let sb = sandbox(Faults::default());
     let dir = tempdir();
