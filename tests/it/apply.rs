@@ -1069,6 +1069,7 @@ fn wait_for_rows(report: &Path, rows: usize) {
 }
 
 #[test]
+#[cfg(unix)]
 fn ctrl_c_finishes_the_rows_in_flight_and_reports_the_rest_as_skipped() {
     let sb = sandbox(Faults::default());
     let dir = tempdir();
@@ -1112,6 +1113,7 @@ fn ctrl_c_finishes_the_rows_in_flight_and_reports_the_rest_as_skipped() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_scheduler_stopping_a_run_with_sigterm_is_told_apart_from_ctrl_c_and_the_run_resumes() {
     let sb = sandbox(Faults::default());
     let dir = tempdir();

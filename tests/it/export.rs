@@ -348,6 +348,7 @@ fn export_stops_before_writing_when_the_url_or_credentials_do_not_work() {
 }
 
 #[test]
+#[cfg(unix)]
 fn ctrl_c_stops_the_export_and_writes_nothing() {
     // Ten pages at two requests a second: time enough to be interrupted.
     let sb = sandbox(5_000);

@@ -3,9 +3,7 @@
 //! the headers), a misspelled column before any platform is known, rates a person can read,
 //! and the sandbox's own word when it is stopped.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use bulkedit::sandbox::{Sandbox, SandboxConfig};
 
@@ -444,7 +442,10 @@ fn rates_in_the_summary_are_shown_with_sensible_precision() {
 }
 
 #[test]
+#[cfg(unix)]
 fn the_sandbox_stopped_by_ctrl_c_says_so_in_its_own_words() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkedit"))
         .args(["sandbox", "--listen", "127.0.0.1:0", "--users", "3"])
         .stdout(Stdio::piped())

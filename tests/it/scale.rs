@@ -142,6 +142,7 @@ fn twenty_thousand_rows_killed_at_random_points_and_resumed() {
     assert_everything_applied(&sb, &report);
 }
 
+#[cfg(unix)]
 fn hub_rows(dir: &Path, rows: usize) -> std::path::PathBuf {
     use std::io::Write;
     let path = dir.join(format!("hub-{rows}.csv"));
@@ -157,6 +158,7 @@ fn hub_rows(dir: &Path, rows: usize) -> std::path::PathBuf {
     path
 }
 
+#[cfg(unix)]
 fn peak_of(cmd: &mut std::process::Command) -> (i32, f64) {
     let child = cmd
         .stdout(std::process::Stdio::null())
@@ -168,6 +170,7 @@ fn peak_of(cmd: &mut std::process::Command) -> (i32, f64) {
 }
 
 #[test]
+#[cfg(unix)]
 fn validate_memory_stays_flat_as_the_file_grows() {
     let _heavy = heavy();
     let dir = tempdir();
@@ -200,6 +203,7 @@ fn validate_memory_stays_flat_as_the_file_grows() {
 }
 
 #[test]
+#[cfg(unix)]
 fn apply_memory_is_bounded_by_the_user_cache() {
     let _heavy = heavy();
     // 40,000 users are read with the paged list and kept (as compact JSON) for their rows.

@@ -208,6 +208,7 @@ fn no_request_starts_inside_a_retry_after_window() {
 }
 
 #[test]
+#[cfg(unix)]
 fn ctrl_c_ends_a_long_pause_at_once() {
     let _timed = timed();
     let server = rogue::hub(3, |n, _| {

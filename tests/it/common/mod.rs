@@ -8,6 +8,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use assert_cmd::Command;
 
 // peak.rs stays in tests/common/: benches/throughput.rs includes it from there.
+// It reads a child's peak memory from /proc and its CPU time with wait4: Linux only.
+#[cfg(unix)]
 #[path = "../../common/peak.rs"]
 pub mod peak;
 pub mod rogue;
