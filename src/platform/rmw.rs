@@ -416,7 +416,7 @@ impl<V: Vendor> ReadModifyWrite<V> {
                 message,
                 attempts: n,
                 maybe_applied: true,
-            }) => return self.after_lost_create(edit, message, attempts + n),
+            }) => return self.after_lost_create(edit, &described, message, attempts + n),
             Err(e) => return Outcome::from_call_error(e, attempts),
         };
         attempts += reply.attempts;
@@ -429,7 +429,7 @@ impl<V: Vendor> ReadModifyWrite<V> {
             // A create tried again after its answer was lost is refused as a duplicate when
             // the first one was made: the user as the server holds it now says.
             Answer::Refused(reason) | Answer::Conflict(reason) if reply.after_lost_answer => {
-                let o = self.after_lost_create(edit, reason, attempts);
+                let o = self.after_lost_create(edit, &described, reason, attempts);
                 match o.status {
                     Status::Created => o,
                     _ => {
@@ -446,7 +446,13 @@ impl<V: Vendor> ReadModifyWrite<V> {
 
     /// A create whose answer was lost: `created` when the user now exists with the row's
     /// values, else failed with `message`. Never created a second time.
-    fn after_lost_create(&self, edit: &Edit, message: String, mut attempts: u32) -> Outcome {
+    fn after_lost_create(
+        &self,
+        edit: &Edit,
+        made: &[FieldChange],
+        message: String,
+        mut attempts: u32,
+    ) -> Outcome {
         match self.vendor.find(&edit.key) {
             Ok((now, n, status)) => {
                 attempts += n;
@@ -454,7 +460,9 @@ impl<V: Vendor> ReadModifyWrite<V> {
                     merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
                 });
                 if in_place {
-                    return Outcome::new(Status::Created).http(status, attempts);
+                    let mut o = Outcome::new(Status::Created).http(status, attempts);
+                    o.changes = made.to_vec();
+                    return o;
                 }
             }
             Err(o) => attempts += o.attempts,
@@ -593,12 +601,14 @@ impl<V: Vendor> ReadModifyWrite<V> {
     }
 
     /// A write whose answer was lost: the user as the server holds it now says whether it
-    /// was made. `updated` when the row's values are all in place, else failed with `message`
-    /// (what the transport or the server's last answer said).
+    /// was made. `updated` with `made` (what the write changed) when the row's values are all
+    /// in place, else failed with `message` (what the transport or the server's last answer
+    /// said).
     fn after_lost_answer(
         &self,
         id: &str,
         edit: &Edit,
+        made: &[FieldChange],
         message: String,
         mut attempts: u32,
     ) -> Outcome {
@@ -609,7 +619,9 @@ impl<V: Vendor> ReadModifyWrite<V> {
                     merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
                 });
                 if in_place {
-                    return Outcome::new(Status::Updated).http(status, attempts);
+                    let mut o = Outcome::new(Status::Updated).http(status, attempts);
+                    o.changes = made.to_vec();
+                    return o;
                 }
             }
             Err(o) => attempts += o.attempts,
@@ -877,6 +889,9 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         // written from it; one that shows nothing to change costs nothing.
         let mut stale = !V::VERSIONED && read_at.is_some_and(|t| t.elapsed() > self.fresh_for);
         let mut wrote = false;
+        // What a write whose answer was lost changed: when the user read again shows it made,
+        // the row says so, and the undo file puts it back.
+        let mut lost: Option<Vec<FieldChange>> = None;
         let mut conflicts = 0;
         loop {
             let change = match merge(&self.vendor, record, edit) {
@@ -897,6 +912,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 };
                 let mut o = Outcome::new(status);
                 o.attempts = attempts;
+                o.changes = lost.unwrap_or_default();
                 return o;
             }
             let described = self.vendor.describe(&change);
@@ -930,7 +946,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                     message,
                     attempts: n,
                     maybe_applied: true,
-                }) => return self.after_lost_answer(&id, edit, message, attempts + n),
+                }) => return self.after_lost_answer(&id, edit, &described, message, attempts + n),
                 Err(e) => return Outcome::from_call_error(e, attempts),
             };
             attempts += reply.attempts;
@@ -944,6 +960,11 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 // One write more after reading the user again on a conflict.
                 Answer::Conflict(_) if conflicts == 0 => {
                     conflicts += 1;
+                    // A write tried again after its answer was lost is refused as stale when
+                    // the first try was made (its version moved on).
+                    if reply.after_lost_answer {
+                        lost = Some(described);
+                    }
                     record = match self.read_again(&id, &mut attempts) {
                         Ok(fresh) => fresh,
                         Err(o) => return o,
@@ -953,7 +974,7 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
                 // A refusal of a write tried again after its answer was lost may refuse only
                 // to make the change twice: what the server holds now says.
                 Answer::Refused(reason) if reply.after_lost_answer => {
-                    let o = self.after_lost_answer(&id, edit, reason, attempts);
+                    let o = self.after_lost_answer(&id, edit, &described, reason, attempts);
                     return match o.status {
                         Status::Updated => o,
                         _ => {

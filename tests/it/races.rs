@@ -289,6 +289,23 @@ fn a_twin_found_by_a_look_up_after_its_first_row_was_sent_is_refused_naming_it()
     assert_eq!(sb.state()["control_room"][4]["firstName"], "ByIdAnn");
 }
 
+/// The row of a write whose answer was lost says what it changed, and the run's undo file
+/// names the user with the value it had.
+fn assert_lost_write_is_undoable(
+    report: &Path,
+    rows: &[std::collections::BTreeMap<String, String>],
+) {
+    assert!(
+        rows[0]["changes"].contains("First00001") && rows[0]["changes"].contains("Renamed"),
+        "{rows:?}"
+    );
+    let undo = std::fs::read_to_string(bulkedit::report::undo_path(report)).unwrap_or_default();
+    assert!(
+        undo.contains(&id(1)) && undo.contains("First00001"),
+        "the undo file puts the name back: {undo}"
+    );
+}
+
 #[test]
 fn a_write_whose_answer_was_lost_is_updated_when_a_read_shows_it_was_made() {
     let dir = tempdir();
@@ -324,6 +341,8 @@ fn a_write_whose_answer_was_lost_is_updated_when_a_read_shows_it_was_made() {
         ("4", "200")
     );
     assert_eq!(users.lock().unwrap()[0]["name"], "Renamed");
+    // What it changed is said, and the undo file puts it back, as for any write.
+    assert_lost_write_is_undoable(&report, &rows);
 
     // Dropped before it was made: the row failed, and says the server may have applied it.
     let (server, users) =
@@ -383,6 +402,7 @@ fn a_write_whose_answer_was_lost_is_updated_when_a_read_shows_it_was_made() {
                 assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
                 assert_eq!(rows[0]["status"], "updated", "{rows:?}");
                 assert_eq!(name, "Renamed");
+                assert_lost_write_is_undoable(&report, &rows);
             }
             Some(says) => {
                 assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
