@@ -96,7 +96,9 @@ pub fn check_row_keeping(
 }
 
 /// A row of a plan (a dry run's report fed back in) that would update or create its user
-/// carries what the dry run said it would change: it is done only if that still holds.
+/// carries what the dry run said it would change: it is done only if that still holds. Any
+/// other row of a plan (`unchanged`, `not-found`, one added by hand) carries that it changes
+/// nothing: should it now change something, it is `drifted`, not sent.
 fn planned(layout: &Layout, row: &Row, mut edit: Edit) -> Result<Edit, Vec<FieldError>> {
     let Some((status_col, changes_col)) = layout.plan_cols else {
         return Ok(edit);
@@ -104,6 +106,13 @@ fn planned(layout: &Layout, row: &Row, mut edit: Edit) -> Result<Edit, Vec<Field
     let cell = |c: usize| row.cells.get(c).unwrap_or("").trim();
     let status = match Status::parse(cell(status_col)) {
         Some(s @ (Status::WouldUpdate | Status::WouldCreate)) => s,
+        _ if layout.is_plan => {
+            edit.plan = Some(Box::new(Planned {
+                status: Status::Unchanged,
+                changes: Vec::new(),
+            }));
+            return Ok(edit);
+        }
         _ => return Ok(edit),
     };
     match crate::report::parse_changes(cell(changes_col)) {

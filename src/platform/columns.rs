@@ -39,6 +39,9 @@ pub struct Layout {
     /// A report fed back in: its `status` and `changes` columns, which make its dry run's
     /// rows a plan.
     pub plan_cols: Option<(usize, usize)>,
+    /// The file is a plan: some line of it is a dry run's `would-…`. Then a line its dry run
+    /// did not mark to change (or one added since) was not approved to change anything.
+    pub is_plan: bool,
 }
 
 /// How well a header fits a platform, to tell platforms apart: first the columns that are the
@@ -126,6 +129,7 @@ pub fn map_headers(headers: &[String], fields: &[Field]) -> Layout {
         errors: Vec::new(),
         near_misses: Vec::new(),
         plan_cols: None,
+        is_plan: false,
     };
     let report_col = |name: &str| headers[..report_cols].iter().position(|h| h == name);
     layout.plan_cols = report_col("status").zip(report_col("changes"));

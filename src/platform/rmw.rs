@@ -995,6 +995,10 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
 /// sent. A password's value is never shown, so only that it changes is compared.
 fn drifted(edit: &Edit, status: Status, now: &[FieldChange], attempts: u32) -> Option<Outcome> {
     let plan = edit.plan.as_deref()?;
+    // A row the plan changes nothing for may still change nothing.
+    if plan.status == Status::Unchanged && status == Status::Unchanged {
+        return None;
+    }
     let same = |a: &FieldChange, b: &FieldChange| {
         a.field == b.field
             && a.hidden == b.hidden
@@ -1053,6 +1057,16 @@ fn drifted(edit: &Edit, status: Status, now: &[FieldChange], attempts: u32) -> O
         (Status::WouldUpdate, Status::WouldCreate) => {
             "the plan would update this user, who no longer exists".to_string()
         }
+        (Status::Unchanged, Status::WouldCreate) => {
+            "the plan sends nothing for this row, which would now create its user".to_string()
+        }
+        (Status::Unchanged, _) => format!(
+            "the plan sends nothing for this row, which would now change {}",
+            now.iter()
+                .map(|n| format!("{} ({} → {})", n.field, shown(&n.before), shown(&n.after)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         _ => moved.join("; "),
     };
     let mut o = Outcome::with_error(

@@ -290,3 +290,97 @@ fn resuming_into_a_report_without_the_changes_column_is_refused_and_keeps_it() {
     assert_eq!(std::fs::read_to_string(&report).unwrap(), old);
     assert_eq!(sb.state(), state);
 }
+
+/// A plan approves only its `would-…` rows. A row its dry run showed `unchanged` (an export's
+/// row for a user nobody edited) that would now change something, because someone changed
+/// that user on the server since, is `drifted`, not a write putting back what they did; so is a
+/// row added to the plan by hand after its dry run.
+#[test]
+fn a_plan_sends_nothing_for_a_row_its_dry_run_did_not_mark_to_change() {
+    let sb = Sandbox::start(SandboxConfig {
+        users: 10,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let dir = tempdir();
+    let dept = |email: &str| {
+        user(&sb.state(), "hub", "user_email", email)["user_department"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sheet = write(
+        dir.path(),
+        "sheet.csv",
+        format!(
+            "user_email,user_department\n\
+             user00001@example.com,Treasury\n\
+             user00002@example.com,{}\n",
+            dept("user00002@example.com")
+        ),
+    );
+    let plan = dir.path().join("plan.csv");
+    let out = apply(&sb, "hub", &sheet, &plan, &HUB_ENV, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rows = read_report(&plan);
+    assert_eq!(
+        statuses(&rows),
+        pairs(&[("2", "would-update"), ("3", "unchanged")])
+    );
+
+    // Another admin moves user 2 after the plan was approved.
+    let other = write(
+        dir.path(),
+        "other.csv",
+        "user_email,user_department\nuser00002@example.com,Legal\n",
+    );
+    let out = apply(
+        &sb,
+        "hub",
+        &other,
+        &dir.path().join("other-report.csv"),
+        &HUB_ENV,
+        &["--yes"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // And a row is added to the plan by hand.
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    let added: Vec<&str> = text
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|column| match column {
+            "user_email" => "user00003@example.com",
+            "user_department" => "Audit",
+            _ => "",
+        })
+        .collect();
+    text.push_str(&format!("{}\n", added.join(",")));
+    std::fs::write(&plan, text).unwrap();
+    let before3 = dept("user00003@example.com");
+
+    let report = dir.path().join("applied.csv");
+    let out = apply(&sb, "hub", &plan, &report, &HUB_ENV, &["--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert_eq!(
+        statuses(&rows),
+        pairs(&[("2", "updated"), ("3", "drifted"), ("4", "drifted")])
+    );
+    for n in ["3", "4"] {
+        let error = &row(&rows, n)["error"];
+        assert!(
+            error.contains("the plan sends nothing for this row")
+                && error.contains("user_department"),
+            "row {n}: {error}"
+        );
+    }
+    assert_eq!(dept("user00001@example.com"), "Treasury");
+    assert_eq!(
+        dept("user00002@example.com"),
+        "Legal",
+        "the other admin's change stands"
+    );
+    assert_eq!(dept("user00003@example.com"), before3);
+}

@@ -247,11 +247,13 @@ pub fn survey(
             report::summary::counted(planned_leavers, "user")
         )));
     }
+    let mut layout = input.layout;
+    layout.is_plan = is_plan;
     Ok(Survey {
         _lock: lock,
         record,
         platform: input.platform,
-        layout: input.layout,
+        layout,
         columns,
         report_path,
         dups,
