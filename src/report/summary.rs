@@ -114,12 +114,13 @@ impl Summary {
         v
     }
 
+    /// `failures`: the failures file, and what to do with it.
     pub fn render(
         &self,
         elapsed: Duration,
         sent: Option<u64>,
         report: &Path,
-        failures: Option<&Path>,
+        failures: Option<(&Path, &str)>,
     ) -> String {
         let mut out = String::new();
         let total = self.total();
@@ -158,11 +159,8 @@ impl Summary {
             )),
         }
         out.push_str(&format!("report: {}\n", report.display()));
-        if let Some(f) = failures {
-            out.push_str(&format!(
-                "failures: {} (fix these rows and run it again)\n",
-                f.display()
-            ));
+        if let Some((f, what)) = failures {
+            out.push_str(&format!("failures: {} ({what})\n", f.display()));
         }
         out
     }
@@ -171,6 +169,9 @@ impl Summary {
 fn format_rate(r: f64) -> String {
     crate::engine::rate::shown(r)
 }
+
+/// What the failures file is for, in a sheet's run.
+pub const FIX_AND_RUN_AGAIN: &str = "fix these rows and run it again";
 
 /// `1 row`, `2 rows`: a count and its noun, as a person would write them.
 pub fn counted(n: u64, noun: &str) -> String {

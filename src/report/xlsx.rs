@@ -709,9 +709,9 @@ impl<'a> SummarySheet<'a> {
 fn result_of(code: i32) -> &'static str {
     match code {
         0 => "finished: no row needs attention",
-        1 => "finished: some rows need attention (they are in the failures file)",
-        3 => "stopped early: the rows not sent are marked skipped",
-        130 => "interrupted: the rows not sent are marked skipped",
+        1 => "finished: some rows need attention (see each one's status and error)",
+        3 => "stopped early: the rows not sent are marked skipped; finish with --resume",
+        130 => "interrupted: the rows not sent are marked skipped; finish with --resume",
         _ => "ended with an error",
     }
 }

@@ -1087,6 +1087,11 @@ fn ctrl_c_finishes_the_rows_in_flight_and_reports_the_rest_as_skipped() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("to finish the run, give the same command with --resume"),
+        "the summary says how to finish: {}",
+        stderr_of(&out)
+    );
     let r = read_report(&report);
     let lines: Vec<String> = r.iter().map(|x| x["row"].clone()).collect();
     assert_eq!(

@@ -432,11 +432,18 @@ fn finish(
         .as_ref()
         .filter(|w| w.rows > 0)
         .map(|_| undo_path.clone());
+    // A plan's rows fed back through its failures file would no longer be checked against
+    // what the dry run saw (the file is a sheet, not a plan).
+    let failures_are = if survey.is_plan {
+        "to look into: a plan's rows are finished with --resume, or planned again with a dry run"
+    } else {
+        report::summary::FIX_AND_RUN_AGAIN
+    };
     let mut text = summary.render(
         started.elapsed(),
         Some(connected.http.requests_sent()),
         report_path,
-        wrote_failures.then_some(failures.as_path()),
+        wrote_failures.then_some((failures.as_path(), failures_are)),
     );
     if let Some(written) = &undone {
         text.push_str(&undo::describe(written, &undo_path));
@@ -450,8 +457,17 @@ fn finish(
     {
         console.warn(&stop_message(why));
     }
+    match stop.reason() {
+        StopReason::Running => {}
+        StopReason::Interrupted => console.info(FINISH_WITH_RESUME),
+        _ => console.info(&format!("once that is seen to, {FINISH_WITH_RESUME}")),
+    }
     Ok(code)
 }
+
+/// What a run stopped before its last row says of the way to finish it.
+const FINISH_WITH_RESUME: &str = "to finish the run, give the same command with --resume: the \
+     rows already done are not sent again";
 
 /// `1 row`, `2 rows`.
 fn rows(n: u64) -> String {

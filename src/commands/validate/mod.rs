@@ -214,7 +214,7 @@ pub fn run(args: &ValidateArgs, console: &Console) -> Result<i32, Error> {
         started.elapsed(),
         None,
         &report_path,
-        wrote_failures.then_some(failures_path.as_path()),
+        wrote_failures.then_some((failures_path.as_path(), report::summary::FIX_AND_RUN_AGAIN)),
     ));
     Ok(code)
 }
