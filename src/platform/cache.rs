@@ -95,6 +95,9 @@ pub struct UserCache {
     /// Keys that more than one record answers to (spellings differing only in case): each
     /// with every spelling, so that a row naming one fails rather than picks.
     twins: HashMap<String, Vec<String>>,
+    /// Records that repeat an earlier one word for word: one user on two pages, as when users
+    /// come or go while the pages are read.
+    listed_twice: usize,
 }
 
 impl UserCache {
@@ -106,6 +109,7 @@ impl UserCache {
             read_at: Vec::with_capacity(users),
             index: FxHashMap::with_capacity_and_hasher(users * keys, Default::default()),
             twins: HashMap::new(),
+            listed_twice: 0,
         }
     }
 
@@ -117,12 +121,15 @@ impl UserCache {
             let at = self.records.len() as u32;
             self.records.push((number, place));
             self.read_at.push(page.read_at);
+            let mut repeated = false;
             for key in keys {
                 if let Some(&other) = self.index.get(&key.normalized) {
                     if other != at {
                         let first = (!self.twins.contains_key(&key.normalized))
                             .then(|| spelling(self.text(other), key.member));
                         let this = spelling(self.text(at), key.member);
+                        // The same record again, not another account answering to the key.
+                        repeated |= self.text(other) == self.text(at);
                         let spelled = self.twins.entry(key.normalized).or_default();
                         spelled.extend(first);
                         spelled.push(this);
@@ -131,6 +138,7 @@ impl UserCache {
                 }
                 self.index.insert(key.normalized, at);
             }
+            self.listed_twice += usize::from(repeated);
         }
     }
 
@@ -151,6 +159,11 @@ impl UserCache {
     fn text(&self, at: u32) -> &str {
         let (page, place) = &self.records[at as usize];
         &self.pages[*page as usize][place.clone()]
+    }
+
+    /// How many records repeat one listed before them, word for word.
+    pub fn listed_twice(&self) -> usize {
+        self.listed_twice
     }
 
     pub fn len(&self) -> usize {
@@ -307,5 +320,29 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_record_on_two_pages_is_listed_twice_and_a_case_twin_or_a_namesake_is_not() {
+        let keys = [("id", "id"), ("username", "username")];
+        let page = |users: &[serde_json::Value]| {
+            Page::new(
+                Users::from_texts(users.iter().map(|u| u.to_string())),
+                &keys,
+            )
+        };
+        let ada = json!({"id": 7, "username": "ada"});
+        let mut cache = UserCache::default();
+        cache.add(page(&[ada.clone(), json!({"id": 8, "username": "bob"})]));
+        // Another account whose name differs only in case, and a deleted namesake.
+        cache.add(page(&[
+            json!({"id": 9, "username": "ADA"}),
+            json!({"id": 10, "username": "bob", "deleted": true}),
+        ]));
+        assert_eq!(cache.listed_twice(), 0);
+        // Ada again, word for word (the list shifted between two pages): once, whatever the
+        // number of keys she repeats.
+        cache.add(page(&[ada]));
+        assert_eq!(cache.listed_twice(), 1);
     }
 }

@@ -560,11 +560,9 @@ impl Platform for Hub {
         let (reply, first) = std::thread::scope(|scope| {
             let first = settings.first_page.then(|| {
                 scope.spawn(|| {
-                    let (users, pages, _) = session.users_page(None, 1, HubSession::PAGE).ok()?;
-                    Some(ListPage {
-                        users,
-                        total: Total::Pages(pages),
-                    })
+                    let (users, total, _, _) =
+                        session.users_page(None, 1, HubSession::PAGE).ok()?;
+                    Some(ListPage { users, total })
                 })
             });
             let reply = settings.http.send(
@@ -644,13 +642,16 @@ struct HubSession {
 }
 
 impl HubSession {
-    /// A page of users, every invite status, whose e-mail or name contains `search`.
+    /// A page of users, every invite status, whose e-mail or name contains `search`: with
+    /// how many there are (users when the answer counts them, else pages), how many pages,
+    /// and the requests it took. Counted in users, a list that changes while it is read shows
+    /// it in pages counting otherwise than the first.
     fn users_page(
         &self,
         search: Option<&str>,
         page: usize,
         limit: usize,
-    ) -> Result<(Users, usize, u32), Outcome> {
+    ) -> Result<(Users, Total, usize, u32), Outcome> {
         let mut url = endpoint(&self.base, &["users"]);
         url.query_pairs_mut()
             .append_pair("s", search.unwrap_or(""))
@@ -666,7 +667,11 @@ impl HubSession {
             &["data", "users"],
         )?;
         let pages = body["data"]["totalPages"].as_u64().unwrap_or(1) as usize;
-        Ok((users, pages, attempts))
+        let total = match body["data"]["totalItems"].as_u64() {
+            Some(users) => Total::Users(users as usize),
+            None => Total::Pages(pages),
+        };
+        Ok((users, total, pages, attempts))
     }
 }
 
@@ -677,17 +682,14 @@ impl Vendor for HubSession {
     const PAGE: usize = 1000;
 
     fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
-        let (users, pages, _) = self.users_page(None, at.number + 1, at.size)?;
-        Ok(ListPage {
-            users,
-            total: Total::Pages(pages),
-        })
+        let (users, total, _, _) = self.users_page(None, at.number + 1, at.size)?;
+        Ok(ListPage { users, total })
     }
 
     fn find(&self, key: &UserKey) -> Result<Found, Outcome> {
         // The search matches loosely: only the exact e-mail is the row's user, on any page.
         search_exact(FIELDS[EMAIL].name, &key.value, |n| {
-            let (users, pages, attempts) = self.users_page(Some(&key.value), n + 1, 50)?;
+            let (users, _, pages, attempts) = self.users_page(Some(&key.value), n + 1, 50)?;
             Ok((page::values(users), n + 1 < pages, attempts))
         })
     }

@@ -251,6 +251,10 @@ pub trait Session: Send + Sync {
     fn listed(&self) -> bool {
         false
     }
+    /// A warning for the run about how [`Session::prepare`] read the users, when it has one.
+    fn note(&self) -> Option<&str> {
+        None
+    }
     /// The id of the user a key names, from the list read up front, without a request: what
     /// tells two rows naming one user through different keys apart before anything is sent.
     fn listed_user(&self, _key: &UserKey) -> Option<String> {

@@ -30,7 +30,7 @@ pub struct PageAt {
 }
 
 /// How big the whole list is, as the vendor counts it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Total {
     Pages(usize),
     Users(usize),
@@ -320,6 +320,8 @@ pub struct ReadModifyWrite<V> {
     ///
     /// [`Connect::first_page`]: super::Connect::first_page
     first_page: Mutex<Option<ListPage>>,
+    /// What the run should hear of how the users were read ([`Session::note`]).
+    note: OnceLock<String>,
 }
 
 /// The row that a user was first resolved for, and what became of the claim since.
@@ -347,6 +349,7 @@ impl<V: Vendor> ReadModifyWrite<V> {
             claims: OnceLock::new(),
             create: OnceLock::new(),
             first_page: Mutex::new(None),
+            note: OnceLock::new(),
         }
     }
 
@@ -540,30 +543,45 @@ impl<V: Vendor> ReadModifyWrite<V> {
         }
     }
 
-    /// Reads the rest of the list after its first page, `workers` pages at once.
+    /// Reads the rest of the list after its first page, `workers` pages at once. With the
+    /// users, why the list cannot be taken as the server's users when it moved while it was
+    /// read: a page counting the list otherwise than the first, or a user on two pages (users
+    /// came or went, and pages by offset then skip someone or show them twice).
     fn read_list(
         &self,
         first: ListPage,
         shape: Shape,
         workers: usize,
-    ) -> Result<UserCache, Outcome> {
+    ) -> Result<(UserCache, Option<String>), Outcome> {
         let keys = cache_keys(V::FIELDS);
+        let counted = first.total;
+        let count = |total: Total| match total {
+            Total::Pages(n) => format!("{n} pages"),
+            Total::Users(n) => format!("{n} users"),
+        };
         // Pages are kept in list order as they come, whichever came first: each page that
         // follows the ones kept goes in at once, so little is left to do after the last.
         struct Kept {
             cache: UserCache,
             next: usize,
             waiting: HashMap<usize, Page>,
+            /// The first page (in list order) that counted otherwise than the first.
+            moved: Option<(usize, Total)>,
         }
         let kept = Mutex::new(Kept {
             cache: UserCache::with_capacity(shape.pages * shape.size, keys.len()),
             next: 0,
             waiting: HashMap::new(),
+            moved: None,
         });
         let keep = |number: usize, page: ListPage| {
+            let total = page.total;
             let page = Page::new(page.users, &keys);
             let mut guard = kept.lock().unwrap_or_else(|e| e.into_inner());
             let kept = &mut *guard;
+            if total != counted && kept.moved.is_none_or(|(n, _)| number < n) {
+                kept.moved = Some((number, total));
+            }
             kept.waiting.insert(number, page);
             while let Some(page) = kept.waiting.remove(&kept.next) {
                 kept.cache.add(page);
@@ -578,7 +596,23 @@ impl<V: Vendor> ReadModifyWrite<V> {
             &keep,
             &|| false,
         )?;
-        Ok(kept.into_inner().unwrap_or_else(|e| e.into_inner()).cache)
+        let kept = kept.into_inner().unwrap_or_else(|e| e.into_inner());
+        let twice = kept.cache.listed_twice();
+        let recounted = kept.moved.map(|(number, total)| {
+            format!(
+                "its page {} counted {} where the first counted {}",
+                number + 1,
+                count(total),
+                count(counted)
+            )
+        });
+        let moved = recounted.or_else(|| {
+            (twice > 0).then(|| match twice {
+                1 => "a user was on two of its pages".to_string(),
+                n => format!("{n} users were on two of its pages"),
+            })
+        });
+        Ok((kept.cache, moved))
     }
 
     /// The user read again by id, after a conflict or because the copy in hand is too old.
@@ -686,13 +720,36 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         if (shape.pages >= plan.rows || users > MAX_CACHED_USERS) && !whole {
             return Ok(());
         }
-        let cache = self.read_list(first, shape, plan.workers).map_err(fail)?;
+        let (cache, moved) = self.read_list(first, shape, plan.workers).map_err(fail)?;
+        if let Some(why) = moved {
+            let moved = format!("the user list changed while it was read ({why})");
+            // Who is missing from the roster cannot be told from a list that skipped someone.
+            if whole {
+                return Err(Error::server(
+                    &self.url,
+                    format!(
+                        "{moved}: nothing was sent, since --deactivate-missing needs every user; \
+                         run again when users are not being added or removed"
+                    ),
+                ));
+            }
+            // A user it skipped would be taken for missing, and created under --create: each
+            // row's user is looked up on its own instead.
+            let _ = self.note.set(format!(
+                "{moved}: each row's user is looked up on its own instead"
+            ));
+            return Ok(());
+        }
         let _ = self.cache.set(cache);
         Ok(())
     }
 
     fn listed(&self) -> bool {
         self.cache.get().is_some()
+    }
+
+    fn note(&self) -> Option<&str> {
+        self.note.get().map(String::as_str)
     }
 
     fn missing(&self, roster: &Roster) -> Result<Missing, Error> {

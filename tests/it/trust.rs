@@ -627,3 +627,136 @@ fn a_control_room_username_look_up_pages_through_near_matches_to_the_exact_one()
     assert_eq!(users.last().unwrap()["firstName"], "Ann");
     assert!(users[..250].iter().all(|u| u["firstName"] == "F"));
 }
+
+/// A hub whose user 1 is removed while the list is read, two users a page: the first page
+/// counts 6 users, the next ones 5, and user 3 moves onto the first page, which was already
+/// read. `search` answers a look-up by e-mail from the users as they are now.
+fn hub_losing_a_user_while_listed() -> Rogue {
+    let user = |i: usize| {
+        serde_json::json!({"user_email": format!("user{i:05}@example.com"), "user_first_name": "F",
+            "user_is_active": 1, "user_invite_status": 3,
+            "user_roles": [{"role_id": 2, "category_id": 0}]})
+    };
+    Rogue::start(move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        let query = |name: &str| {
+            req.target
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                .unwrap_or("")
+                .to_string()
+        };
+        if path.ends_with("/roles") {
+            return Answer::json(200, &serde_json::json!({"statusCode": 200, "data": []}));
+        }
+        if path.ends_with("/edituser") || path.ends_with("/adduser") {
+            return rogue::hub_updated();
+        }
+        let (users, total): (Vec<usize>, usize) =
+            match (query("s").as_str(), query("page").as_str()) {
+                ("", "1") => (vec![1, 2], 6),
+                ("", "2") => (vec![4, 5], 5),
+                ("", _) => (vec![6], 5),
+                (s, _) => {
+                    let wanted = s.replace("%40", "@");
+                    (
+                        (2..=6)
+                            .filter(|i| format!("user{i:05}@example.com") == wanted)
+                            .collect(),
+                        1,
+                    )
+                }
+            };
+        let users: Vec<serde_json::Value> = users.into_iter().map(user).collect();
+        Answer::json(
+            200,
+            &serde_json::json!({"statusCode": 200, "data": {"page": 1, "pageSize": 2,
+                "totalItems": total, "totalPages": total.div_ceil(2), "users": users}}),
+        )
+    })
+}
+
+/// A user skipped by a list that changed while it was read is not taken for missing (four
+/// rows, so that its three pages are read rather than a look-up per row): it is
+/// not created again (demoted to the new user's role) under --create, not reported
+/// not-found, and --deactivate-missing refuses to judge who is missing from such a list.
+#[test]
+fn a_user_list_that_changes_while_it_is_read_is_not_trusted_for_who_is_missing() {
+    let dir = tempdir();
+    let sheet = write(
+        dir.path(),
+        "users.csv",
+        "user_email,user_first_name\n\
+         user00002@example.com,Two\n\
+         user00003@example.com,Three\n\
+         user00004@example.com,Four\n\
+         user00005@example.com,Five\n",
+    );
+    let server = hub_losing_a_user_while_listed();
+    let report = dir.path().join("report.csv");
+    let url = format!("{}/org/tenant/automationhub_", server.url());
+    let out = bulkedit()
+        .args(["apply"])
+        .arg(&sheet)
+        .args([
+            "--platform",
+            "hub",
+            "--url",
+            &url,
+            "--rate",
+            "unlimited",
+            "--create",
+            "--report",
+        ])
+        .arg(&report)
+        .env("BULKEDIT_TOKEN", HUB_TOKEN)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "the user list changed while it was read (its page 2 counted 5 users where \
+             the first counted 6 users): each row's user is looked up on its own instead"
+        ),
+        "{err}"
+    );
+    let rows = read_report(&report);
+    assert_eq!(
+        statuses(&rows),
+        pairs(&[
+            ("2", "updated"),
+            ("3", "updated"),
+            ("4", "updated"),
+            ("5", "updated")
+        ])
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| !r.target.contains("adduser")),
+        "nobody was created"
+    );
+
+    let roster = dir.path().join("roster-report.csv");
+    let server = hub_losing_a_user_while_listed();
+    let url = format!("{}/org/tenant/automationhub_", server.url());
+    let out = bulkedit()
+        .args(["apply"])
+        .arg(&sheet)
+        .args(["--platform", "hub", "--url", &url, "--rate", "unlimited"])
+        .args(["--deactivate-missing", "--report"])
+        .arg(&roster)
+        .env("BULKEDIT_TOKEN", HUB_TOKEN)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the user list changed while it was read")
+            && err.contains("nothing was sent, since --deactivate-missing needs every user"),
+        "{err}"
+    );
+    assert!(server.requests().iter().all(|r| r.method == "GET"));
+}

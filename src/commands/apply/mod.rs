@@ -268,6 +268,9 @@ fn announce(
             ));
         }
     }
+    if let Some(note) = connected.session.as_ref().and_then(|s| s.note()) {
+        console.warn(note);
+    }
     if connected.session.is_some() {
         console.info(&format!(
             "{} {} to {} at {} with {}{}",
