@@ -617,6 +617,28 @@ impl Vendor for IdentitySession {
         Ok(())
     }
 
+    /// A row that moves groups needs the user's groups as a list of ids: read any other
+    /// way (none, `null`, a name), each move would look already made and be dropped unsaid.
+    fn settle(&self, record: &mut Map<String, Value>, edit: &Edit) -> Result<(), String> {
+        let moves = [GROUPS_ADD, GROUPS_REMOVE]
+            .iter()
+            .any(|&f| edit.changes.get(FIELDS[f].name).is_some());
+        let listed = match record.get("groupIDs") {
+            Some(Value::Array(ids)) => ids.iter().all(Value::is_string),
+            _ => false,
+        };
+        // A new user's record is made here, and has no groups until it is created.
+        let read = record.contains_key("id");
+        if moves && read && !listed {
+            let held = record.get("groupIDs").map_or("none".into(), super::shown);
+            return Err(format!(
+                "the server's record does not list the user's groups as ids (groupIDs: {held}), \
+                 so the group moves cannot be worked out: nothing was sent"
+            ));
+        }
+        Ok(())
+    }
+
     /// Only the group moves that change something: groups are compared as the keys are.
     fn beside(&self, current: &Map<String, Value>, edit: &Edit) -> Vec<(&'static str, Value)> {
         let member_of = str_list(current.get("groupIDs").unwrap_or(&Value::Null));

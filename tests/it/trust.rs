@@ -760,3 +760,48 @@ fn a_user_list_that_changes_while_it_is_read_is_not_trusted_for_who_is_missing()
     );
     assert!(server.requests().iter().all(|r| r.method == "GET"));
 }
+
+/// An Identity user whose groups the server gives as anything but a list of ids (none, null,
+/// a name): a row moving groups cannot tell which moves change something, so it fails
+/// saying so and sends nothing, rather than report `unchanged` with the user still in the
+/// group.
+#[test]
+fn a_group_move_for_an_identity_user_whose_groups_are_not_a_list_of_ids_is_not_dropped() {
+    let admins = "10000000-0000-4000-8000-000000000002";
+    for held in [
+        None,
+        Some(serde_json::Value::Null),
+        Some(serde_json::json!("Administrators")),
+    ] {
+        let mut user = rogue::identity_user(1);
+        match &held {
+            None => {
+                user.as_object_mut().unwrap().remove("groupIDs");
+            }
+            Some(v) => user["groupIDs"] = v.clone(),
+        }
+        let (server, _) = rogue::identity_live(vec![user], None, |_, _| rogue::OnWrite::Apply);
+        let dir = tempdir();
+        let sheet = write(
+            dir.path(),
+            "i.csv",
+            format!("userId,groupIDsToRemove\n00000000-0000-4000-8000-000000000001,{admins}\n"),
+        );
+        let report = dir.path().join("report.csv");
+        let url = format!("{}/identity_", server.url());
+        let env = [
+            ("BULKEDIT_TOKEN", "t0ken"),
+            ("BULKEDIT_PARTITION", "00000000-0000-4000-8000-000000000000"),
+        ];
+        let out = apply("identity", &url, &sheet, &report, &env);
+        assert_eq!(out.status.code(), Some(1), "{held:?}: {}", stderr_of(&out));
+        let rows = read_report(&report);
+        assert_eq!(rows[0]["status"], "failed", "{held:?}: {rows:?}");
+        assert!(
+            rows[0]["error"].contains("does not list the user's groups as ids")
+                && rows[0]["error"].contains("nothing was sent"),
+            "{held:?}: {rows:?}"
+        );
+        assert!(server.requests().iter().all(|r| r.method != "PUT"));
+    }
+}

@@ -406,6 +406,7 @@ pub fn identity_user(i: usize) -> serde_json::Value {
 
 /// An Identity Server that keeps its users and applies each `PUT /api/User/{id}` to them; its
 /// search (`searchTerm`) matches any part of the e-mail, in any case, paged by `top`/`skip`.
+/// Its organization has two groups, Everyone and Administrators.
 pub fn identity_live(
     users: Vec<serde_json::Value>,
     other_admin: OtherAdmin,
@@ -418,6 +419,15 @@ pub fn identity_live(
     let rogue = Rogue::start(move |req| {
         let path = req.target.split('?').next().unwrap_or("").to_string();
         let mut users = shared.lock().unwrap();
+        if path.contains("/api/Group/") {
+            return Answer::json(
+                200,
+                &serde_json::json!([
+                    {"id": "10000000-0000-4000-8000-000000000001", "name": "Everyone"},
+                    {"id": "10000000-0000-4000-8000-000000000002", "name": "Administrators"},
+                ]),
+            );
+        }
         if let Some(rest) = path.split("/api/User/users/").nth(1) {
             let _partition = rest;
             let term = query(&req.target, "searchTerm")
@@ -498,8 +508,18 @@ pub fn control_room_user(id: usize, username: &str) -> serde_json::Value {
 /// A Control Room that keeps its users, whose `eq` filter on the user list matches loosely
 /// (any part of the value, any case), paged by `offset`/`length`; a PUT replaces the user.
 pub fn control_room_live(users: Vec<serde_json::Value>) -> (Rogue, Users) {
+    control_room_live_with(users, None)
+}
+
+/// [`control_room_live`], with another admin setting a field of every user right after the
+/// whole list is first read.
+pub fn control_room_live_with(
+    users: Vec<serde_json::Value>,
+    other_admin: OtherAdmin,
+) -> (Rogue, Users) {
     let store: Users = Arc::new(Mutex::new(users));
     let shared = Arc::clone(&store);
+    let changed = AtomicBool::new(false);
     let rogue = Rogue::start(move |req| {
         let path = req.target.split('?').next().unwrap_or("");
         let mut users = shared.lock().unwrap();
@@ -521,10 +541,18 @@ pub fn control_room_live(users: Vec<serde_json::Value>) -> (Rogue, Users) {
                 .cloned()
                 .collect();
             let page: Vec<_> = hits.iter().skip(offset).take(length).cloned().collect();
-            return Answer::json(
+            let answer = Answer::json(
                 200,
                 &serde_json::json!({"page": {"offset": offset, "total": users.len(), "totalFilter": hits.len()}, "list": page}),
             );
+            if want.is_empty() && length > 1 && !changed.swap(true, Ordering::SeqCst) {
+                if let Some((field, value)) = other_admin {
+                    for u in users.iter_mut() {
+                        u[field] = serde_json::json!(value);
+                    }
+                }
+            }
+            return answer;
         }
         let id: u64 = path.rsplit('/').next().unwrap_or("").parse().unwrap_or(0);
         let Some(at) = users.iter().position(|u| u["id"].as_u64() == Some(id)) else {
