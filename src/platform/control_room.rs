@@ -546,8 +546,12 @@ impl ControlRoomSession {
 impl Vendor for ControlRoomSession {
     const FIELDS: &'static [Field] = FIELDS;
     const PAGE: usize = 1000;
-    /// A PUT carries the `version` it was read at; a stale one is a conflict, read again.
-    const VERSIONED: bool = true;
+
+    /// A PUT carries the `version` it was read at; a stale one is a conflict, read again. A
+    /// record without one (no version is published) is written only from a fresh copy.
+    fn versioned(&self, record: &serde_json::Map<String, Value>) -> bool {
+        record.get("version").is_some_and(Value::is_number)
+    }
 
     fn list_page(&self, at: &PageAt) -> Result<ListPage, Outcome> {
         let (users, total, _) = self.list(None, at.offset, at.size)?;

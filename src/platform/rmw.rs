@@ -176,11 +176,13 @@ pub trait Vendor: Send + Sync {
     const FIELDS: &'static [Field];
     /// Users per page when the whole list is read.
     const PAGE: usize;
-    /// Whether a write carries the version of the copy it was made from, so that the server
-    /// refuses one made from a stale copy (and the user is read again): then a copy read
-    /// minutes ago is safe to start from. Without it a whole record written from an old copy
-    /// would put back what others changed since.
-    const VERSIONED: bool = false;
+    /// Whether a write made from `record` carries the version it was read at, so that the
+    /// server refuses one made from a stale copy (and the user is read again): then a copy
+    /// read minutes ago is safe to start from. Without it a whole record written from an old
+    /// copy would put back what others changed since.
+    fn versioned(&self, _record: &Map<String, Value>) -> bool {
+        false
+    }
 
     /// Whether reading the whole list can serve these rows at all; an error stops the run.
     fn can_list(&self, _plan: &Plan) -> Result<bool, Error> {
@@ -944,7 +946,8 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
         }
         // A copy from the list that is too old is read again before a whole record is
         // written from it; one that shows nothing to change costs nothing.
-        let mut stale = !V::VERSIONED && read_at.is_some_and(|t| t.elapsed() > self.fresh_for);
+        let mut stale = !self.vendor.versioned(&record)
+            && read_at.is_some_and(|t| t.elapsed() > self.fresh_for);
         let mut wrote = false;
         // What a write whose answer was lost changed: when the user read again shows it made,
         // the row says so, and the undo file puts it back.

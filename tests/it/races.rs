@@ -126,6 +126,39 @@ fn another_admins_change_made_after_the_list_was_read_is_not_put_back() {
 }
 
 #[test]
+fn a_control_room_record_without_a_version_is_written_only_from_a_fresh_copy() {
+    // A Control Room whose records carry no version: a PUT cannot be refused as stale, so
+    // a copy older than the window is read again, as on the platforms without one.
+    let users: Vec<serde_json::Value> = (1..=4)
+        .map(|i| {
+            let mut u = rogue::control_room_user(i, &format!("user{i:05}"));
+            u.as_object_mut().unwrap().remove("version");
+            u
+        })
+        .collect();
+    let (server, users) = rogue::control_room_live_with(users, Some(("lastName", "Changed")));
+    let dir = tempdir();
+    let mut text = String::from("id,firstName\n");
+    for i in 1..=4 {
+        text.push_str(&format!("{i},Renamed{i}\n"));
+    }
+    let sheet = write(dir.path(), "cr.csv", text);
+    let report = dir.path().join("report.csv");
+    let env = [("BULKEDIT_TOKEN", "t0ken"), ("BULKEDIT_TEST_FRESH_MS", "0")];
+    let out = apply("control-room", &server.url(), &sheet, &report, &env, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rows = read_report(&report);
+    assert!(rows.iter().all(|r| r["status"] == "updated"), "{rows:?}");
+    for (i, user) in users.lock().unwrap().iter().enumerate() {
+        assert_eq!(user["firstName"], format!("Renamed{}", i + 1));
+        assert_eq!(
+            user["lastName"], "Changed",
+            "the other admin's change stands: {user}"
+        );
+    }
+}
+
+#[test]
 fn a_copy_inside_the_freshness_window_is_written_without_reading_it_again() {
     // The saving the list read up front exists for: within the window, no row reads again.
     let (server, _) = rogue::hub_live((1..=5).map(rogue::hub_user).collect(), None, |_, _| {
