@@ -226,6 +226,10 @@ impl Platform for ControlRoom {
         "control-room"
     }
 
+    fn api_path(&self) -> &'static [&'static str] {
+        &["v1"]
+    }
+
     fn url_sign(&self, url: &url::Url) -> Option<String> {
         // A Control Room is served from the root of its host, which alone says nothing; its
         // API paths and Automation 360 Cloud's hosts do.

@@ -481,6 +481,10 @@ impl Platform for Hub {
         "hub"
     }
 
+    fn api_path(&self) -> &'static [&'static str] {
+        &["api", "v1", "openapi"]
+    }
+
     fn url_sign(&self, url: &url::Url) -> Option<String> {
         let path = url.path().to_ascii_lowercase();
         if super::has_segment(url, "automationhub_") {

@@ -171,6 +171,10 @@ impl Platform for Identity {
         "identity"
     }
 
+    fn api_path(&self) -> &'static [&'static str] {
+        &["api", "User"]
+    }
+
     fn url_sign(&self, url: &url::Url) -> Option<String> {
         // Automation Cloud and Suite: `…/{org}/identity_`; a standalone Orchestrator:
         // `https://{host}/identity`.

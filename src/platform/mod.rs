@@ -287,6 +287,11 @@ pub trait Platform: Send + Sync {
     fn name(&self) -> &'static str;
     /// What in a `--url` says it is this platform's service root (a path segment or a host
     /// only it uses), if anything: the platform is told from the URL as well as the headers.
+    /// The path of its API below the service root, as an admin copies it from the vendor's
+    /// docs into `--url` (`api/v1/openapi`): such a URL is cut back to the root.
+    fn api_path(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn url_sign(&self, _url: &url::Url) -> Option<String> {
         None
     }
@@ -803,5 +808,73 @@ mod tests {
         // The end must still fit after the middle parts took their share.
         assert!(!wildcard_match("ab*b", "ab"));
         assert!(!wildcard_match("a*c*c", "abc"));
+    }
+}
+
+/// `url` cut back to the service root when its path holds `api` (compared in any case, whole
+/// segments), with everything after it: `…/automationhub_/api/v1/openapi/users` is
+/// `…/automationhub_`. `None` when it does not.
+pub fn service_root(url: &url::Url, api: &[&str]) -> Option<url::Url> {
+    if api.is_empty() {
+        return None;
+    }
+    let segments: Vec<&str> = url.path_segments()?.collect();
+    let at = segments.windows(api.len()).position(|w| {
+        w.iter()
+            .zip(api)
+            .all(|(segment, wanted)| segment.eq_ignore_ascii_case(wanted))
+    })?;
+    let mut root = url.clone();
+    root.path_segments_mut()
+        .ok()?
+        .clear()
+        .extend(&segments[..at]);
+    Some(root)
+}
+
+#[cfg(test)]
+mod service_root_tests {
+    use super::service_root;
+
+    #[test]
+    fn an_api_path_and_what_follows_it_are_cut_back_to_the_service_root() {
+        let cut = |url: &str, api: &[&str]| {
+            service_root(&url.parse().unwrap(), api).map(|u| u.to_string())
+        };
+        let hub = ["api", "v1", "openapi"];
+        assert_eq!(
+            cut(
+                "https://cloud.uipath.com/org/t/automationhub_/api/v1/openapi",
+                &hub
+            )
+            .as_deref(),
+            Some("https://cloud.uipath.com/org/t/automationhub_")
+        );
+        assert_eq!(
+            cut(
+                "https://cloud.uipath.com/org/t/automationhub_/API/v1/OpenAPI/users/",
+                &hub
+            )
+            .as_deref(),
+            Some("https://cloud.uipath.com/org/t/automationhub_")
+        );
+        assert_eq!(
+            cut("https://cr.example.com/v1", &["v1"]).as_deref(),
+            Some("https://cr.example.com/")
+        );
+        assert_eq!(
+            cut(
+                "https://cloud.uipath.com/org/identity_/api/User",
+                &["api", "user"]
+            )
+            .as_deref(),
+            Some("https://cloud.uipath.com/org/identity_")
+        );
+        // Only whole segments: a prefix that merely looks like one stays.
+        assert_eq!(cut("https://cr.example.com/v1app", &["v1"]), None);
+        assert_eq!(
+            cut("https://cloud.uipath.com/org/t/automationhub_", &hub),
+            None
+        );
     }
 }

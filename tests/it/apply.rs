@@ -1309,3 +1309,62 @@ fn a_job_that_reads_the_whole_list_reads_each_page_once() {
         assert_eq!(pages.len(), 3, "{platform}: {pages:?}");
     }
 }
+
+/// A `--url` copied with the API's own path (`/api/v1/openapi`, `/api/User`, `/v1`, and what
+/// follows) is cut back to the service root, saying so, and the run goes on: SPEC's promise.
+#[test]
+fn a_url_with_the_apis_own_path_is_cut_back_to_the_service_root() {
+    let sb = sandbox(Faults::default());
+    let dir = tempdir();
+    /// A platform, the API path pasted after its root, a sheet, and its credentials.
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 3] = [
+        (
+            "hub",
+            "api/v1/openapi/",
+            "user_email,user_job_title\nuser00001@example.com,Cut\n",
+            &HUB_ENV,
+        ),
+        (
+            "identity",
+            "api/User",
+            "userId,name\n00000000-0000-4000-8000-000000000001,Cut\n",
+            &IDENTITY_ENV,
+        ),
+        (
+            "control-room",
+            "v1/usermanagement/users",
+            "id,firstName\n1,Cut\n",
+            &CR_ENV,
+        ),
+    ];
+    for (platform, api, sheet, env) in cases {
+        let root = sb.url_for(platform);
+        let url = format!("{}/{api}", root.as_str().trim_end_matches('/'));
+        let file = write(dir.path(), &format!("{platform}.csv"), sheet);
+        let report = dir.path().join(format!("{platform}-report.csv"));
+        let out = bulkedit()
+            .arg("apply")
+            .arg(&file)
+            .args([
+                "--platform",
+                platform,
+                "--url",
+                &url,
+                "--rate",
+                "unlimited",
+                "--report",
+            ])
+            .arg(&report)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{platform}: {err}");
+        assert!(
+            err.contains("the API's path is bulkedit's to add; using the service root"),
+            "{platform}: {err}"
+        );
+        assert_eq!(read_report(&report)[0]["status"], "updated", "{platform}");
+    }
+}

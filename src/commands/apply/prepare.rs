@@ -133,7 +133,21 @@ pub fn target(args: &ApplyArgs, console: &Console, platform_name: &str) -> Resul
     crate::crash::hold_secrets(&secrets);
     let url = match (&sandbox, &args.connection.url) {
         (Some(sb), _) => sb.url_for(platform_name),
-        (None, Some(raw)) => check_url(raw, args.connection.allow_http)?,
+        (None, Some(raw)) => {
+            let url = check_url(raw, args.connection.allow_http)?;
+            let api = crate::platform::by_name(platform_name, &args.options)
+                .map_or(&[][..], |p| p.api_path());
+            match crate::platform::service_root(&url, api) {
+                Some(root) => {
+                    console.info(&format!(
+                        "--url {url}: the API's path is bulkedit's to add; using the service \
+                         root {root}"
+                    ));
+                    root
+                }
+                None => url,
+            }
+        }
         (None, None) => {
             return Err(Error::usage(
                 "give --url URL (the service root) or --sandbox",
