@@ -39,8 +39,8 @@ const FIELDS: &[Field] = {
         Field::new("isActive",                   &[],          YesNo(TrueFalse), InRecord("isActive"),    Column(5, "true", &["true", "false"])),
         Field::new("bypassBasicAuthRestriction", &[],          YesNo(TrueFalse), InRecord("bypassBasicAuthRestriction"), Column(6, "false", &["true", "false"])),
         Field::new("invitationAccepted",         &[],          YesNo(TrueFalse), InRecord("invitationAccepted"), Column(7, "", &["true", "false"])),
-        Field::new("groupIDsToAdd",              &[],          GROUPS,           WriteOnly,               Column(8, "", &[])),
-        Field::new("groupIDsToRemove",           &[],          GROUPS,           WriteOnly,               Column(9, "", &[])),
+        Field::new("groupIDsToAdd",              &["groupsToAdd", "Add Groups"], GROUPS,           WriteOnly,               Column(8, "", &[])),
+        Field::new("groupIDsToRemove",           &["groupsToRemove", "Remove Groups"], GROUPS,           WriteOnly,               Column(9, "", &[])),
         Field::new("password",                   &[],          Password,         WriteOnly,               Column(10, "", &[])),
     ]
 };

@@ -1368,3 +1368,53 @@ fn a_url_with_the_apis_own_path_is_cut_back_to_the_service_root() {
         assert_eq!(read_report(&report)[0]["status"], "updated", "{platform}");
     }
 }
+
+/// Identity's group columns go by SPEC's other names too (`groupsToAdd`, `Add Groups`,
+/// `groupsToRemove`, `Remove Groups`), as hub's role columns do: an admin's `Remove Groups`
+/// column was dropped with a warning, and the row reported unchanged.
+#[test]
+fn identity_group_columns_are_read_under_specs_other_names() {
+    let sb = sandbox(Faults::default());
+    let dir = tempdir();
+    let admins = "10000000-0000-4000-8000-000000000002";
+    let reviewers = "10000000-0000-4000-8000-000000000005";
+    for (add, remove) in [
+        ("groupsToAdd", "groupsToRemove"),
+        ("Add Groups", "Remove Groups"),
+    ] {
+        // User 50 is in Administrators; then back again, the other way round.
+        for (adds, removes, member) in [
+            ("HR Reviewers", "Administrators", false),
+            ("Administrators", "HR Reviewers", true),
+        ] {
+            let file = write(
+                dir.path(),
+                "groups.csv",
+                format!("userId,{add},{remove}\n00000000-0000-4000-8000-000000000050,{adds},{removes}\n"),
+            );
+            let run = apply(&sb, "identity", &file, dir.path(), &IDENTITY_ENV, &[]);
+            assert_eq!(run.code(), Some(0), "{add}: {}", run.stderr());
+            assert_eq!(
+                run.report[0]["status"], "updated",
+                "{add}: {:?}",
+                run.report
+            );
+            let state = sb.state();
+            let user = state["identity"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["id"] == "00000000-0000-4000-8000-000000000050")
+                .unwrap()
+                .clone();
+            let groups: Vec<&str> = user["groupIDs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(groups.contains(&admins), member, "{add}: {groups:?}");
+            assert_eq!(groups.contains(&reviewers), !member, "{add}: {groups:?}");
+        }
+    }
+}
