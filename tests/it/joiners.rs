@@ -232,6 +232,44 @@ fn a_dry_run_says_who_would_be_created_and_sends_nothing() {
 }
 
 #[test]
+fn a_plan_that_creates_users_is_refused_without_create_before_anything_is_sent() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let file = write(dir.path(), "joiners.csv", HUB_SHEET);
+    let plan = apply(
+        &sb,
+        "hub",
+        &file,
+        "plan.csv",
+        &HUB_ENV,
+        &["--create", "--dry-run"],
+    );
+    assert_eq!(plan.row("3")["status"], "would-create");
+    let run = apply(&sb, "hub", &plan.report_path, "applied.csv", &HUB_ENV, &[]);
+    assert_eq!(run.out.status.code(), Some(2), "{}", stderr_of(&run.out));
+    assert!(
+        stderr_of(&run.out).contains(
+            "the plan creates 2 users (its would-create rows): give --create to carry it out as \
+             the dry run did"
+        ),
+        "{}",
+        stderr_of(&run.out)
+    );
+    assert!(!run.report_path.exists(), "no report");
+    assert_eq!(seen_at(&sb, "POST", "/edituser"), 0);
+    // With --create, the plan is carried out.
+    let run = apply(
+        &sb,
+        "hub",
+        &plan.report_path,
+        "applied.csv",
+        &HUB_ENV,
+        &["--create"],
+    );
+    assert_eq!(run.row("3")["status"], "created", "{}", stderr_of(&run.out));
+}
+
+#[test]
 fn without_create_a_new_user_is_still_not_found() {
     let sb = sandbox();
     let dir = tempdir();

@@ -216,7 +216,7 @@ pub fn survey(
         ..Plan::default()
     };
     let mut total_rows = 0u64;
-    let (mut is_plan, mut planned_leavers) = (false, 0u64);
+    let (mut is_plan, mut planned_leavers, mut planned_joiners) = (false, 0u64, 0u64);
     // The rows are read here for their keys; the sending pass reads them again rather than
     // holding a million edits in memory.
     let rows = std::mem::replace(&mut input.sheet.rows, Box::new(std::iter::empty()));
@@ -224,7 +224,9 @@ pub fn survey(
         let chunk = chunk?;
         let checked = check::check_chunk(input.platform.as_ref(), &input.layout, &chunk);
         for (row, checked) in chunk.iter().zip(checked) {
-            is_plan |= check::plan_status(&input.layout, row).is_some();
+            let planned = check::plan_status(&input.layout, row);
+            is_plan |= planned.is_some();
+            planned_joiners += u64::from(planned == Some(crate::engine::Status::WouldCreate));
             // A plan's users to deactivate are not rows of its roster.
             if check::is_planned_leaver(&input.layout, row) {
                 planned_leavers += 1;
@@ -253,6 +255,14 @@ pub fn survey(
     })?;
     // Rows naming the same user were valid alone but are not sent.
     plan.rows = plan.rows.saturating_sub(dups.valid_rows());
+    if planned_joiners > 0 && !args.create {
+        return Err(Error::usage(format!(
+            "{}: the plan creates {} (its would-create rows): give --create to carry it out as \
+             the dry run did, or delete those rows",
+            args.file.display(),
+            report::summary::counted(planned_joiners, "user")
+        )));
+    }
     if planned_leavers > 0 && !args.deactivate_missing {
         return Err(Error::usage(format!(
             "{}: the plan deactivates {} (its would-deactivate lines): give \
