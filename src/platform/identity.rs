@@ -606,6 +606,25 @@ impl Vendor for IdentitySession {
         }
         let groups = self.group_catalog()?;
         for (field, item) in items {
+            // A name two groups share says neither: the id does (an id is never a name).
+            let key = rules::normalize_key(&item);
+            let named: Vec<&str> = groups
+                .iter()
+                .filter(|(id, n)| *id != key && n.eq_ignore_ascii_case(item.trim()))
+                .map(|(id, _)| id.as_str())
+                .collect();
+            if named.len() > 1 && !groups.iter().any(|(id, _)| *id == key) {
+                return Err(Outcome::with_error(
+                    Status::Invalid,
+                    format!(
+                        "{}: {} groups are named '{}' (ids {}): give the id",
+                        FIELDS[field].name,
+                        named.len(),
+                        item.trim(),
+                        named.join(", ")
+                    ),
+                ));
+            }
             if self.group_id(&item).is_none() {
                 let names: Vec<&str> = groups.iter().map(|(_, n)| n.as_str()).collect();
                 return Err(Outcome::with_error(
@@ -903,6 +922,42 @@ mod tests {
             partition: None,
             groups: OnceLock::new(),
         }
+    }
+
+    #[test]
+    fn a_group_name_two_groups_share_makes_the_row_invalid_and_its_id_does_not() {
+        let s = session();
+        let finance = |i: u8| {
+            (
+                format!("20000000-0000-4000-8000-00000000000{i}"),
+                "Finance".to_string(),
+            )
+        };
+        let _ = s
+            .groups
+            .set(Ok(vec![finance(1), finance(2)].into_iter().collect()));
+        let edit = |item: &str| {
+            let mut changes = Changes::default();
+            changes.insert("groupIDsToAdd", json!([item]));
+            Edit {
+                key: UserKey {
+                    field: "userId",
+                    value: "00000000-0000-4000-8000-000000000001".into(),
+                },
+                changes,
+                plan: None,
+            }
+        };
+        let o = s.unknown_names(&edit("finance")).unwrap_err();
+        assert_eq!(o.status, Status::Invalid);
+        assert!(
+            o.error.contains("2 groups are named 'finance'"),
+            "{}",
+            o.error
+        );
+        assert!(s
+            .unknown_names(&edit("20000000-0000-4000-8000-000000000002"))
+            .is_ok());
     }
 
     #[test]
