@@ -456,25 +456,10 @@ impl<V: Vendor> ReadModifyWrite<V> {
         edit: &Edit,
         made: &[FieldChange],
         message: String,
-        mut attempts: u32,
+        attempts: u32,
     ) -> Outcome {
-        match self.vendor.find(&edit.key) {
-            Ok((now, n, status)) => {
-                attempts += n;
-                let in_place = now.is_some_and(|now| {
-                    merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
-                });
-                if in_place {
-                    let mut o = Outcome::new(Status::Created).http(status, attempts);
-                    o.changes = made.to_vec();
-                    return o;
-                }
-            }
-            Err(o) => attempts += o.attempts,
-        }
-        let mut o = Outcome::with_error(Status::Failed, message);
-        o.attempts = attempts;
-        o
+        let now = self.vendor.find(&edit.key);
+        self.made_after_all(now, Status::Created, edit, made, message, attempts)
     }
 
     /// The user a key names, the requests it took, the status of the last, and when the copy
@@ -646,16 +631,32 @@ impl<V: Vendor> ReadModifyWrite<V> {
         edit: &Edit,
         made: &[FieldChange],
         message: String,
+        attempts: u32,
+    ) -> Outcome {
+        let now = self.vendor.read(id);
+        self.made_after_all(now, Status::Updated, edit, made, message, attempts)
+    }
+
+    /// What a write or create whose answer was lost comes to, once the user is read again
+    /// (`now`): `done` with `made` when the row's values are all in place, else failed with
+    /// `message`.
+    fn made_after_all(
+        &self,
+        now: Result<Found, Outcome>,
+        done: Status,
+        edit: &Edit,
+        made: &[FieldChange],
+        message: String,
         mut attempts: u32,
     ) -> Outcome {
-        match self.vendor.read(id) {
+        match now {
             Ok((now, n, status)) => {
                 attempts += n;
                 let in_place = now.is_some_and(|now| {
                     merge(&self.vendor, now, edit).is_ok_and(|c| in_place::<V>(&c))
                 });
                 if in_place {
-                    let mut o = Outcome::new(Status::Updated).http(status, attempts);
+                    let mut o = Outcome::new(done).http(status, attempts);
                     o.changes = made.to_vec();
                     return o;
                 }
@@ -1055,10 +1056,6 @@ impl<V: Vendor> Session for ReadModifyWrite<V> {
 /// sent. A password's value is never shown, so only that it changes is compared.
 fn drifted(edit: &Edit, status: Status, now: &[FieldChange], attempts: u32) -> Option<Outcome> {
     let plan = edit.plan.as_deref()?;
-    // A row the plan changes nothing for may still change nothing.
-    if plan.status == Status::Unchanged && status == Status::Unchanged {
-        return None;
-    }
     let same = |a: &FieldChange, b: &FieldChange| {
         a.field == b.field
             && a.hidden == b.hidden
