@@ -606,11 +606,11 @@ impl Vendor for IdentitySession {
         }
         let groups = self.group_catalog()?;
         for (field, item) in items {
-            // A name two groups share says neither: the id does (an id is never a name).
+            // A name two groups share says neither: their ids do.
             let key = rules::normalize_key(&item);
             let named: Vec<&str> = groups
                 .iter()
-                .filter(|(id, n)| *id != key && n.eq_ignore_ascii_case(item.trim()))
+                .filter(|(_, n)| n.eq_ignore_ascii_case(item.trim()))
                 .map(|(id, _)| id.as_str())
                 .collect();
             if named.len() > 1 && !groups.iter().any(|(id, _)| *id == key) {

@@ -285,13 +285,13 @@ pub trait Session: Send + Sync {
 pub trait Platform: Send + Sync {
     /// The `--platform` value.
     fn name(&self) -> &'static str;
-    /// What in a `--url` says it is this platform's service root (a path segment or a host
-    /// only it uses), if anything: the platform is told from the URL as well as the headers.
     /// The path of its API below the service root, as an admin copies it from the vendor's
     /// docs into `--url` (`api/v1/openapi`): such a URL is cut back to the root.
     fn api_path(&self) -> &'static [&'static str] {
         &[]
     }
+    /// What in a `--url` says it is this platform's service root (a path segment or a host
+    /// only it uses), if anything: the platform is told from the URL as well as the headers.
     fn url_sign(&self, _url: &url::Url) -> Option<String> {
         None
     }
@@ -747,9 +747,30 @@ pub fn read_user(
     }
 }
 
+/// `url` cut back to the service root when its path holds `api` (compared in any case, whole
+/// segments), with everything after it: `…/automationhub_/api/v1/openapi/users` is
+/// `…/automationhub_`. `None` when it does not.
+pub fn service_root(url: &url::Url, api: &[&str]) -> Option<url::Url> {
+    if api.is_empty() {
+        return None;
+    }
+    let segments: Vec<&str> = url.path_segments()?.collect();
+    let at = segments.windows(api.len()).position(|w| {
+        w.iter()
+            .zip(api)
+            .all(|(segment, wanted)| segment.eq_ignore_ascii_case(wanted))
+    })?;
+    let mut root = url.clone();
+    root.path_segments_mut()
+        .ok()?
+        .clear()
+        .extend(&segments[..at]);
+    Some(root)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{server_message, wildcard_match};
+    use super::{server_message, service_root, wildcard_match};
     use crate::engine::Reply;
 
     fn answered(status: u16, body: &str) -> String {
@@ -809,32 +830,6 @@ mod tests {
         assert!(!wildcard_match("ab*b", "ab"));
         assert!(!wildcard_match("a*c*c", "abc"));
     }
-}
-
-/// `url` cut back to the service root when its path holds `api` (compared in any case, whole
-/// segments), with everything after it: `…/automationhub_/api/v1/openapi/users` is
-/// `…/automationhub_`. `None` when it does not.
-pub fn service_root(url: &url::Url, api: &[&str]) -> Option<url::Url> {
-    if api.is_empty() {
-        return None;
-    }
-    let segments: Vec<&str> = url.path_segments()?.collect();
-    let at = segments.windows(api.len()).position(|w| {
-        w.iter()
-            .zip(api)
-            .all(|(segment, wanted)| segment.eq_ignore_ascii_case(wanted))
-    })?;
-    let mut root = url.clone();
-    root.path_segments_mut()
-        .ok()?
-        .clear()
-        .extend(&segments[..at]);
-    Some(root)
-}
-
-#[cfg(test)]
-mod service_root_tests {
-    use super::service_root;
 
     #[test]
     fn an_api_path_and_what_follows_it_are_cut_back_to_the_service_root() {

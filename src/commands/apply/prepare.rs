@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::check::{self, Duplicates, Input, KeyCollector};
 use crate::engine::http::{printable, Hooks, LogSink};
-use crate::engine::{Http, HttpSettings, Rate};
+use crate::engine::{Http, HttpSettings, Rate, Status};
 use crate::error::Error;
 use crate::platform::{
     Connect, Layout, Missing, Plan, PlannedLeaver, Platform, Roster, Session, UserKey,
@@ -226,9 +226,9 @@ pub fn survey(
         for (row, checked) in chunk.iter().zip(checked) {
             let planned = check::plan_status(&input.layout, row);
             is_plan |= planned.is_some();
-            planned_joiners += u64::from(planned == Some(crate::engine::Status::WouldCreate));
+            planned_joiners += u64::from(planned == Some(Status::WouldCreate));
             // A plan's users to deactivate are not rows of its roster.
-            if check::is_planned_leaver(&input.layout, row) {
+            if planned == Some(Status::WouldDeactivate) {
                 planned_leavers += 1;
                 continue;
             }
